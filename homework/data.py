@@ -1,0 +1,62 @@
+"""Datasets, the grading rule, and `benchmark`, which scores any model with an `answer(*questions)` method."""
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+
+
+class Dataset:
+    def __init__(self, split: str):
+        path = DATA_DIR / f"{split}.json"
+        if not path.exists():
+            raise FileNotFoundError(f"no dataset split {split!r}: {path} does not exist")
+        with path.open() as f:
+            self.data = json.load(f)
+
+    def __len__(self):
+        return len(self.data)
+
+    def __getitem__(self, idx: int):
+        return self.data[idx]
+
+
+def is_answer_valid(answer: float, correct_answer: float, relative_tolerance: float = 0.05) -> bool:
+    """The homework's rule: within 5% of the truth, after rounding both to 3 decimals. NaN is never valid."""
+    answer, correct_answer = round(answer, 3), round(correct_answer, 3)
+    return abs(answer - correct_answer) < relative_tolerance * abs(correct_answer)
+
+
+@dataclass
+class BenchmarkResult:
+    @dataclass
+    class Sample:
+        question: str
+        answer: float
+        correct_answer: float
+        is_correct: bool
+
+    accuracy: float
+    answer_rate: float  # fraction of questions for which the model gave a parsable number
+    samples: list[Sample] = field(default_factory=list)
+
+    @classmethod
+    def from_answers(cls, answers: list[float], dataset: Dataset, max_question: int) -> "BenchmarkResult":
+        samples = [
+            cls.Sample(question=q, answer=a, correct_answer=c, is_correct=is_answer_valid(a, c))
+            for (q, c), a in zip((dataset[i] for i in range(max_question)), answers)
+        ]
+        n = max(len(samples), 1)
+        return cls(
+            accuracy=sum(s.is_correct for s in samples) / n,
+            answer_rate=sum(not math.isnan(s.answer) for s in samples) / n,
+            samples=samples,
+        )
+
+
+def benchmark(func, dataset: Dataset, max_question: int) -> BenchmarkResult:
+    max_question = min(len(dataset), max_question)
+    questions = [dataset[i][0] for i in range(max_question)]
+    answers = func.answer(*questions)
+    return BenchmarkResult.from_answers(answers, dataset, max_question)

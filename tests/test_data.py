@@ -1,0 +1,92 @@
+import collections
+import json
+import re
+
+import pytest
+
+from homework import units
+from homework.data import DATA_DIR, Dataset, benchmark
+
+SPLITS = {split: Dataset(split).data for split in ("train", "valid")}
+
+
+def test_sizes_and_no_valid_question_in_train():
+    assert len(SPLITS["train"]) == len(SPLITS["valid"]) == 1000
+    assert not {q for q, _ in SPLITS["valid"]} & {q for q, _ in SPLITS["train"]}
+
+
+def _parse(question):
+    """(n, src, dst) of a question, by matching it against the phrasing it was made from."""
+    for phrasing in units.PHRASINGS:
+        pattern = re.escape(phrasing).replace(r"\{n\}", r"(?P<n>\d+)")
+        pattern = pattern.replace(r"\{src\}", r"(?P<src>.+?)").replace(r"\{dst\}", r"(?P<dst>.+?)")
+        match = re.fullmatch(pattern, question)
+        if match and match["src"] in units.UNITS[units.category(question)]:
+            return int(match["n"]), match["src"], match["dst"], phrasing
+    raise AssertionError(f"no phrasing makes {question!r}")
+
+
+@pytest.mark.parametrize("split", SPLITS)
+def test_every_row_agrees_with_pint(split):
+    import pint
+
+    ureg = pint.UnitRegistry()
+    for question, answer in SPLITS[split]:
+        n, src, dst, _ = _parse(question)
+        assert 1 <= n <= 10
+        cat = units.category(question)
+        expected = (n * ureg(units.UNITS[cat][src]) / ureg(units.UNITS[cat][dst])).to("dimensionless").magnitude
+        assert answer == pytest.approx(expected, rel=1e-12), question
+
+
+def test_spot_checks_against_known_conversions():
+    assert units.convert(6, "kg", "gram") == pytest.approx(6000)
+    assert units.convert(8, "KB", "byte") == pytest.approx(8000)  # decimal kilobytes
+    assert units.convert(1, "in", "cm") == pytest.approx(2.54)
+    assert units.convert(2, "decades", "years") == pytest.approx(20)
+    assert units.convert(1, "gallon", "L") == pytest.approx(3.785411784)
+    assert units.convert(36, "km/h", "m/s") == pytest.approx(10)
+
+
+def test_category_and_phrasing_coverage():
+    rows = SPLITS["train"] + SPLITS["valid"]
+    cats = collections.Counter(units.category(q) for q, _ in rows)
+    assert set(cats) == set(units.UNITS), cats
+    assert min(cats.values()) >= 100, cats
+    phrasings = collections.Counter(_parse(q)[3] for q, _ in rows)
+    assert len(units.PHRASINGS) >= 20 and len(phrasings) == len(units.PHRASINGS)
+    spellings = {s for q, _ in rows for s in _parse(q)[1:3]}
+    for required in ["cm^3", "cm**3", "fluid ounce", "metric ton", "kmh", "mph", "KB", "kB", "centuries", "mi"]:
+        assert required in spellings, required
+
+
+def test_category_is_the_generating_category():
+    for cat, spellings in units.UNITS.items():
+        src, dst = list(spellings)[:2]
+        for phrasing in units.PHRASINGS:
+            assert units.category(phrasing.format(n=3, src=src, dst=dst)) == cat
+
+
+def test_regeneration_is_byte_identical(tmp_path, monkeypatch):
+    monkeypatch.setattr(units, "DATA_DIR", tmp_path)
+    units.main()
+    for split in SPLITS:
+        assert (tmp_path / f"{split}.json").read_bytes() == (DATA_DIR / f"{split}.json").read_bytes()
+
+
+def test_benchmark_scores_what_the_model_answers():
+    dataset = Dataset("valid")
+
+    class Half:
+        def answer(self, *questions):
+            truth = {q: a for q, a in dataset.data}
+            return [truth[q] if i % 2 == 0 else float("nan") for i, q in enumerate(questions)]
+
+    result = benchmark(Half(), dataset, 10)
+    assert (result.accuracy, result.answer_rate, len(result.samples)) == (0.5, 0.5, 10)
+    assert result.samples[0].is_correct and not result.samples[1].is_correct
+
+
+def test_missing_split_is_a_clear_error():
+    with pytest.raises(FileNotFoundError, match="no dataset split 'nope'"):
+        Dataset("nope")
