@@ -79,7 +79,7 @@ class BaseLLM:
             **inputs,
             max_new_tokens=self.max_new_tokens,
             num_return_sequences=num_return_sequences,
-            stop_strings=self.stop_strings,
+            stop_strings=self.stop_strings or None,
             tokenizer=self.tokenizer,
             pad_token_id=self.tokenizer.pad_token_id,
             **sampling,

@@ -1,6 +1,7 @@
 """Datasets, the grading rule, and `benchmark`, which scores any model with an `answer(*questions)` method."""
 import json
 import math
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,3 +61,21 @@ def benchmark(func, dataset: Dataset, max_question: int) -> BenchmarkResult:
     questions = [dataset[i][0] for i in range(max_question)]
     answers = func.answer(*questions)
     return BenchmarkResult.from_answers(answers, dataset, max_question)
+
+
+def evaluate(model, max_question: int = 100, show_misses: int = 5, split: str = "valid") -> BenchmarkResult:
+    """Benchmark on the first `max_question` questions and print the result, per unit category, and the
+    first misses with what the model wrote."""
+    from .units import category
+
+    result = benchmark(model, Dataset(split), max_question)
+    print(f"accuracy={result.accuracy:.2f} answer_rate={result.answer_rate:.2f} ({len(result.samples)} {split} questions)")
+    by_category = defaultdict(list)
+    for s in result.samples:
+        by_category[category(s.question)].append(s.is_correct)
+    print("per category: " + "  ".join(f"{c}={sum(v) / len(v):.2f} (n={len(v)})" for c, v in sorted(by_category.items())))
+    misses = [s for s in result.samples if not s.is_correct][:show_misses]
+    texts = model.batched_generate([model.format_prompt(s.question) for s in misses]) if misses else []
+    for s, text in zip(misses, texts):
+        print(f"  miss: {s.question!r} expected {s.correct_answer:g}, got {s.answer:g} from {text!r}")
+    return result

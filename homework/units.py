@@ -94,6 +94,28 @@ def category(question: str) -> str:
     return "unknown"
 
 
+def _phrasing_pattern(phrasing: str) -> re.Pattern:
+    pattern = re.escape(phrasing).replace(r"\{n\}", r"(?P<n>\d+)")
+    return re.compile(pattern.replace(r"\{src\}", r"(?P<src>.+?)").replace(r"\{dst\}", r"(?P<dst>.+?)"))
+
+
+_PHRASING_PATTERNS = [_phrasing_pattern(p) for p in PHRASINGS]
+
+
+def parse_question(question: str) -> tuple[int, str, str] | None:
+    """(n, src, dst) of a question written in one of our phrasings, or None."""
+    for pattern in _PHRASING_PATTERNS:
+        match = pattern.fullmatch(question.strip())
+        if match and any(match["src"] in u and match["dst"] in u for u in UNITS.values()):
+            return int(match["n"]), match["src"], match["dst"]
+    return None
+
+
+def unit_of(spelling: str) -> str:
+    """The pint expression a spelling means ("kg" -> "kilogram"), so "kg" and "kilogram" compare equal."""
+    return next(spellings[spelling] for spellings in UNITS.values() if spelling in spellings)
+
+
 def convert(n: float, src: str, dst: str) -> float:
     """Convert n of spelling src into spelling dst with pint."""
     import pint

@@ -16,14 +16,11 @@ def test_sizes_and_no_valid_question_in_train():
 
 
 def _parse(question):
-    """(n, src, dst) of a question, by matching it against the phrasing it was made from."""
-    for phrasing in units.PHRASINGS:
-        pattern = re.escape(phrasing).replace(r"\{n\}", r"(?P<n>\d+)")
-        pattern = pattern.replace(r"\{src\}", r"(?P<src>.+?)").replace(r"\{dst\}", r"(?P<dst>.+?)")
-        match = re.fullmatch(pattern, question)
-        if match and match["src"] in units.UNITS[units.category(question)]:
-            return int(match["n"]), match["src"], match["dst"], phrasing
-    raise AssertionError(f"no phrasing makes {question!r}")
+    """(n, src, dst, phrasing) of a question."""
+    parsed = units.parse_question(question)
+    assert parsed, f"no phrasing makes {question!r}"
+    phrasing = next(p for p in units.PHRASINGS if p.format(n=parsed[0], src=parsed[1], dst=parsed[2]) == question)
+    return (*parsed, phrasing)
 
 
 @pytest.mark.parametrize("split", SPLITS)

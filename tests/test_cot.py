@@ -1,0 +1,66 @@
+import re
+import subprocess
+import sys
+
+import pytest
+
+from homework.base_llm import parse_answer
+from homework.cot import CoTModel, fmt, rationale
+from homework.data import Dataset, is_answer_valid
+from homework.units import category, parse_question, unit_of
+
+
+@pytest.fixture
+def cot(tiny_model, tokenizer):
+    return CoTModel(model=tiny_model, tokenizer=tokenizer)
+
+
+def test_prompt_is_a_chat_ending_with_the_generation_prompt(cot):
+    question = "How many gram are there per 6 kg?"
+    prompt = cot.format_prompt(question)
+    assert prompt.startswith("<|im_start|>system\n")
+    assert prompt.endswith(f"<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n")
+    assert prompt.count("<|im_start|>assistant\n") == cot.num_examples + 1
+    assert "<answer>" in prompt and "concise" in prompt
+
+
+def test_every_example_answer_is_correct(cot):
+    truth = dict(Dataset("train").data)
+    for question, _ in Dataset("valid").data[:200]:
+        examples = cot.examples(question)
+        assert len(examples) == cot.num_examples
+        for example_question, worked in examples:
+            assert example_question != question
+            assert is_answer_valid(parse_answer(worked), truth[example_question]), worked
+            # and the arithmetic the example shows agrees with its answer
+            n, factor, product = re.search(r"(\S+) \* (\S+) = (\S+)\.", worked).groups()
+            assert float(n) * float(factor) == pytest.approx(float(product), rel=1e-4)
+
+
+def test_examples_prefer_the_same_unit_pair_then_the_same_category(cot):
+    question = "How many gram are there per 6 kg?"
+    for example_question, _ in cot.examples(question):
+        _, src, dst = parse_question(example_question)
+        assert (unit_of(src), unit_of(dst)) == ("kilogram", "gram")
+    rare = "How many centuries make up 3 mm^3?"  # not a real pair: falls back to the category of the question
+    assert all(category(q) in ("time", "volume") for q, _ in cot.examples(rare))
+
+
+@pytest.mark.parametrize("x,text", [(6000, "6000"), (0.3048, "0.3048"), (26.246719160104988, "26.2467"), (3.15576e9, "3155760000"), (12.0, "12")])
+def test_fmt(x, text):
+    assert fmt(x) == text
+
+
+def test_rationale_reads_as_intended():
+    assert rationale(6, "kg", "g", 6000.0) == "1 kg = 1000 g. 6 * 1000 = 6000. <answer>6000</answer>"
+
+
+@pytest.mark.slow
+def test_cot_cli_on_a_small_slice():
+    result = subprocess.run(
+        [sys.executable, "-m", "homework.cot", "test", "--max_question", "4"],
+        capture_output=True, text=True, timeout=600, env={**__import__("os").environ, "HOMEWORK_CHECKPOINT": "embedded"},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert re.search(r"accuracy=\d\.\d\d answer_rate=\d\.\d\d \(4 valid questions\)", result.stdout)
+    assert "per category:" in result.stdout
