@@ -1,0 +1,114 @@
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from homework import loader, sft
+from homework.base_llm import BaseLLM
+from tests.conftest import make_tiny_model
+
+EXAMPLES = [("How many gram are there per 6 kg?", sft.answer_text(6000.0)), ("What is 4 yard in ft?", sft.answer_text(12.0))] * 8
+
+
+@pytest.fixture
+def tiny_base(tmp_path, tokenizer):
+    """A tiny random Llama saved as a local model directory, so it loads like any checkpoint."""
+    path = tmp_path / "tiny_base"
+    make_tiny_model(tokenizer).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def test_labels_are_masked_on_the_prompt_and_padding(tokenizer):
+    short = sft.tokenize(tokenizer, "What is 4 yard in ft?", sft.answer_text(12.0))
+    long = sft.tokenize(tokenizer, "How many gram are there per 6 kg, in your opinion?", sft.answer_text(6000.0))
+    prompt_len = len(tokenizer("What is 4 yard in ft?")["input_ids"])
+    assert short["labels"][:prompt_len] == [-100] * prompt_len
+    assert short["labels"][prompt_len:] == short["input_ids"][prompt_len:]
+    assert tokenizer.decode(short["input_ids"][prompt_len:]) == " <answer>12</answer><|im_end|>"
+
+    batch = sft.collate([short, long], pad_token_id=tokenizer.pad_token_id)
+    n = len(short["input_ids"])
+    assert batch["input_ids"].shape == (2, len(long["input_ids"]))
+    assert (batch["labels"][0, n:] == -100).all() and (batch["attention_mask"][0, n:] == 0).all()
+    assert (batch["attention_mask"][1] == 1).all()
+    assert batch["labels"][0, :n].tolist() == short["labels"]
+    assert sft.collate([short], tokenizer.pad_token_id, pad_to=128)["input_ids"].shape == (1, 128)
+
+
+def test_round_answer_stays_inside_the_tolerance():
+    from homework.data import is_answer_valid
+
+    for x in [213.36, 3155760000.0, 0.0568182, 6000.0, 26.2467, 0.0123]:
+        assert is_answer_valid(sft.round_answer(x), x) and abs(sft.round_answer(x) - x) <= 0.005 * x
+
+
+def test_training_changes_lora_only_and_lowers_the_loss(tiny_model, tokenizer, tmp_path):
+    base_before = {k: v.clone() for k, v in tiny_model.state_dict().items()}
+    llm, trainer = sft.train_model(
+        EXAMPLES, tmp_path / "adapter", model=tiny_model, tokenizer=tokenizer,
+        max_steps=30, batch_size=4, learning_rate=5e-2, lora_r=8, lora_alpha=32,
+    )
+    state = llm.model.state_dict()
+    lora_b = [v for k, v in state.items() if "lora_B" in k]
+    assert lora_b and all(v.abs().sum() > 0 for v in lora_b)  # lora_B starts at zero
+    for name, before in base_before.items():
+        key = next(k for k in state if k.endswith(name.replace(".weight", ".base_layer.weight")) or k.endswith(name))
+        assert torch.equal(state[key], before), name
+    losses = [log["loss"] for log in trainer.state.log_history if "loss" in log]
+    assert len(losses) == 3 and losses[-1] < losses[0] - 1.0
+    assert not list((tmp_path / "adapter").glob("checkpoint-*"))
+
+
+def test_saved_adapter_is_small_and_reloads_to_identical_outputs(tiny_base, tmp_path):
+    out = tmp_path / "adapter"
+    llm, _ = sft.train_model(EXAMPLES, out, checkpoint=str(tiny_base), max_steps=10, batch_size=4, learning_rate=1e-2)
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    assert size < 20e6
+    prompts = [q for q, _ in EXAMPLES[:2]] + ["Hi"]
+    llm.max_new_tokens = 8
+    reloaded = sft.load(out)
+    reloaded.max_new_tokens = 8
+    assert reloaded.batched_generate(prompts) == llm.batched_generate(prompts)
+    assert json.loads((out / "adapter_config.json").read_text())["base_model_name_or_path"] == str(tiny_base)
+
+
+def test_load_errors_on_a_missing_adapter(tmp_path):
+    with pytest.raises(loader.CheckpointError, match="no adapter in"):
+        sft.load(tmp_path / "nothing_here")
+
+
+def test_load_errors_on_a_mismatched_base(tiny_base, tmp_path, tokenizer, monkeypatch):
+    out = tmp_path / "adapter"
+    sft.train_model(EXAMPLES, out, checkpoint=str(tiny_base), max_steps=1, batch_size=4)
+    other = tmp_path / "other_base"
+    bigger = make_tiny_model(tokenizer)
+    bigger = type(bigger)(bigger.config.__class__(**{**bigger.config.to_dict(), "hidden_size": 32, "intermediate_size": 64}))
+    bigger.save_pretrained(other)
+    tokenizer.save_pretrained(other)
+
+    monkeypatch.setenv(loader.ENV_VAR, str(other))  # the user forces another base model
+    with pytest.raises(loader.CheckpointError, match="was trained on"):
+        sft.load(out)
+    monkeypatch.delenv(loader.ENV_VAR)
+
+    config = json.loads((out / "adapter_config.json").read_text())
+    (out / "adapter_config.json").write_text(json.dumps({**config, "base_model_name_or_path": str(other)}))
+    with pytest.raises(loader.CheckpointError, match="does not fit the base model"):
+        sft.load(out)
+
+
+def test_accelerate_launch_with_two_cpu_processes(tiny_base, tmp_path):
+    out = tmp_path / "adapter"
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
+        "--mixed_precision", "no", "--dynamo_backend", "no",
+        "-m", "homework.sft", "train", "--output_dir", str(out), "--max_steps", "2", "--batch_size", "2", "--max_question", "0",
+    ]
+    env = {**os.environ, loader.ENV_VAR: str(tiny_base), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (out / "adapter_config.json").is_file()
