@@ -2,6 +2,7 @@
 
     python -m homework.base_llm test      # completes two short prompts, one at a time and batched
 """
+import inspect
 import math
 import re
 
@@ -27,9 +28,16 @@ def parse_answer(text: str) -> float:
     return math.nan
 
 
+def cache_argument(model) -> str:
+    """transformers renamed `past_key_values` to `cache` during 5.x; use whichever this version takes."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+
+
 class BaseLLM:
     max_new_tokens = 64
     stop_strings = ["</answer>"]  # once every sequence has closed its answer, the batch is done
+    batch_size: int | None = None  # prompts per micro-batch; None: sized to the device (loader.micro_batch_size)
 
     def __init__(self, checkpoint: str = loader.DEFAULT_CHECKPOINT, model=None, tokenizer=None):
         if model is None:
@@ -60,7 +68,7 @@ class BaseLLM:
         n = num_return_sequences or 1
         lengths = [len(ids) for ids in self.tokenizer(prompts)["input_ids"]]
         order = sorted(range(len(prompts)), key=lengths.__getitem__)
-        size = loader.micro_batch_size(self.model, max(lengths, default=0) + self.max_new_tokens, n)
+        size = self.batch_size or loader.micro_batch_size(self.model, max(lengths, default=0) + self.max_new_tokens, n)
         chunks = [order[i : i + size] for i in range(0, len(order), size)]
         results = [None] * len(prompts)
         for chunk in tqdm(chunks, desc="generate", disable=len(chunks) < 4, leave=False):
@@ -75,16 +83,32 @@ class BaseLLM:
     def _generate(self, prompts: list[str], num_return_sequences: int, temperature: float) -> list[str]:
         inputs = self.tokenizer(prompts, padding=True, return_tensors="pt").to(self.device)
         sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
+        if num_return_sequences > 1:
+            inputs[cache_argument(self.model)] = self.prefill(inputs, num_return_sequences)
+            inputs["input_ids"] = inputs["input_ids"].repeat_interleave(num_return_sequences, dim=0)
+            inputs["attention_mask"] = inputs["attention_mask"].repeat_interleave(num_return_sequences, dim=0)
         outputs = self.model.generate(
             **inputs,
             max_new_tokens=self.max_new_tokens,
-            num_return_sequences=num_return_sequences,
             stop_strings=self.stop_strings or None,
             tokenizer=self.tokenizer,
             pad_token_id=self.tokenizer.pad_token_id,
             **sampling,
         )
         return self.tokenizer.batch_decode(outputs[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+
+    def prefill(self, inputs, copies: int):
+        """The KV cache of every prompt but its last token, computed once and repeated `copies` times.
+        Plain `num_return_sequences` would run the (long, few-shot) prompt through the model once per sample;
+        generate() then only feeds the last prompt token and samples from there."""
+        from transformers import DynamicCache
+
+        cache = DynamicCache(config=self.model.config)
+        mask = inputs["attention_mask"][:, :-1]
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding: real tokens count from 0
+        self.model(input_ids=inputs["input_ids"][:, :-1], attention_mask=mask, position_ids=positions, use_cache=True, **{cache_argument(self.model): cache})
+        cache.batch_repeat_interleave(copies)
+        return cache
 
     def answer(self, *questions: str) -> list[float]:
         prompts = [self.format_prompt(q) for q in questions]

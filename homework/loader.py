@@ -33,7 +33,7 @@ class CheckpointError(Exception):
     """A model that can't be loaded as asked. The CLIs print it as one line."""
 
 
-def cli(commands: dict):
+def cli(commands):
     """fire.Fire, with our own errors printed as one line instead of a traceback."""
     import fire
 

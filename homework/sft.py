@@ -62,13 +62,14 @@ def train_model(
     seed: int = 0,
     model=None,
     tokenizer=None,
+    model_class=BaseLLM,
 ):
-    """LoRA-train on (prompt, completion) pairs; save only the adapter to output_dir. Returns the BaseLLM
-    holding the trained PeftModel, and the Trainer."""
+    """LoRA-train on (prompt, completion) pairs; save only the adapter to output_dir. Returns the
+    model_class instance holding the trained PeftModel, and the Trainer."""
     from peft import LoraConfig, get_peft_model
     from transformers import Trainer, TrainingArguments
 
-    llm = BaseLLM(checkpoint, model=model, tokenizer=tokenizer)
+    llm = model_class(checkpoint, model=model, tokenizer=tokenizer)
     on_gpu = llm.device.type == "cuda"
     config = LoraConfig(r=lora_r, lora_alpha=lora_alpha, target_modules="all-linear", bias="none", task_type="CAUSAL_LM")
     peft_model = get_peft_model(llm.model, config)

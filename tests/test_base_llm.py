@@ -65,3 +65,13 @@ def test_generation_stops_after_the_answer_closes(tiny_model, tokenizer):
     llm.max_new_tokens = 20
     assert llm.generate("Hi") == "<answer>1</answer>"
     assert len(calls) < 20
+
+
+def test_shared_prefill_samples_follow_the_model(tiny_model, tokenizer):
+    # At a vanishing temperature every sample must be the greedy completion: this checks that the
+    # prefilled, repeated cache (and its left-padding positions) is the prompt's real cache.
+    llm = BaseLLM(model=tiny_model, tokenizer=tokenizer)
+    llm.max_new_tokens = 10
+    greedy = llm.batched_generate(PROMPTS)
+    samples = llm.batched_generate(PROMPTS, num_return_sequences=3, temperature=1e-4)
+    assert samples == [[g] * 3 for g in greedy]

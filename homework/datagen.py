@@ -1,0 +1,105 @@
+"""Rejection sampling: sample CoT rationales for the training questions and keep a correct one.
+
+    python -m homework.datagen data/rft.json                          # oversample=10, temperature=0.6
+    python -m homework.datagen data/rft.json --max_question 200       # a smaller run
+
+Rows are [question, answer, reasoning]. Progress is saved atomically after every chunk in
+OUTPUT.partial; a killed run started again resumes from there.
+"""
+import json
+import math
+import os
+import re
+from pathlib import Path
+
+from tqdm import tqdm
+
+from . import loader
+from .base_llm import parse_answer
+from .data import Dataset, is_answer_valid
+
+SAMPLER_CHECKPOINT = "HuggingFaceTB/SmolLM2-1.7B-Instruct"
+_EQUATION = re.compile(r"(-?[\d,]*\.?\d+(?:[eE][-+]?\d+)?)\s*([*/x×])\s*(-?[\d,]*\.?\d+(?:[eE][-+]?\d+)?)\s*=\s*(-?[\d,]*\.?\d+(?:[eE][-+]?\d+)?)")
+
+
+def _num(text: str) -> float:
+    return float(text.replace(",", ""))
+
+
+def arithmetic_holds(text: str, answer: float, relative_tolerance: float = 0.01) -> bool:
+    """Every "a * b = c" or "a / b = c" the text states is true, and the last result stated is the answer.
+    This rejects a lucky answer that the reasoning doesn't support, though it is within 5% of the truth."""
+    results = []
+    for a, op, b, c in _EQUATION.findall(text.split("<answer>")[0]):
+        a, b, c = _num(a), _num(b), _num(c)
+        value = a / b if op == "/" and b != 0 else a * b
+        if not math.isclose(value, c, rel_tol=relative_tolerance):
+            return False
+        results.append(c)
+    return not results or math.isclose(results[-1], answer, rel_tol=relative_tolerance)
+
+
+def select(correct_answer: float, completions: list[str]) -> str | None:
+    """The first completion graded correct (by the grader's own check) whose arithmetic holds, or None."""
+    for completion in completions:
+        answer = parse_answer(completion)
+        if is_answer_valid(answer, correct_answer) and arithmetic_holds(completion, answer):
+            return completion.strip()
+    return None
+
+
+def write_json_atomic(path: Path, obj):
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=None).replace("], [", "],\n [") + "\n")
+    os.replace(tmp, path)  # readers see the old file or the new one, never half of one
+
+
+def sample_rationales(model, questions: list[tuple[str, float]], oversample: int, temperature: float, progress: Path | None = None, chunk: int = 16) -> dict:
+    """{question: [correct_answer, reasoning or None, number of correct samples]} for every question, resumable."""
+    done = json.loads(progress.read_text()) if progress and progress.exists() else {}
+    todo = [(q, a) for q, a in questions if q not in done]
+    with tqdm(total=len(questions), initial=len(questions) - len(todo), desc="datagen") as bar:
+        for i in range(0, len(todo), chunk):
+            batch = todo[i : i + chunk]
+            samples = model.batched_generate([model.format_prompt(q) for q, _ in batch], num_return_sequences=oversample, temperature=temperature)
+            for (q, a), completions in zip(batch, samples):
+                n_correct = sum(is_answer_valid(parse_answer(c), a) for c in completions)
+                done[q] = [a, select(a, completions), n_correct]
+            if progress:
+                write_json_atomic(progress, done)
+            bar.update(len(batch))
+            kept = sum(v[1] is not None for v in done.values())
+            bar.set_postfix(yield_=f"{kept / len(done):.2f}")
+    return done
+
+
+def report(results: dict, oversample: int) -> dict:
+    """Yield (a rationale kept), pass@1 and pass@k, where k = oversample."""
+    n = max(len(results), 1)
+    stats = {
+        "yield": sum(r[1] is not None for r in results.values()) / n,
+        "pass@1": sum(r[2] for r in results.values()) / (n * oversample),
+        f"pass@{oversample}": sum(r[2] > 0 for r in results.values()) / n,
+    }
+    print(" ".join(f"{k}={v:.3f}" for k, v in stats.items()) + f" ({len(results)} questions)")
+    return stats
+
+
+def generate_dataset(output_json: str = "data/rft.json", oversample: int = 10, temperature: float = 0.6, max_question: int | None = None, checkpoint: str = SAMPLER_CHECKPOINT):
+    from .cot import CoTModel
+
+    output = Path(output_json)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    progress = output.with_name(output.name + ".partial")
+    questions = Dataset("train").data[:max_question]
+    model = CoTModel(checkpoint)
+    results = sample_rationales(model, questions, oversample, temperature, progress)
+    report(results, oversample)
+    rows = [[q, a, reasoning] for q, (a, reasoning, _) in results.items() if reasoning is not None]
+    write_json_atomic(output, rows)
+    progress.unlink()
+    print(f"wrote {len(rows)} rows to {output}")
+
+
+if __name__ == "__main__":
+    loader.cli(generate_dataset)

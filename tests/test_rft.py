@@ -1,0 +1,124 @@
+import json
+import os
+
+import pytest
+
+from homework import datagen, loader, rft
+from homework.data import Dataset
+
+TRUTH = 96.0  # "How many in are there per 8 ft?"
+
+
+@pytest.mark.parametrize(
+    "text,ok,why",
+    [
+        ("1 ft = 12 in. 8 * 12 = 96. <answer>96</answer>", True, "true arithmetic, matching answer"),
+        ("1 ft = 12 in. 8 * 12 = 100. <answer>100</answer>", False, "8 * 12 is not 100, though 100 is within 5% of 96"),
+        ("1 ft = 12 in. 8 * 12 = 96. <answer>100</answer>", False, "the answer is not what the reasoning computed"),
+        ("1 in = <answer>100</answer>", True, "no arithmetic stated: nothing to contradict"),
+        ("96 / 8 = 12. 8 * 12 = 96. <answer>96</answer>", True, "division too"),
+        ("1 ft = 12 in. 8 * 12 = 1,000. <answer>96</answer>", False, "commas are read, and the sum is wrong"),
+    ],
+)
+def test_arithmetic_holds(text, ok, why):
+    assert datagen.arithmetic_holds(text, datagen.parse_answer(text)) is ok, why
+
+
+def test_select_keeps_a_correct_sample_and_drops_the_rest():
+    wrong = "1 ft = 10 in. 8 * 10 = 80. <answer>80</answer>"
+    lucky = "1 ft = 12 in. 8 * 12 = 100. <answer>100</answer>"
+    right = " 1 ft = 12 in. 8 * 12 = 96. <answer>96</answer>"
+    assert datagen.select(TRUTH, [wrong, lucky, right]) == right.strip()
+    assert datagen.select(TRUTH, [wrong, lucky, "no answer at all"]) is None
+
+
+class FakeSampler:
+    """Answers right on even-numbered questions, wrong on odd ones; can be told to crash after some calls."""
+
+    def __init__(self, questions, crash_after=None):
+        self.truth = dict(questions)
+        self.index = {q: i for i, (q, _) in enumerate(questions)}
+        self.calls, self.seen, self.crash_after = 0, [], crash_after
+
+    def format_prompt(self, q):
+        return q
+
+    def batched_generate(self, prompts, num_return_sequences, temperature):
+        if self.crash_after is not None and self.calls >= self.crash_after:
+            raise KeyboardInterrupt("killed")
+        self.calls += 1
+        self.seen += prompts
+        return [[f"<answer>{self.truth[p] if self.index[p] % 2 == 0 else -1}</answer>"] * num_return_sequences for p in prompts]
+
+
+def test_a_killed_run_resumes_without_duplicates(tmp_path):
+    questions = Dataset("train").data[:10]
+    progress = tmp_path / "rft.json.partial"
+    with pytest.raises(KeyboardInterrupt):
+        datagen.sample_rationales(FakeSampler(questions, crash_after=2), questions, 3, 0.7, progress, chunk=3)
+    assert len(json.loads(progress.read_text())) == 6  # two chunks were saved before the crash
+    resumed = FakeSampler(questions)
+    results = datagen.sample_rationales(resumed, questions, 3, 0.7, progress, chunk=3)
+    assert resumed.seen == [q for q, _ in questions[6:]]  # only what was left
+    assert list(results) == [q for q, _ in questions]
+    assert [r[1] is not None for r in results.values()] == [i % 2 == 0 for i in range(10)]
+    assert datagen.report(results, 3) == {"yield": 0.5, "pass@1": 0.5, "pass@3": 0.5}
+
+
+def test_atomic_write_leaves_the_old_file_on_a_crash(tmp_path, monkeypatch):
+    path = tmp_path / "rft.json"
+    datagen.write_json_atomic(path, [["q", 1.0, "r"]])
+
+    def crash(*args):
+        raise OSError("disk died")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError):
+        datagen.write_json_atomic(path, [["q", 2.0, "r"]] * 1000)
+    assert json.loads(path.read_text()) == [["q", 1.0, "r"]]
+
+
+def test_examples_mix_direct_answers_for_uncovered_questions():
+    (q0, a0), (q1, a1) = Dataset("train").data[:2]
+    examples = rft.examples_from([[q0, a0, "1 x = 2 y. <answer>2</answer>"]], mix_direct=True)
+    assert examples[0] == (q0, " 1 x = 2 y. <answer>2</answer>")
+    assert (q1, rft.sft.answer_text(a1)) in examples and len(examples) == len(Dataset("train"))
+    assert rft.examples_from([[q0, a0, "r"]], mix_direct=False) == [(q0, " r")]
+
+
+
+@pytest.fixture
+def tiny_base_dir(tmp_path, tokenizer):
+    from tests.conftest import make_tiny_model
+
+    path = tmp_path / "tiny_base"
+    make_tiny_model(tokenizer).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def test_rft_trains_and_reloads_on_a_tiny_model(tmp_path, tiny_base_dir):
+    rows = [[q, a, f"<answer>{a}</answer>"] for q, a in Dataset("train").data[:4]]
+    data = tmp_path / "rft.json"
+    data.write_text(json.dumps(rows))
+    out = tmp_path / "rft_model"
+    rft.train(str(out), str(data), mix_direct=False, max_question=0, checkpoint=str(tiny_base_dir), max_steps=2, batch_size=2)
+    model = rft.load(out)
+    assert isinstance(model, rft.RFTModel) and model.format_prompt("Q?") == "Q?"
+
+
+def test_rft_without_data_is_a_clear_error(tmp_path):
+    with pytest.raises(loader.CheckpointError, match="run python -m homework.datagen"):
+        rft.train(str(tmp_path / "m"), str(tmp_path / "missing.json"))
+
+
+@pytest.mark.slow
+def test_datagen_end_to_end_on_three_questions(tmp_path, monkeypatch):
+    out = tmp_path / "rft.json"
+    monkeypatch.setenv(loader.ENV_VAR, "embedded")
+    datagen.generate_dataset(str(out), oversample=2, temperature=0.7, max_question=3)
+    rows = json.loads(out.read_text())
+    truth = dict(Dataset("train").data[:3])
+    assert not (tmp_path / "rft.json.partial").exists()
+    for q, a, reasoning in rows:
+        assert truth[q] == a and datagen.select(a, [reasoning]) == reasoning
