@@ -111,7 +111,9 @@ class GenerationGrader(Grader):
     num_questions = 32
 
     def _score(self, generate_all) -> tuple[float, str]:
-        llm = check_size(self.module.BaseLLM())
+        if not hasattr(self, "_llm"):  # one load serves both cases
+            self._llm = check_size(self.module.BaseLLM())
+        llm = self._llm
         questions = [self.valid[i][0] for i in range(self.num_questions)]
         answers = generate_all(llm, questions)
         loss = mean_loss(llm, questions, answers)

@@ -42,6 +42,7 @@ def train(
     oversample: int = 8,
     temperature: float = 0.7,
     mix_direct: bool = True,
+    resample_limit: int | None = None,  # at most this many uncovered questions sampled per round (CPU budgets)
     max_question: int = 100,
     checkpoint: str = loader.DEFAULT_CHECKPOINT,
     **train_kwargs,
@@ -54,10 +55,11 @@ def train(
     if not path.is_file():
         raise loader.CheckpointError(f"no RFT data at {path}: run python -m homework.datagen {path} first")
     rows = json.loads(path.read_text())
+    llm = None  # the model trained in the previous round samples the next round's rationales
     for round_ in range(1, rounds + 1):
         if round_ > 1:
             covered = {q for q, _, _ in rows}
-            missing = [(q, a) for q, a in Dataset("train").data if q not in covered]
+            missing = [(q, a) for q, a in Dataset("train").data if q not in covered][:resample_limit]
             results = sample_rationales(llm, missing, oversample, temperature)
             stats = report(results, oversample)
             rows += [[q, a, r] for q, (a, r, _) in results.items() if r is not None]

@@ -119,6 +119,7 @@ def save_adapter(peft_model, output_dir: Path):
     peft_model.save_pretrained(output_dir)
     for p in lora:
         p.data = p.data.to(dtype)
+    (output_dir / "README.md").unlink(missing_ok=True)  # PEFT's empty model card
     for leftover in output_dir.glob("checkpoint-*"):
         shutil.rmtree(leftover)
 

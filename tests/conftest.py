@@ -27,3 +27,12 @@ def make_tiny_model(tokenizer, seed: int = 0):
 @pytest.fixture
 def tiny_model(tokenizer):
     return make_tiny_model(tokenizer)
+
+
+@pytest.fixture
+def tiny_base(tmp_path, tokenizer):
+    """A tiny random Llama saved as a local model directory, so it loads like any checkpoint."""
+    path = tmp_path / "tiny_base"
+    make_tiny_model(tokenizer).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path

@@ -87,22 +87,12 @@ def test_examples_mix_direct_answers_for_uncovered_questions():
 
 
 
-@pytest.fixture
-def tiny_base_dir(tmp_path, tokenizer):
-    from tests.conftest import make_tiny_model
-
-    path = tmp_path / "tiny_base"
-    make_tiny_model(tokenizer).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
-
-
-def test_rft_trains_and_reloads_on_a_tiny_model(tmp_path, tiny_base_dir):
+def test_rft_trains_and_reloads_on_a_tiny_model(tmp_path, tiny_base):
     rows = [[q, a, f"<answer>{a}</answer>"] for q, a in Dataset("train").data[:4]]
     data = tmp_path / "rft.json"
     data.write_text(json.dumps(rows))
     out = tmp_path / "rft_model"
-    rft.train(str(out), str(data), mix_direct=False, max_question=0, checkpoint=str(tiny_base_dir), max_steps=2, batch_size=2)
+    rft.train(str(out), str(data), mix_direct=False, max_question=0, checkpoint=str(tiny_base), max_steps=2, batch_size=2)
     model = rft.load(out)
     assert isinstance(model, rft.RFTModel) and model.format_prompt("Q?") == "Q?"
 

@@ -7,19 +7,9 @@ import pytest
 import torch
 
 from homework import loader, sft
-from homework.base_llm import BaseLLM
 from tests.conftest import make_tiny_model
 
 EXAMPLES = [("How many gram are there per 6 kg?", sft.answer_text(6000.0)), ("What is 4 yard in ft?", sft.answer_text(12.0))] * 8
-
-
-@pytest.fixture
-def tiny_base(tmp_path, tokenizer):
-    """A tiny random Llama saved as a local model directory, so it loads like any checkpoint."""
-    path = tmp_path / "tiny_base"
-    make_tiny_model(tokenizer).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
 
 
 def test_labels_are_masked_on_the_prompt_and_padding(tokenizer):
