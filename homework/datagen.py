@@ -26,7 +26,7 @@ def _num(text: str) -> float:
     return float(text.replace(",", ""))
 
 
-def arithmetic_holds(text: str, answer: float, relative_tolerance: float = 0.01) -> bool:
+def arithmetic_holds(text: str, answer: float, relative_tolerance: float = 0.001) -> bool:
     """Every "a * b = c" or "a / b = c" the text states is true, and the last result stated is the answer.
     This rejects a lucky answer that the reasoning doesn't support, though it is within 5% of the truth."""
     results = []

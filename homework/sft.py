@@ -5,6 +5,7 @@
     python -m homework.sft show                   # one training example, token by token, marking what is trained on
     accelerate launch -m homework.sft train       # several GPUs (or --cpu --num_processes 2)
 """
+import inspect
 import math
 import shutil
 from pathlib import Path
@@ -78,6 +79,9 @@ def train_model(
         peft_model.enable_input_require_grads()  # gradient checkpointing needs inputs that require grad
     data = [tokenize(llm.tokenizer, p, c) for p, c in examples]
     output_dir = Path(output_dir)
+    # Batches of similar lengths: with dynamic padding, one long rationale would otherwise pad a whole batch.
+    fields = inspect.signature(TrainingArguments.__init__).parameters
+    grouping = {"train_sampling_strategy": "group_by_length"} if "train_sampling_strategy" in fields else {"group_by_length": True}
     args = TrainingArguments(
         output_dir=str(output_dir),  # tensorboard logs go to output_dir/runs (transformers 5 has no logging_dir)
         report_to="tensorboard",
@@ -94,6 +98,7 @@ def train_model(
         seed=seed,
         dataloader_pin_memory=on_gpu,
         disable_tqdm=False,
+        **grouping,
     )
     trainer = Trainer(
         model=peft_model,

@@ -18,10 +18,21 @@ TRUTH = 96.0  # "How many in are there per 8 ft?"
         ("1 in = <answer>100</answer>", True, "no arithmetic stated: nothing to contradict"),
         ("96 / 8 = 12. 8 * 12 = 96. <answer>96</answer>", True, "division too"),
         ("1 ft = 12 in. 8 * 12 = 1,000. <answer>96</answer>", False, "commas are read, and the sum is wrong"),
+        ("1 mile = 5280 feet. 4 * 5280 = 21204. <answer>21204</answer>", False, "0.4% off: a slip we must not teach"),
+        ("1 mi = 1.60934 km. 7 * 1.60934 = 11.2654. <answer>11.2654</answer>", True, "a rounded factor, a right product"),
     ],
 )
 def test_arithmetic_holds(text, ok, why):
     assert datagen.arithmetic_holds(text, datagen.parse_answer(text)) is ok, why
+
+
+def test_shipped_rationales_are_correct_and_consistent():
+    rows = json.loads((rft.DATA_DIR / "rft.json").read_text())
+    truth = dict(Dataset("train").data)
+    assert len(rows) >= 100 and len({q for q, _, _ in rows}) == len(rows)
+    for question, answer, reasoning in rows:
+        assert truth[question] == answer
+        assert datagen.select(answer, [reasoning]) == reasoning, reasoning
 
 
 def test_select_keeps_a_correct_sample_and_drops_the_rest():
