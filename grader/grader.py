@@ -82,9 +82,12 @@ class Grader:
 
     def run_case(self, method, spec) -> tuple[int, str]:
         start = time.perf_counter()
-        sink = None if self.verbose >= 2 else io.StringIO()  # the submission's prints are ignored, as online
         try:
-            with contextlib.redirect_stdout(sink) if sink else contextlib.nullcontext():
+            with contextlib.ExitStack() as stack:
+                if self.verbose < 2:  # the submission's output is ignored, as online
+                    sink = io.StringIO()
+                    stack.enter_context(contextlib.redirect_stdout(sink))
+                    stack.enter_context(contextlib.redirect_stderr(sink))
                 fraction, detail = method()
         except CaseFailed as e:
             return 0, str(e)

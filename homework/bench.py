@@ -109,6 +109,8 @@ def plot(rows: list[dict], path: Path, device: str):
     ax.plot([r["batch_size"] for r in batched], [r["tok_per_s"] for r in batched], "o-", label="batched_generate")
     ax.axhline(rows[0]["tok_per_s"], color="gray", linestyle="--", label="generate, one at a time")
     ax.set(xscale="log", xlabel="batch size", ylabel="generated tokens / s", title=f"SmolLM2 generation on {device}")
+    ax.set_xticks([r["batch_size"] for r in batched], labels=[str(r["batch_size"]) for r in batched], minor=False)
+    ax.minorticks_off()
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)

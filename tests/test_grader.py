@@ -218,3 +218,12 @@ def test_grader_cleans_up_its_temporary_directory(tmp_path, capsys, monkeypatch)
     (tmp_path / "t").mkdir()
     grade(make_zip(tmp_path / "s.zip", {"homework/__init__.py": GOOD}), capsys)
     assert list((tmp_path / "t").iterdir()) == []
+
+
+def test_submission_output_is_hidden_unless_very_verbose(tmp_path, capsys):
+    package = write_package(tmp_path, ORACLE + "def load_cot():\n    print('HELLO')\n    print('NOISE', file=sys.stderr)\n    return Oracle(1.0)\n")
+    _, out = grade(package, capsys)
+    assert "HELLO" not in out and "NOISE" not in capsys.readouterr().err
+    main([str(package), "--disable_color", "-vv"])
+    captured = capsys.readouterr()
+    assert "HELLO" in captured.out and "NOISE" in captured.err
