@@ -85,8 +85,12 @@ def report(results: dict, oversample: int) -> dict:
     return stats
 
 
-def generate_dataset(output_json: str = "data/rft.json", oversample: int = 10, temperature: float = 0.6, max_question: int | None = None, checkpoint: str = SAMPLER_CHECKPOINT):
+def generate_dataset(output_json: str = "data/rft.json", oversample: int = 10, temperature: float = 0.6, max_question: int | None = None, checkpoint: str = SAMPLER_CHECKPOINT, seed: int = 0):
+    import torch
+
     from .cot import CoTModel
+
+    torch.manual_seed(seed)  # an uninterrupted run repeats itself; a resumed one continues with a fresh stream
 
     output = Path(output_json)
     output.parent.mkdir(parents=True, exist_ok=True)
