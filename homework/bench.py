@@ -14,10 +14,9 @@ from pathlib import Path
 import torch
 
 from . import loader
-from .base_llm import BaseLLM
+from .base_llm import BaseLLM, parse_answer
 from .cot import CoTModel
 from .data import Dataset, is_answer_valid
-from .base_llm import parse_answer
 
 SIZES = {  # sequential prompts, batch sizes, datagen (questions, samples each), SFT steps and batch
     "quick": dict(sequential=4, batch_sizes=[4, 16], datagen=(4, 4), sft_steps=2, sft_batch=8, new_tokens=24),

@@ -35,7 +35,11 @@ class CoTModel(BaseLLM):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.train = [(q, a, parse_question(q)) for q, a in Dataset("train").data]
+        # Parsed once: (question, answer, (n, src, dst), unit pair, category) for every training row.
+        self.train = []
+        for q, a in Dataset("train").data:
+            n, src, dst = parse_question(q)
+            self.train.append((q, a, (n, src, dst), (unit_of(src), unit_of(dst)), category(q)))
 
     def examples(self, question: str) -> list[tuple[str, str]]:
         """(question, worked answer) pairs: same unit pair first, then same category, never the question itself."""
@@ -44,12 +48,10 @@ class CoTModel(BaseLLM):
         cat = category(question)
 
         def rank(row):
-            q, _, p = row
-            same_pair = pair is not None and (unit_of(p[1]), unit_of(p[2])) == pair
-            return (not same_pair, category(q) != cat)
+            return (row[3] != pair, row[4] != cat)
 
         chosen, seen_n = [], set()
-        for q, a, p in sorted(self.train, key=rank):  # stable: ties keep the file's order
+        for q, a, p, _, _ in sorted(self.train, key=rank):  # stable: ties keep the file's order
             if q != question and p[0] not in seen_n:
                 chosen.append((q, rationale(*p, a)))
                 seen_n.add(p[0])
