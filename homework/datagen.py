@@ -27,8 +27,9 @@ def _num(text: str) -> float:
 
 
 def arithmetic_holds(text: str, answer: float, relative_tolerance: float = 0.001) -> bool:
-    """Every "a * b = c" or "a / b = c" the text states is true, and the last result stated is the answer.
-    This rejects a lucky answer that the reasoning doesn't support, though it is within 5% of the truth."""
+    """The text works the answer out: it states at least one "a * b = c" or "a / b = c", every one is
+    true, and the last result is the answer. This rejects a lucky answer that the reasoning doesn't
+    support (though it is within 5% of the truth), and a bare answer with no reasoning at all."""
     results = []
     for a, op, b, c in _EQUATION.findall(text.split("<answer>")[0]):
         a, b, c = _num(a), _num(b), _num(c)
@@ -36,11 +37,11 @@ def arithmetic_holds(text: str, answer: float, relative_tolerance: float = 0.001
         if not math.isclose(value, c, rel_tol=relative_tolerance):
             return False
         results.append(c)
-    return not results or math.isclose(results[-1], answer, rel_tol=relative_tolerance)
+    return bool(results) and math.isclose(results[-1], answer, rel_tol=relative_tolerance)
 
 
 def select(correct_answer: float, completions: list[str]) -> str | None:
-    """The first completion graded correct (by the grader's own check) whose arithmetic holds, or None."""
+    """The first completion graded correct (by the grader's own check) that works its answer out, or None."""
     for completion in completions:
         answer = parse_answer(completion)
         if is_answer_valid(answer, correct_answer) and arithmetic_holds(completion, answer):

@@ -2,10 +2,11 @@
 
     python -m homework.datagen data/rft.json       # first: make the rationales
     python -m homework.rft train                   # trains homework/rft_model, prints the accuracy
-    python -m homework.rft train --rounds 3        # expert iteration: the trained model samples more rationales, retrain
+    python -m homework.rft train --rounds 2        # expert iteration: a model trained on the rationales samples more
     python -m homework.rft test                    # evaluates homework/rft_model
 """
 import json
+import os
 from pathlib import Path
 
 from . import loader, sft
@@ -42,33 +43,52 @@ def train(
     oversample: int = 8,
     temperature: float = 0.7,
     mix_direct: bool = True,
+    sampler_epochs: float = 10,
     resample_limit: int | None = None,  # at most this many uncovered questions sampled per round (CPU budgets)
     max_question: int = 100,
     checkpoint: str = loader.DEFAULT_CHECKPOINT,
     **train_kwargs,
 ):
-    """Train on `data`; each further round, the model just trained samples rationales for the training
-    questions that still lack one, the correct ones join the data, and training starts again from the base."""
+    """Train on `data` and save the adapter to output_dir.
+
+    With rounds > 1 (expert iteration), each round but the last trains a sampler on the rationales alone
+    (a model also trained on direct answers would answer those very questions directly), which samples
+    rationales for the training questions that still lack one; the verified ones join the data, saved as
+    DATA.roundN.json. The last round trains the model that is kept, from the base, on all the rationales."""
+    import tempfile
+    import time
+
     from .datagen import report, sample_rationales, write_json_atomic
 
     path = Path(data)
     if not path.is_file():
         raise loader.CheckpointError(f"no RFT data at {path}: run python -m homework.datagen {path} first")
+    if rounds > 1 and int(os.environ.get("WORLD_SIZE", 1)) > 1:
+        raise loader.CheckpointError("--rounds > 1 runs in one process: the sampling between rounds is not distributed")
     rows = json.loads(path.read_text())
-    llm = None  # the model trained in the previous round samples the next round's rationales
     for round_ in range(1, rounds + 1):
-        if round_ > 1:
+        start, last = time.time(), round_ == rounds
+        with tempfile.TemporaryDirectory() as sampler_dir:
+            if last:
+                llm, trainer = sft.train_model(examples_from(rows, mix_direct), output_dir, checkpoint, model_class=RFTModel, **train_kwargs)
+            else:
+                kwargs = {**train_kwargs, "epochs": sampler_epochs}
+                llm, trainer = sft.train_model(examples_from(rows, False), sampler_dir, checkpoint, model_class=RFTModel, **kwargs)
+        if not trainer.is_world_process_zero():
+            continue
+        line = f"round {round_}: trained on {len(rows)} rationales" + ("" if last else " alone (the sampler)")
+        if max_question:
+            result = evaluate(llm, max_question, show_misses=5 if last else 0)
+            line += f", accuracy={result.accuracy:.2f} answer_rate={result.answer_rate:.2f}"
+        if not last:
             covered = {q for q, _, _ in rows}
             missing = [(q, a) for q, a in Dataset("train").data if q not in covered][:resample_limit]
             results = sample_rationales(llm, missing, oversample, temperature)
             stats = report(results, oversample)
-            rows += [[q, a, r] for q, (a, r, _) in results.items() if r is not None]
-            write_json_atomic(path.with_name(f"{path.stem}.round{round_}.json"), rows)
-            print(f"round {round_}: yield on the {len(missing)} uncovered questions {stats['yield']:.3f}, {len(rows)} rationales in all")
-        llm, trainer = sft.train_model(examples_from(rows, mix_direct), output_dir, checkpoint, model_class=RFTModel, **train_kwargs)
-        if max_question and trainer.is_world_process_zero():
-            result = evaluate(llm, max_question, show_misses=3 if round_ < rounds else 5)
-            print(f"round {round_}: accuracy={result.accuracy:.2f} answer_rate={result.answer_rate:.2f} rationales={len(rows)}")
+            rows = rows + [[q, a, r] for q, (a, r, _) in results.items() if r is not None]
+            write_json_atomic(path.with_name(f"{path.stem}.round{round_ + 1}.json"), rows)
+            line += f"; it sampled {len(missing)} uncovered questions: yield {stats['yield']:.3f}, {len(rows)} rationales now"
+        print(f"{line} ({time.time() - start:.0f} s)")
 
 
 def test(path: str = str(MODEL_DIR), max_question: int = 100):

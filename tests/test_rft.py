@@ -15,7 +15,8 @@ TRUTH = 96.0  # "How many in are there per 8 ft?"
         ("1 ft = 12 in. 8 * 12 = 96. <answer>96</answer>", True, "true arithmetic, matching answer"),
         ("1 ft = 12 in. 8 * 12 = 100. <answer>100</answer>", False, "8 * 12 is not 100, though 100 is within 5% of 96"),
         ("1 ft = 12 in. 8 * 12 = 96. <answer>100</answer>", False, "the answer is not what the reasoning computed"),
-        ("1 in = <answer>100</answer>", True, "no arithmetic stated: nothing to contradict"),
+        ("1 in = <answer>100</answer>", False, "no arithmetic: within 5% of 96, but not worked out"),
+        ("<answer>96</answer>", False, "a bare answer is no rationale"),
         ("96 / 8 = 12. 8 * 12 = 96. <answer>96</answer>", True, "division too"),
         ("1 ft = 12 in. 8 * 12 = 1,000. <answer>96</answer>", False, "commas are read, and the sum is wrong"),
         ("1 mile = 5280 feet. 4 * 5280 = 21204. <answer>21204</answer>", False, "0.4% off: a slip we must not teach"),
@@ -59,7 +60,8 @@ class FakeSampler:
             raise KeyboardInterrupt("killed")
         self.calls += 1
         self.seen += prompts
-        return [[f"<answer>{self.truth[p] if self.index[p] % 2 == 0 else -1}</answer>"] * num_return_sequences for p in prompts]
+        answers = [self.truth[p] if self.index[p] % 2 == 0 else -1 for p in prompts]
+        return [[f"1 * {a} = {a}. <answer>{a}</answer>"] * num_return_sequences for a in answers]
 
 
 def test_a_killed_run_resumes_without_duplicates(tmp_path):
@@ -99,7 +101,7 @@ def test_examples_mix_direct_answers_for_uncovered_questions():
 
 
 def test_rft_trains_and_reloads_on_a_tiny_model(tmp_path, tiny_base):
-    rows = [[q, a, f"<answer>{a}</answer>"] for q, a in Dataset("train").data[:4]]
+    rows = [[q, a, f"1 * {a} = {a}. <answer>{a}</answer>"] for q, a in Dataset("train").data[:4]]
     data = tmp_path / "rft.json"
     data.write_text(json.dumps(rows))
     out = tmp_path / "rft_model"
@@ -123,3 +125,26 @@ def test_datagen_end_to_end_on_three_questions(tmp_path, monkeypatch):
     assert not (tmp_path / "rft.json.partial").exists()
     for q, a, reasoning in rows:
         assert truth[q] == a and datagen.select(a, [reasoning]) == reasoning
+
+
+def test_expert_iteration_samples_the_uncovered_questions_between_rounds(tmp_path, tiny_base, monkeypatch):
+    train = Dataset("train").data
+    rows = [[q, a, f"1 * {a} = {a}. <answer>{a}</answer>"] for q, a in train[:3]]
+    data = tmp_path / "rft.json"
+    data.write_text(json.dumps(rows))
+    sampled = []
+
+    def fake_sample(model, questions, oversample, temperature):
+        sampled.extend(questions)
+        assert isinstance(model, rft.RFTModel) and oversample == 2
+        q, a = questions[0]  # one new verified rationale, one question still without
+        return {q: [a, f"1 * {a} = {a}. <answer>{a}</answer>", 1], questions[1][0]: [questions[1][1], None, 0]}
+
+    monkeypatch.setattr(datagen, "sample_rationales", fake_sample)
+    rft.train(str(tmp_path / "m"), str(data), rounds=2, oversample=2, resample_limit=2, max_question=0,
+              checkpoint=str(tiny_base), max_steps=2, batch_size=2)
+    assert [list(x) for x in sampled] == train[3:5]  # the first training questions that had no rationale
+    (q, a) = train[3]
+    assert json.loads((tmp_path / "rft.round2.json").read_text()) == rows + [[q, a, f"1 * {a} = {a}. <answer>{a}</answer>"]]
+    assert json.loads(data.read_text()) == rows  # the input data is left as it was
+    assert (tmp_path / "m" / "adapter_config.json").is_file()

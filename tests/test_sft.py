@@ -20,13 +20,32 @@ def test_labels_are_masked_on_the_prompt_and_padding(tokenizer):
     assert short["labels"][prompt_len:] == short["input_ids"][prompt_len:]
     assert tokenizer.decode(short["input_ids"][prompt_len:]) == " <answer>12</answer><|im_end|>"
 
-    batch = sft.collate([short, long], pad_token_id=tokenizer.pad_token_id)
+    fixed = sft.collate([short, long], pad_token_id=tokenizer.pad_token_id, pad_to=40)
     n = len(short["input_ids"])
-    assert batch["input_ids"].shape == (2, len(long["input_ids"]))
-    assert (batch["labels"][0, n:] == -100).all() and (batch["attention_mask"][0, n:] == 0).all()
-    assert (batch["attention_mask"][1] == 1).all()
-    assert batch["labels"][0, :n].tolist() == short["labels"]
-    assert sft.collate([short], tokenizer.pad_token_id, pad_to=128)["input_ids"].shape == (1, 128)
+    assert fixed["input_ids"].shape == fixed["labels"].shape == (2, 40) and "logits_to_keep" not in fixed
+    assert (fixed["labels"][0, n:] == -100).all() and (fixed["attention_mask"][0, n:] == 0).all()
+    assert fixed["labels"][0, :n].tolist() == short["labels"]
+    assert fixed["attention_mask"][1].sum() == len(long["input_ids"])
+
+    dynamic = sft.collate([short, long], pad_token_id=tokenizer.pad_token_id)
+    assert dynamic["input_ids"].shape == (2, len(long["input_ids"]))
+    assert torch.equal(dynamic["input_ids"], fixed["input_ids"][:, : len(long["input_ids"])])
+    # logits only from the last prompt token of the shorter prompt on; labels cut to match
+    keep = dynamic["logits_to_keep"]
+    assert keep == len(long["input_ids"]) - (prompt_len - 1) and dynamic["labels"].shape == (2, keep)
+    assert torch.equal(dynamic["labels"], fixed["labels"][:, len(long["input_ids"]) - keep : len(long["input_ids"])])
+
+
+def test_trimmed_logits_give_the_same_loss(tiny_model, tokenizer):
+    examples = [sft.tokenize(tokenizer, q, a) for q, a in EXAMPLES[:2] + [("Please turn 2 gallon into cm**3, now.", sft.answer_text(7570.8))]]
+    full = sft.collate(examples, tokenizer.pad_token_id, pad_to=max(len(e["input_ids"]) for e in examples))
+    trimmed = sft.collate(examples, tokenizer.pad_token_id)
+    assert trimmed["logits_to_keep"] < full["input_ids"].shape[1]
+    with torch.no_grad():
+        full_loss = tiny_model(**full).loss
+        trimmed_out = tiny_model(**trimmed)
+    assert trimmed_out.logits.shape[1] == trimmed["logits_to_keep"]
+    torch.testing.assert_close(trimmed_out.loss, full_loss)
 
 
 def test_round_answer_stays_inside_the_tolerance():
@@ -51,6 +70,19 @@ def test_training_changes_lora_only_and_lowers_the_loss(tiny_model, tokenizer, t
     losses = [log["loss"] for log in trainer.state.log_history if "loss" in log]
     assert len(losses) == 3 and losses[-1] < losses[0] - 1.0
     assert not list((tmp_path / "adapter").glob("checkpoint-*"))
+
+
+def test_lora_rank_is_the_largest_that_fits_the_budget(tokenizer, tmp_path):
+    from peft import LoraConfig, get_peft_model
+
+    def saved_lora_bytes(rank):  # the tensors' bytes in the saved file (the header adds a few kB)
+        model = get_peft_model(make_tiny_model(tokenizer), LoraConfig(r=rank, target_modules="all-linear"))
+        return sum(p.numel() * 2 for n, p in model.named_parameters() if "lora_" in n)  # bf16
+
+    budget = 5 * saved_lora_bytes(1)  # between rank 4 and rank 8
+    rank = sft.lora_rank(make_tiny_model(tokenizer), budget)
+    assert rank == 4 and saved_lora_bytes(rank) <= budget < saved_lora_bytes(2 * rank)
+    assert sft.lora_rank(make_tiny_model(tokenizer), 1e12) == 32  # capped
 
 
 def test_saved_adapter_is_small_and_reloads_to_identical_outputs(tiny_base, tmp_path):
