@@ -7,6 +7,8 @@
 """
 import json
 import os
+import tempfile
+import time
 from pathlib import Path
 
 from . import loader, sft
@@ -55,9 +57,6 @@ def train(
     (a model also trained on direct answers would answer those very questions directly), which samples
     rationales for the training questions that still lack one; the verified ones join the data, saved as
     DATA.roundN.json. The last round trains the model that is kept, from the base, on all the rationales."""
-    import tempfile
-    import time
-
     from .datagen import report, sample_rationales, write_json_atomic
 
     path = Path(data)
@@ -68,12 +67,10 @@ def train(
     rows = json.loads(path.read_text())
     for round_ in range(1, rounds + 1):
         start, last = time.time(), round_ == rounds
-        with tempfile.TemporaryDirectory() as sampler_dir:
-            if last:
-                llm, trainer = sft.train_model(examples_from(rows, mix_direct), output_dir, checkpoint, model_class=RFTModel, **train_kwargs)
-            else:
-                kwargs = {**train_kwargs, "epochs": sampler_epochs}
-                llm, trainer = sft.train_model(examples_from(rows, False), sampler_dir, checkpoint, model_class=RFTModel, **kwargs)
+        kwargs = train_kwargs if last else {**train_kwargs, "epochs": sampler_epochs}
+        with tempfile.TemporaryDirectory() as sampler_dir:  # the sampler's adapter is not kept
+            examples = examples_from(rows, mix_direct and last)
+            llm, trainer = sft.train_model(examples, output_dir if last else sampler_dir, checkpoint, model_class=RFTModel, **kwargs)
         if not trainer.is_world_process_zero():
             continue
         line = f"round {round_}: trained on {len(rows)} rationales" + ("" if last else " alone (the sampler)")
