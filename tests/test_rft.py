@@ -9,6 +9,11 @@ from homework.data import Dataset
 TRUTH = 96.0  # "How many in are there per 8 ft?"
 
 
+def worked(answer) -> str:
+    """The shortest rationale that works its answer out."""
+    return f"1 * {answer} = {answer}. <answer>{answer}</answer>"
+
+
 @pytest.mark.parametrize(
     "text,ok,why",
     [
@@ -61,7 +66,7 @@ class FakeSampler:
         self.calls += 1
         self.seen += prompts
         answers = [self.truth[p] if self.index[p] % 2 == 0 else -1 for p in prompts]
-        return [[f"1 * {a} = {a}. <answer>{a}</answer>"] * num_return_sequences for a in answers]
+        return [[worked(a)] * num_return_sequences for a in answers]
 
 
 def test_a_killed_run_resumes_without_duplicates(tmp_path):
@@ -101,7 +106,7 @@ def test_examples_mix_direct_answers_for_uncovered_questions():
 
 
 def test_rft_trains_and_reloads_on_a_tiny_model(tmp_path, tiny_base):
-    rows = [[q, a, f"1 * {a} = {a}. <answer>{a}</answer>"] for q, a in Dataset("train").data[:4]]
+    rows = [[q, a, worked(a)] for q, a in Dataset("train").data[:4]]
     data = tmp_path / "rft.json"
     data.write_text(json.dumps(rows))
     out = tmp_path / "rft_model"
@@ -129,7 +134,7 @@ def test_datagen_end_to_end_on_three_questions(tmp_path, monkeypatch):
 
 def test_expert_iteration_samples_the_uncovered_questions_between_rounds(tmp_path, tiny_base, monkeypatch):
     train = Dataset("train").data
-    rows = [[q, a, f"1 * {a} = {a}. <answer>{a}</answer>"] for q, a in train[:3]]
+    rows = [[q, a, worked(a)] for q, a in train[:3]]
     data = tmp_path / "rft.json"
     data.write_text(json.dumps(rows))
     sampled = []
@@ -138,13 +143,13 @@ def test_expert_iteration_samples_the_uncovered_questions_between_rounds(tmp_pat
         sampled.extend(questions)
         assert isinstance(model, rft.RFTModel) and oversample == 2
         q, a = questions[0]  # one new verified rationale, one question still without
-        return {q: [a, f"1 * {a} = {a}. <answer>{a}</answer>", 1], questions[1][0]: [questions[1][1], None, 0]}
+        return {q: [a, worked(a), 1], questions[1][0]: [questions[1][1], None, 0]}
 
     monkeypatch.setattr(datagen, "sample_rationales", fake_sample)
     rft.train(str(tmp_path / "m"), str(data), rounds=2, oversample=2, resample_limit=2, max_question=0,
               checkpoint=str(tiny_base), max_steps=2, batch_size=2)
     assert [list(x) for x in sampled] == train[3:5]  # the first training questions that had no rationale
     (q, a) = train[3]
-    assert json.loads((tmp_path / "rft.round2.json").read_text()) == rows + [[q, a, f"1 * {a} = {a}. <answer>{a}</answer>"]]
+    assert json.loads((tmp_path / "rft.round2.json").read_text()) == rows + [[q, a, worked(a)]]
     assert json.loads(data.read_text()) == rows  # the input data is left as it was
     assert (tmp_path / "m" / "adapter_config.json").is_file()
