@@ -81,34 +81,65 @@ class BaseLLM:
 
     @torch.inference_mode()
     def _generate(self, prompts: list[str], num_return_sequences: int, temperature: float) -> list[str]:
-        inputs = self.tokenizer(prompts, padding=True, return_tensors="pt").to(self.device)
-        sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
-        if num_return_sequences > 1:
-            inputs[cache_argument(self.model)] = self.prefill(inputs, num_return_sequences)
-            inputs["input_ids"] = inputs["input_ids"].repeat_interleave(num_return_sequences, dim=0)
-            inputs["attention_mask"] = inputs["attention_mask"].repeat_interleave(num_return_sequences, dim=0)
-        outputs = self.model.generate(
-            **inputs,
-            max_new_tokens=self.max_new_tokens,
-            stop_strings=self.stop_strings or None,
-            tokenizer=self.tokenizer,
-            pad_token_id=self.tokenizer.pad_token_id,
-            **sampling,
-        )
-        return self.tokenizer.batch_decode(outputs[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+        """Decode one micro-batch, one token per step, with the KV cache holding only the rows still running.
 
-    def prefill(self, inputs, copies: int):
-        """The KV cache of every prompt but its last token, computed once and repeated `copies` times.
-        Plain `num_return_sequences` would run the (long, few-shot) prompt through the model once per sample;
-        generate() then only feeds the last prompt token and samples from there."""
+        The left-padded prompts run through the model once; each then gets `num_return_sequences` copies
+        of its cache (plain `generate` would run the long few-shot prompt once per sample). A row leaves
+        the batch, and the cache, as soon as it writes EOS or closes its answer: rambling samples no longer
+        hold a whole batch to `max_new_tokens`, and the steps get cheaper as rows finish."""
         from transformers import DynamicCache
 
+        inputs = self.tokenizer(prompts, padding=True, return_tensors="pt").to(self.device)
+        mask = inputs["attention_mask"]
+        position = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding: real tokens count from 0
         cache = DynamicCache(config=self.model.config)
-        mask = inputs["attention_mask"][:, :-1]
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding: real tokens count from 0
-        self.model(input_ids=inputs["input_ids"][:, :-1], attention_mask=mask, position_ids=positions, use_cache=True, **{cache_argument(self.model): cache})
-        cache.batch_repeat_interleave(copies)
-        return cache
+        step_kwargs = {cache_argument(self.model): cache, "use_cache": True, "logits_to_keep": 1}
+        logits = self.model(input_ids=inputs["input_ids"], attention_mask=mask, position_ids=position, **step_kwargs).logits[:, -1]
+        if num_return_sequences > 1:
+            cache.batch_repeat_interleave(num_return_sequences)
+            logits, mask = logits.repeat_interleave(num_return_sequences, 0), mask.repeat_interleave(num_return_sequences, 0)
+        position = position[:, -1:].repeat_interleave(num_return_sequences, 0)
+
+        outputs = [[] for _ in range(logits.shape[0])]
+        running = list(range(logits.shape[0]))  # which output each row of the batch writes to
+        for step in range(self.max_new_tokens):
+            tokens = self.next_token(logits, temperature)
+            for row, token in zip(running, tokens.tolist()):
+                outputs[row].append(token)
+            keep = [i for i, done in enumerate(self.finished([outputs[row] for row in running])) if not done]
+            if not keep or step == self.max_new_tokens - 1:
+                break
+            if len(keep) < len(running):
+                index = torch.tensor(keep, device=self.device)
+                cache.batch_select_indices(index)
+                mask, position, tokens = mask[index], position[index], tokens[index]
+                running = [running[i] for i in keep]
+            mask = torch.cat([mask, mask.new_ones(len(running), 1)], dim=1)
+            position = position + 1
+            logits = self.model(input_ids=tokens[:, None], attention_mask=mask, position_ids=position, **step_kwargs).logits[:, -1]
+        return self.tokenizer.batch_decode(outputs, skip_special_tokens=True)
+
+    def next_token(self, logits: torch.Tensor, temperature: float) -> torch.Tensor:
+        """Greedy at temperature 0. Otherwise sample as `generate` does by default: logits / temperature,
+        then the model's top-k (50 unless its generation config says otherwise) and top-p."""
+        if temperature <= 0:
+            return logits.argmax(-1)
+        config = self.model.generation_config
+        top_k = 50 if config.top_k is None else config.top_k
+        logits = logits.float() / temperature
+        values, index = logits.topk(min(top_k, logits.shape[-1])) if top_k else logits.sort(-1, descending=True)
+        probs = values.softmax(-1)
+        if config.top_p is not None and config.top_p < 1:
+            probs[probs.cumsum(-1) - probs > config.top_p] = 0  # the smallest head whose mass reaches top_p
+        return index.gather(-1, torch.multinomial(probs, 1)).squeeze(-1)
+
+    def finished(self, outputs: list[list[int]]) -> list[bool]:
+        """Which token lists end in EOS or have just written a stop string (it can end inside the last token)."""
+        eos = self.model.generation_config.eos_token_id
+        eos = {self.tokenizer.eos_token_id, *(eos if isinstance(eos, list) else [eos])}
+        window = max((len(s) for s in self.stop_strings), default=0) + 1  # a stop string spans at most this many tokens
+        tails = self.tokenizer.batch_decode([ids[-window:] for ids in outputs], skip_special_tokens=True) if self.stop_strings else [""] * len(outputs)
+        return [ids[-1] in eos or any(s in tail for s in self.stop_strings) for ids, tail in zip(outputs, tails)]
 
     def answer(self, *questions: str) -> list[float]:
         prompts = [self.format_prompt(q) for q in questions]

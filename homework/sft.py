@@ -77,6 +77,7 @@ def train_model(
     checkpoint: str = loader.DEFAULT_CHECKPOINT,
     lora_r: int | None = None,  # None: the largest that keeps the adapter under 20 MB (lora_rank)
     lora_alpha: int | None = None,  # None: 4 x lora_r
+    lora_dropout: float = 0.0,
     learning_rate: float = 5e-4,  # 135M model, one run each: 2e-3 diverged (0.11), 1e-3 0.39, 5e-4 0.43, 2.5e-4 0.29
     epochs: float = 6,
     batch_size: int = 8,  # more, smaller steps: 750 updates in 6 epochs of 1000 examples
@@ -95,7 +96,7 @@ def train_model(
     llm = model_class(checkpoint, model=model, tokenizer=tokenizer)
     on_gpu = llm.device.type == "cuda"
     lora_r = lora_r or lora_rank(llm.model)
-    config = LoraConfig(r=lora_r, lora_alpha=lora_alpha or 4 * lora_r, target_modules="all-linear", bias="none", task_type="CAUSAL_LM")
+    config = LoraConfig(r=lora_r, lora_alpha=lora_alpha or 4 * lora_r, lora_dropout=lora_dropout, target_modules="all-linear", bias="none", task_type="CAUSAL_LM")
     peft_model = get_peft_model(llm.model, config)
     peft_model.print_trainable_parameters()
     if on_gpu:

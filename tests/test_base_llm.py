@@ -75,3 +75,33 @@ def test_shared_prefill_samples_follow_the_model(tiny_model, tokenizer):
     greedy = llm.batched_generate(PROMPTS)
     samples = llm.batched_generate(PROMPTS, num_return_sequences=3, temperature=1e-4)
     assert samples == [[g] * 3 for g in greedy]
+
+
+def test_finished_rows_leave_the_batch_without_changing_the_others(tiny_model, tokenizer):
+    llm = BaseLLM(model=tiny_model, tokenizer=tokenizer)
+    llm.max_new_tokens, llm.stop_strings = 12, []
+    full = [llm.generate(p) for p in PROMPTS]
+    # A stop string that one completion writes early: that row must stop there and leave the batch.
+    first = tokenizer(full[0], add_special_tokens=False)["input_ids"]
+    llm.stop_strings = [tokenizer.decode(first[1:3]).strip() or tokenizer.decode(first[1:4])]
+    sequential = [llm.generate(p) for p in PROMPTS]
+    assert len(sequential[0]) < len(full[0])  # it did stop early
+
+    original_forward, batch_sizes = tiny_model.forward, []
+
+    def forward(*args, **kwargs):
+        batch_sizes.append(kwargs["input_ids"].shape[0])
+        return original_forward(*args, **kwargs)
+
+    tiny_model.forward = forward
+    assert llm.batched_generate(PROMPTS) == sequential
+    assert batch_sizes[0] == len(PROMPTS) and batch_sizes[-1] < len(PROMPTS)
+    assert batch_sizes == sorted(batch_sizes, reverse=True)
+
+
+def test_sampling_follows_the_models_top_k(tiny_model, tokenizer):
+    llm = BaseLLM(model=tiny_model, tokenizer=tokenizer)
+    llm.max_new_tokens = 8
+    greedy = llm.batched_generate(PROMPTS)
+    tiny_model.generation_config.top_k = 1  # only the most likely token may be drawn, at any temperature
+    assert llm.batched_generate(PROMPTS, num_return_sequences=3, temperature=5.0) == [[g] * 3 for g in greedy]
