@@ -105,3 +105,26 @@ def test_sampling_follows_the_models_top_k(tiny_model, tokenizer):
     greedy = llm.batched_generate(PROMPTS)
     tiny_model.generation_config.top_k = 1  # only the most likely token may be drawn, at any temperature
     assert llm.batched_generate(PROMPTS, num_return_sequences=3, temperature=5.0) == [[g] * 3 for g in greedy]
+
+
+def test_buffered_cache_matches_dynamic_cache(tiny_model, tokenizer):
+    from transformers import DynamicCache
+
+    from homework.base_llm import cache_argument, kv_cache
+
+    inputs = tokenizer(PROMPTS, padding=True, return_tensors="pt")
+    tokens = torch.randint(0, len(tokenizer), (len(PROMPTS) * 2, 3))
+    logits = []
+    for cache in (DynamicCache(config=tiny_model.config), kv_cache(tiny_model, room=3)):
+        with torch.no_grad():
+            kwargs = {cache_argument(tiny_model): cache, "use_cache": True}
+            tiny_model(**inputs, **kwargs)
+            cache.batch_repeat_interleave(2)
+            cache.batch_select_indices(torch.tensor([0, 3, 5, 6]))  # rows leave, in a new order
+            mask = inputs["attention_mask"].repeat_interleave(2, 0)[[0, 3, 5, 6]]
+            steps = []
+            for i in range(3):
+                mask = torch.cat([mask, mask.new_ones(4, 1)], dim=1)
+                steps.append(tiny_model(input_ids=tokens[[0, 3, 5, 6], i : i + 1], attention_mask=mask, **kwargs).logits)
+        logits.append(torch.cat(steps, dim=1))
+    torch.testing.assert_close(logits[0], logits[1], rtol=0, atol=0)
