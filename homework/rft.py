@@ -1,9 +1,13 @@
-"""Rejection-sampling fine-tuning: LoRA on question + a sampled, verified rationale (data/rft.json).
+"""Rejection-sampling fine-tuning: LoRA on the CoT prompt + a sampled, verified rationale (data/rft.json).
 
     python -m homework.datagen data/rft.json       # first: make the rationales
     python -m homework.rft train                   # trains homework/rft_model, prints the accuracy
-    python -m homework.rft train --rounds 2        # expert iteration: a model trained on the rationales samples more
+    python -m homework.rft train --rounds 2        # expert iteration: the trained model samples more rationales
     python -m homework.rft test                    # evaluates homework/rft_model
+
+The RFT model is prompted as the CoT model is: a few-shot chat whose worked examples are training questions
+of the same unit pair. Training on its own verified rationales under that prompt teaches it to take the
+factor from the examples and to multiply it out correctly, which the prompt alone does not.
 """
 import json
 import os
@@ -12,14 +16,14 @@ import time
 from pathlib import Path
 
 from . import loader, sft
-from .base_llm import BaseLLM
+from .cot import CoTModel
 from .data import DATA_DIR, Dataset, evaluate
 
 MODEL_DIR = Path(__file__).resolve().parent / "rft_model"
 
 
-class RFTModel(BaseLLM):
-    """Prompted with the bare question, as it was trained; it writes its reasoning, then the answer."""
+class RFTModel(CoTModel):
+    """The CoT prompt, a LoRA adapter trained on rationales sampled and verified under that prompt."""
 
     max_new_tokens = 64
 
@@ -28,14 +32,9 @@ def load(path: str | Path = MODEL_DIR) -> RFTModel:
     return sft.load_adapter(path, RFTModel)
 
 
-def examples_from(rows: list[list], mix_direct: bool) -> list[tuple[str, str]]:
-    """(prompt, completion) pairs: every rationale, plus, if mix_direct, a direct answer for each training
-    question that has no rationale yet, so no question goes unseen."""
-    examples = [(q, " " + reasoning) for q, _, reasoning in rows]
-    if mix_direct:
-        covered = {q for q, _, _ in rows}
-        examples += [(q, sft.answer_text(a)) for q, a in Dataset("train").data if q not in covered]
-    return examples
+def examples_from(model: RFTModel, rows: list[list]) -> list[tuple[str, str]]:
+    """(prompt, completion) pairs: the question's CoT prompt, then its verified rationale."""
+    return [(model.format_prompt(q), reasoning) for q, _, reasoning in rows]
 
 
 def train(
@@ -44,19 +43,17 @@ def train(
     rounds: int = 1,
     oversample: int = 8,
     temperature: float = 0.7,
-    mix_direct: bool = True,
-    sampler_epochs: float = 10,
     resample_limit: int | None = None,  # at most this many uncovered questions sampled per round (CPU budgets)
     max_question: int = 100,
     checkpoint: str = loader.DEFAULT_CHECKPOINT,
+    epochs: float = 5,
     **train_kwargs,
 ):
     """Train on `data` and save the adapter to output_dir.
 
-    With rounds > 1 (expert iteration), each round but the last trains a sampler on the rationales alone
-    (a model also trained on direct answers would answer those very questions directly), which samples
-    rationales for the training questions that still lack one; the verified ones join the data, saved as
-    DATA.roundN.json. The last round trains the model that is kept, from the base, on all the rationales."""
+    With rounds > 1 (expert iteration), the model of each round but the last samples rationales for the
+    training questions that still lack one; the verified ones join the data, saved as DATA.roundN.json,
+    and the next round trains from the base model on all of them. The last round's model is kept."""
     from .datagen import report, sample_rationales, write_json_atomic
 
     path = Path(data)
@@ -65,15 +62,15 @@ def train(
     if rounds > 1 and int(os.environ.get("WORLD_SIZE", 1)) > 1:
         raise loader.CheckpointError("--rounds > 1 runs in one process: the sampling between rounds is not distributed")
     rows = json.loads(path.read_text())
+    base = RFTModel(checkpoint)  # loaded once; each round wraps a fresh LoRA around it
     for round_ in range(1, rounds + 1):
         start, last = time.time(), round_ == rounds
-        kwargs = train_kwargs if last else {**train_kwargs, "epochs": sampler_epochs}
-        with tempfile.TemporaryDirectory() as sampler_dir:  # the sampler's adapter is not kept
-            examples = examples_from(rows, mix_direct and last)
-            llm, trainer = sft.train_model(examples, output_dir if last else sampler_dir, checkpoint, model_class=RFTModel, **kwargs)
+        with tempfile.TemporaryDirectory() as sampler_dir:  # only the last round's adapter is kept
+            llm, trainer = sft.train_model(examples_from(base, rows), output_dir if last else sampler_dir, checkpoint,
+                                           model=base.model, tokenizer=base.tokenizer, model_class=RFTModel, epochs=epochs, **train_kwargs)
         if not trainer.is_world_process_zero():
             continue
-        line = f"round {round_}: trained on {len(rows)} rationales" + ("" if last else " alone (the sampler)")
+        line = f"round {round_}: trained on {len(rows)} rationales"
         if max_question:
             result = evaluate(llm, max_question, show_misses=5 if last else 0)
             line += f", accuracy={result.accuracy:.2f} answer_rate={result.answer_rate:.2f}"
@@ -85,6 +82,7 @@ def train(
             rows = rows + [[q, a, r] for q, (a, r, _) in results.items() if r is not None]
             write_json_atomic(path.with_name(f"{path.stem}.round{round_ + 1}.json"), rows)
             line += f"; it sampled {len(missing)} uncovered questions: yield {stats['yield']:.3f}, {len(rows)} rationales now"
+            base.model = llm.model.unload()  # the base weights, without this round's LoRA, for the next round
         print(f"{line} ({time.time() - start:.0f} s)")
 
 

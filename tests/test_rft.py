@@ -96,13 +96,13 @@ def test_atomic_write_leaves_the_old_file_on_a_crash(tmp_path, monkeypatch):
     assert json.loads(path.read_text()) == [["q", 1.0, "r"]]
 
 
-def test_examples_mix_direct_answers_for_uncovered_questions():
+def test_examples_pair_the_cot_prompt_with_the_rationale(tiny_model, tokenizer):
+    model = rft.RFTModel(model=tiny_model, tokenizer=tokenizer)
     (q0, a0), (q1, a1) = Dataset("train").data[:2]
-    examples = rft.examples_from([[q0, a0, "1 x = 2 y. <answer>2</answer>"]], mix_direct=True)
-    assert examples[0] == (q0, " 1 x = 2 y. <answer>2</answer>")
-    assert (q1, rft.sft.answer_text(a1)) in examples and len(examples) == len(Dataset("train"))
-    assert rft.examples_from([[q0, a0, "r"]], mix_direct=False) == [(q0, " r")]
-
+    examples = rft.examples_from(model, [[q0, a0, "1 x = 2 y. <answer>2</answer>"], [q1, a1, "r"]])
+    assert examples == [(model.format_prompt(q0), "1 x = 2 y. <answer>2</answer>"), (model.format_prompt(q1), "r")]
+    prompt = examples[0][0]
+    assert prompt.rstrip().endswith("assistant") and prompt.count(q0) == 1  # worked examples, never its own answer
 
 
 def test_rft_trains_and_reloads_on_a_tiny_model(tmp_path, tiny_base):
@@ -110,9 +110,10 @@ def test_rft_trains_and_reloads_on_a_tiny_model(tmp_path, tiny_base):
     data = tmp_path / "rft.json"
     data.write_text(json.dumps(rows))
     out = tmp_path / "rft_model"
-    rft.train(str(out), str(data), mix_direct=False, max_question=0, checkpoint=str(tiny_base), max_steps=2, batch_size=2)
+    rft.train(str(out), str(data), max_question=0, checkpoint=str(tiny_base), max_steps=2, batch_size=2)
     model = rft.load(out)
-    assert isinstance(model, rft.RFTModel) and model.format_prompt("Q?") == "Q?"
+    q = Dataset("valid")[0][0]
+    assert isinstance(model, rft.RFTModel) and model.format_prompt(q) == rft.CoTModel.format_prompt(model, q)
 
 
 def test_rft_without_data_is_a_clear_error(tmp_path):
