@@ -2,6 +2,8 @@
 
     python -m homework.datagen data/rft.json                          # oversample=10, temperature=0.6
     python -m homework.datagen data/rft.json --max_question 200       # a smaller run
+    python -m homework.datagen data/rft.json --extend --adapter homework/rft_model --oversample 4
+                                      # expert iteration by hand: the RFT model samples the uncovered questions
 
 Rows are [question, answer, reasoning]. Progress is saved atomically after every chunk in
 OUTPUT.partial; a killed run started again resumes from there.
@@ -86,7 +88,21 @@ def report(results: dict, oversample: int) -> dict:
     return stats
 
 
-def generate_dataset(output_json: str = "data/rft.json", oversample: int = 10, temperature: float = 0.6, max_question: int | None = None, checkpoint: str = SAMPLER_CHECKPOINT, seed: int = 0):
+def generate_dataset(
+    output_json: str = "data/rft.json",
+    oversample: int = 10,
+    temperature: float = 0.6,
+    max_question: int | None = None,
+    checkpoint: str = SAMPLER_CHECKPOINT,
+    seed: int = 0,
+    adapter: str | None = None,
+    extend: bool = False,
+):
+    """Sample rationales for the training questions and write the verified ones to output_json.
+
+    adapter: sample with a trained RFT model (e.g. homework/rft_model) instead of the base CoT model.
+    extend: keep the rows already in output_json and sample only the questions they don't cover; with
+    `adapter`, that is one round of expert iteration by hand."""
     import torch
 
     from .cot import CoTModel
@@ -96,14 +112,21 @@ def generate_dataset(output_json: str = "data/rft.json", oversample: int = 10, t
     output = Path(output_json)
     output.parent.mkdir(parents=True, exist_ok=True)
     progress = output.with_name(output.name + ".partial")
-    questions = Dataset("train").data[:max_question]
-    model = CoTModel(checkpoint)
+    rows = json.loads(output.read_text()) if extend and output.exists() else []
+    covered = {q for q, _, _ in rows}
+    questions = [(q, a) for q, a in Dataset("train").data[:max_question] if q not in covered]
+    if adapter:
+        from .rft import load
+
+        model = load(adapter)
+    else:
+        model = CoTModel(checkpoint)
     results = sample_rationales(model, questions, oversample, temperature, progress)
     report(results, oversample)
-    rows = [[q, a, reasoning] for q, (a, reasoning, _) in results.items() if reasoning is not None]
+    rows += [[q, a, reasoning] for q, (a, reasoning, _) in results.items() if reasoning is not None]
     write_json_atomic(output, rows)
-    progress.unlink()
-    print(f"wrote {len(rows)} rows to {output}")
+    progress.unlink(missing_ok=True)  # absent when there was nothing left to sample
+    print(f"wrote {len(rows)} rows to {output}" + (f" ({len(covered)} kept, {len(rows) - len(covered)} new)" if extend else ""))
 
 
 if __name__ == "__main__":

@@ -154,3 +154,24 @@ def test_expert_iteration_samples_the_uncovered_questions_between_rounds(tmp_pat
     assert json.loads((tmp_path / "rft.round2.json").read_text()) == rows + [[q, a, worked(a)]]
     assert json.loads(data.read_text()) == rows  # the input data is left as it was
     assert (tmp_path / "m" / "adapter_config.json").is_file()
+
+
+def test_datagen_extend_samples_only_uncovered_questions_with_the_adapter(tmp_path, monkeypatch):
+    train = Dataset("train").data
+    out = tmp_path / "rft.json"
+    rows = [[q, a, worked(a)] for q, a in train[:2]]
+    out.write_text(json.dumps(rows))
+    loaded, sampled = [], []
+    monkeypatch.setattr(rft, "load", lambda path: loaded.append(path) or "the RFT model")
+
+    def fake_sample(model, questions, oversample, temperature, progress):
+        assert model == "the RFT model"
+        sampled.extend(questions)
+        (q, a), (q2, a2) = questions
+        return {q: [a, worked(a), 1], q2: [a2, None, 0]}
+
+    monkeypatch.setattr(datagen, "sample_rationales", fake_sample)
+    datagen.generate_dataset(str(out), oversample=2, max_question=4, adapter="some/adapter", extend=True)
+    assert loaded == ["some/adapter"] and [list(x) for x in sampled] == train[2:4]
+    (q, a) = train[2]
+    assert json.loads(out.read_text()) == rows + [[q, a, worked(a)]]
