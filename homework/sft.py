@@ -78,7 +78,6 @@ def train_model(
     lora_r: int | None = None,  # None: the largest that keeps the adapter under 20 MB (lora_rank)
     lora_alpha: int | None = None,  # None: 4 x lora_r
     lora_dropout: float = 0.0,
-    neftune_noise_alpha: float | None = None,  # noise on the input embeddings while training (NEFTune)
     learning_rate: float = 5e-4,  # 135M model, one run each: 2e-3 diverged (0.11), 1e-3 0.39, 5e-4 0.43, 2.5e-4 0.29
     epochs: float = 6,
     batch_size: int = 8,  # more, smaller steps: 750 updates in 6 epochs of 1000 examples
@@ -121,7 +120,6 @@ def train_model(
         gradient_checkpointing=on_gpu,
         bf16=on_gpu,
         seed=seed,
-        neftune_noise_alpha=neftune_noise_alpha,
         dataloader_pin_memory=on_gpu,
         disable_tqdm=False,
         **grouping,
