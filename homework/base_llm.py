@@ -135,13 +135,15 @@ class BaseLLM:
             logits, mask = logits.repeat_interleave(num_return_sequences, 0), mask.repeat_interleave(num_return_sequences, 0)
         position = position[:, -1:].repeat_interleave(num_return_sequences, 0)
 
+        eos = self.model.generation_config.eos_token_id
+        eos = {self.tokenizer.eos_token_id, *(eos if isinstance(eos, list) else [eos])}
         outputs = [[] for _ in range(logits.shape[0])]
         running = list(range(logits.shape[0]))  # which output each row of the batch writes to
         for step in range(self.max_new_tokens):
             tokens = self.next_token(logits, temperature)
             for row, token in zip(running, tokens.tolist()):
                 outputs[row].append(token)
-            keep = [i for i, done in enumerate(self.finished([outputs[row] for row in running])) if not done]
+            keep = [i for i, done in enumerate(self.finished([outputs[row] for row in running], eos)) if not done]
             if not keep or step == self.max_new_tokens - 1:
                 break
             if len(keep) < len(running):
@@ -168,10 +170,8 @@ class BaseLLM:
             probs[probs.cumsum(-1) - probs > config.top_p] = 0  # the smallest head whose mass reaches top_p
         return index.gather(-1, torch.multinomial(probs, 1)).squeeze(-1)
 
-    def finished(self, outputs: list[list[int]]) -> list[bool]:
-        """Which token lists end in EOS or have just written a stop string (it can end inside the last token)."""
-        eos = self.model.generation_config.eos_token_id
-        eos = {self.tokenizer.eos_token_id, *(eos if isinstance(eos, list) else [eos])}
+    def finished(self, outputs: list[list[int]], eos: set[int]) -> list[bool]:
+        """Which token lists end in an `eos` token or have just written a stop string (it can end inside the last token)."""
         window = max((len(s) for s in self.stop_strings), default=0) + 1  # a stop string spans at most this many tokens
         tails = self.tokenizer.batch_decode([ids[-window:] for ids in outputs], skip_special_tokens=True) if self.stop_strings else [""] * len(outputs)
         return [ids[-1] in eos or any(s in tail for s in self.stop_strings) for ids, tail in zip(outputs, tails)]
