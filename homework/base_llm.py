@@ -8,6 +8,8 @@ import re
 
 import torch
 from tqdm import tqdm
+from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
 
 from . import loader
 
@@ -34,47 +36,98 @@ def cache_argument(model) -> str:
     return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
 
 
-def kv_cache(model, room: int):
-    """A DynamicCache whose layers keep keys and values in a buffer with room for `room` more positions
-    after the first update (the prompt); writing past that fails loudly."""
-    from transformers import DynamicCache
-    from transformers.cache_utils import DynamicLayer
+class RowLayer(DynamicLayer):
+    """One layer of a KV cache for continuous batching: buffers of fixed size, [rows, heads, columns, dim].
 
-    class BufferedLayer(DynamicLayer):
-        """A decode step writes its position in place. DynamicLayer copies the whole cache every step
-        (torch.cat): on our CPU, 32 rows of a few-shot prompt, that made a step 15-20% slower."""
+    Every running row ends at the same column (left padding, masked), so a decode step writes one column in
+    place. Rows come and go without a copy of the whole cache: a new prompt's rows are written after the
+    running ones, right-aligned, and a finished row is overwritten by one of the last rows."""
 
-        def update(self, key_states, value_states, *args, **kwargs):
-            start = self.keys.shape[-2] if self.is_initialized else 0
-            end = start + key_states.shape[-2]
-            if not self.is_initialized:
-                self.lazy_initialization(key_states, value_states)
-                self.buffers = [x.new_empty(*x.shape[:2], end + room, x.shape[-1]) for x in (key_states, value_states)]
-            for buffer, new in zip(self.buffers, (key_states, value_states)):
-                buffer[..., start:end, :] = new
-            self.keys, self.values = (b[..., :end, :] for b in self.buffers)
-            return self.keys, self.values
+    def __init__(self, rows: int, columns: int):
+        super().__init__()
+        self.capacity, self.columns, self.rows, self.end = rows, columns, 0, 0
 
-        def _apply(self, fn):
-            length = self.keys.shape[-2]
-            self.buffers = [fn(b) for b in self.buffers]
-            self.keys, self.values = (b[..., :length, :] for b in self.buffers)
+    def admit(self, keys: torch.Tensor, values: torch.Tensor, repeats: int):
+        """Append a prefilled prompt cache, each row `repeats` times. Its columns must fit: prompts come longest first."""
+        if not self.is_initialized:
+            self.lazy_initialization(keys, values)
+            self.buffers = [x.new_empty(self.capacity, x.shape[1], self.columns, x.shape[-1]) for x in (keys, values)]
+        if self.rows == 0:
+            self.end = keys.shape[-2]
+        pad, start, stop = self.end - keys.shape[-2], self.rows, self.rows + keys.shape[0] * repeats
+        assert pad >= 0 and stop <= self.capacity, (pad, stop)
+        for buffer, new in zip(self.buffers, (keys, values)):
+            buffer[start:stop, :, :pad] = 0  # masked, but must be finite: 0 * nan is nan
+            buffer[start:stop, :, pad : self.end] = new.repeat_interleave(repeats, dim=0)
+        self.rows = stop
+        self._views()
 
-        def batch_repeat_interleave(self, repeats: int):
-            self._apply(lambda b: b.repeat_interleave(repeats, dim=0))
+    def update(self, key_states, value_states, *args, **kwargs):
+        end = self.end + key_states.shape[-2]
+        for buffer, new in zip(self.buffers, (key_states, value_states)):
+            buffer[: self.rows, :, self.end : end] = new
+        self.end = end
+        self._views()
+        return self.keys, self.values
 
-        def batch_select_indices(self, indices: torch.Tensor):
-            self._apply(lambda b: b[indices])
+    def batch_select_indices(self, indices: torch.Tensor):
+        """Row i becomes row indices[i]. Only the rows that move are copied."""
+        rows = torch.arange(len(indices), device=indices.device)
+        moved = indices != rows
+        for buffer in self.buffers:
+            buffer[rows[moved]] = buffer[indices[moved]]  # gathered before written: right for any indices
+        self.rows = len(indices)
+        self._views()
 
-    cache = DynamicCache(config=model.config)
-    cache.layers = [BufferedLayer() if type(layer) is DynamicLayer else layer for layer in cache.layers]
-    return cache
+    def trim(self, columns: int):
+        """Drop the first `columns` columns (padding in every row) to make room at the end."""
+        for buffer in self.buffers:
+            buffer[: self.rows, :, : self.end - columns] = buffer[: self.rows, :, columns : self.end].clone()
+        self.end -= columns
+        self._views()
+
+    def _views(self):
+        self.keys, self.values = (b[: self.rows, :, : self.end] for b in self.buffers)
+
+
+class RowCache(DynamicCache):
+    def __init__(self, model, rows: int, columns: int):
+        super().__init__(config=model.config)
+        assert all(type(layer) is DynamicLayer for layer in self.layers), "only full attention layers"
+        self.layers = [RowLayer(rows, columns) for _ in self.layers]
+
+    def admit(self, prefilled: DynamicCache, repeats: int):
+        for layer, new in zip(self.layers, prefilled.layers):
+            layer.admit(new.keys, new.values, repeats)
+
+    def trim(self, columns: int):
+        for layer in self.layers:
+            layer.trim(columns)
+
+    @property
+    def end(self) -> int:
+        return self.layers[0].end
+
+    @property
+    def full(self) -> bool:
+        return self.layers[0].end == self.layers[0].columns
+
+
+def fill_holes(keep: list[int]) -> list[int]:
+    """The rows to keep (ascending), ordered so that few move: each finished row among the first
+    len(keep) takes one of the rows kept beyond them, and the rest stay where they are."""
+    kept = set(keep)
+    holes = [i for i in range(len(keep)) if i not in kept]
+    index = list(range(len(keep)))
+    for hole, row in zip(holes, [i for i in keep if i >= len(keep)]):
+        index[hole] = row
+    return index
 
 
 class BaseLLM:
     max_new_tokens = 64
     stop_strings = ["</answer>"]  # a row that has closed its answer is done and leaves the batch
-    batch_size: int | None = None  # prompts per micro-batch; None: sized to the device (loader.micro_batch_size)
+    batch_size: int | None = None  # prompts decoded at once; None: sized to the device (loader.micro_batch_size)
 
     def __init__(self, checkpoint: str = loader.DEFAULT_CHECKPOINT, model=None, tokenizer=None):
         if model is None:
@@ -92,69 +145,89 @@ class BaseLLM:
 
     def generate(self, prompt: str) -> str:
         """One prompt, no padding."""
-        return self._generate([prompt], num_return_sequences=1, temperature=0)[0]
+        return self.batched_generate([prompt])[0]
 
     def batched_generate(
         self, prompts: list[str], num_return_sequences: int | None = None, temperature: float = 0
     ) -> list[str] | list[list[str]]:
         """A flat list of completions, or one list of `num_return_sequences` per prompt if that is set.
 
-        Prompts are sorted by length so each micro-batch carries little padding; results come back in
-        the caller's order. temperature=0 is greedy decoding, anything above it samples.
+        temperature=0 is greedy decoding, anything above it samples. Results come back in the caller's order.
         """
         n = num_return_sequences or 1
         lengths = [len(ids) for ids in self.tokenizer(prompts)["input_ids"]]
-        order = sorted(range(len(prompts)), key=lengths.__getitem__)
-        size = self.batch_size or loader.micro_batch_size(self.model, max(lengths, default=0) + self.max_new_tokens, n)
-        chunks = [order[i : i + size] for i in range(0, len(order), size)]
+        order = sorted(range(len(prompts)), key=lengths.__getitem__, reverse=True)  # see _generate
+        columns = max(lengths, default=0) + 2 * self.max_new_tokens
+        size = self.batch_size or loader.micro_batch_size(self.model, columns, n)
+        outputs = self._generate([prompts[i] for i in order], n, temperature, rows=size * n, columns=columns)
         results = [None] * len(prompts)
-        for chunk in tqdm(chunks, desc="generate", disable=len(chunks) < 4, leave=False):
-            outputs = self._generate([prompts[i] for i in chunk], n, temperature)
-            for j, i in enumerate(chunk):
-                results[i] = outputs[j * n : (j + 1) * n]
+        for j, i in enumerate(order):
+            results[i] = outputs[j * n : (j + 1) * n]
         if num_return_sequences is None:
             return [r[0] for r in results]
         return results
 
     @torch.inference_mode()
-    def _generate(self, prompts: list[str], num_return_sequences: int, temperature: float) -> list[str]:
-        """Decode one micro-batch, one token per step, with the KV cache holding only the rows still running.
+    def _generate(self, prompts: list[str], n: int, temperature: float, rows: int, columns: int) -> list[str]:
+        """Continuous batching: decode up to `rows` rows at once, one token per step, and start the next
+        prompt as soon as there is room for its `n` rows.
 
-        The left-padded prompts run through the model once; each then gets `num_return_sequences` copies
-        of its cache (plain `generate` would run the long few-shot prompt once per sample). A row leaves
-        the batch, and the cache, as soon as it writes EOS or closes its answer: rambling samples no longer
-        hold a whole batch to `max_new_tokens`, and the steps get cheaper as rows finish."""
-        inputs = self.tokenizer(prompts, padding=True, return_tensors="pt").to(self.device)
-        mask = inputs["attention_mask"]
-        position = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding: real tokens count from 0
-        cache = kv_cache(self.model, room=self.max_new_tokens)
-        step_kwargs = {cache_argument(self.model): cache, "use_cache": True, "logits_to_keep": 1}
-        logits = self.model(input_ids=inputs["input_ids"], attention_mask=mask, position_ids=position, **step_kwargs).logits[:, -1]
-        if num_return_sequences > 1:
-            cache.batch_repeat_interleave(num_return_sequences)
-            logits, mask = logits.repeat_interleave(num_return_sequences, 0), mask.repeat_interleave(num_return_sequences, 0)
-        position = position[:, -1:].repeat_interleave(num_return_sequences, 0)
-
+        A row leaves the batch, and the cache, as soon as it writes EOS or closes its answer, so no step
+        runs for a finished row and no batch waits for its slowest one. A new prompt runs through the model
+        once and its rows share that cache (plain `generate` runs the few-shot prompt once per sample).
+        Prompts come longest first so that a new one always fits the columns of the running rows."""
         eos = self.model.generation_config.eos_token_id
         eos = {self.tokenizer.eos_token_id, *(eos if isinstance(eos, list) else [eos])}
-        outputs = [[] for _ in range(logits.shape[0])]
-        running = list(range(logits.shape[0]))  # which output each row of the batch writes to
-        for step in range(self.max_new_tokens):
+        outputs = [[] for _ in range(len(prompts) * n)]
+        running, started = [], 0  # which output each row writes to; how many prompts have started
+        cache = RowCache(self.model, rows, columns)
+        bar = tqdm(total=len(prompts), desc="generate", disable=len(prompts) <= 3 * rows // n, leave=False)
+        while running or started < len(prompts):
+            new = min((rows - len(running)) // n, len(prompts) - started)
+            if new > 0:
+                state = self._prefill(prompts[started : started + new], n, cache)
+                if running:
+                    state = [torch.cat(pair) for pair in zip((logits, mask, position), state)]
+                logits, mask, position = state
+                running += range(started * n, (started + new) * n)
+                started += new
+                bar.update(new)
+
             tokens = self.next_token(logits, temperature)
             for row, token in zip(running, tokens.tolist()):
                 outputs[row].append(token)
-            keep = [i for i, done in enumerate(self.finished([outputs[row] for row in running], eos)) if not done]
-            if not keep or step == self.max_new_tokens - 1:
-                break
+            done = self.finished([outputs[row] for row in running], eos)
+            keep = [i for i, row in enumerate(running) if not done[i] and len(outputs[row]) < self.max_new_tokens]
             if len(keep) < len(running):
-                index = torch.tensor(keep, device=self.device)
+                keep = fill_holes(keep)
+                index = torch.tensor(keep, dtype=torch.long, device=self.device)
                 cache.batch_select_indices(index)
                 mask, position, tokens = mask[index], position[index], tokens[index]
                 running = [running[i] for i in keep]
+            if not running:
+                continue
+            if cache.full:  # drop the columns that are padding in every running row
+                first = int(mask.any(0).int().argmax())
+                cache.trim(first)
+                mask = mask[:, first:]
             mask = torch.cat([mask, mask.new_ones(len(running), 1)], dim=1)
             position = position + 1
-            logits = self.model(input_ids=tokens[:, None], attention_mask=mask, position_ids=position, **step_kwargs).logits[:, -1]
+            logits = self.model(input_ids=tokens[:, None], attention_mask=mask, position_ids=position, **{cache_argument(self.model): cache}, use_cache=True).logits[:, -1]
+        bar.close()
         return self.tokenizer.batch_decode(outputs, skip_special_tokens=True)
+
+    def _prefill(self, prompts: list[str], n: int, cache: RowCache) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Run new prompts through the model once and add `n` rows for each to `cache`. Returns the new rows'
+        next-token logits, attention masks (as wide as the cache) and last positions."""
+        inputs = self.tokenizer(prompts, padding=True, return_tensors="pt").to(self.device)
+        mask = inputs["attention_mask"]
+        position = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding: real tokens count from 0
+        prefilled = DynamicCache(config=self.model.config)
+        logits = self.model(input_ids=inputs["input_ids"], attention_mask=mask, position_ids=position,
+                            **{cache_argument(self.model): prefilled}, use_cache=True, logits_to_keep=1).logits[:, -1]
+        cache.admit(prefilled, n)
+        mask = torch.cat([mask.new_zeros(len(prompts), cache.end - mask.shape[1]), mask], dim=1)
+        return tuple(x.repeat_interleave(n, 0) for x in (logits, mask, position[:, -1:]))
 
     def next_token(self, logits: torch.Tensor, temperature: float) -> torch.Tensor:
         """Greedy at temperature 0. Otherwise sample as `generate` does by default: logits / temperature,

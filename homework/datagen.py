@@ -57,8 +57,10 @@ def write_json_atomic(path: Path, obj):
     os.replace(tmp, path)  # readers see the old file or the new one, never half of one
 
 
-def sample_rationales(model, questions: list[tuple[str, float]], oversample: int, temperature: float, progress: Path | None = None, chunk: int = 16) -> dict:
-    """{question: [correct_answer, reasoning or None, number of correct samples]} for every question, resumable."""
+def sample_rationales(model, questions: list[tuple[str, float]], oversample: int, temperature: float, progress: Path | None = None, chunk: int = 64) -> dict:
+    """{question: [correct_answer, reasoning or None, number of correct samples]} for every question, resumable.
+
+    Progress is saved after each chunk of questions; within a chunk, generation keeps its batch full."""
     done = json.loads(progress.read_text()) if progress and progress.exists() else {}
     todo = [(q, a) for q, a in questions if q not in done]
     with tqdm(total=len(questions), initial=len(questions) - len(todo), desc="datagen") as bar:

