@@ -46,7 +46,7 @@ def train(
     resample_limit: int | None = None,  # at most this many uncovered questions sampled per round (CPU budgets)
     max_question: int = 100,
     checkpoint: str = loader.DEFAULT_CHECKPOINT,
-    epochs: float = 5,
+    epochs: float = 3,
     **train_kwargs,
 ):
     """Train on `data` and save the adapter to output_dir.
