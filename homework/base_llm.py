@@ -155,11 +155,11 @@ class BaseLLM:
         temperature=0 is greedy decoding, anything above it samples. Results come back in the caller's order.
         """
         n = num_return_sequences or 1
-        lengths = [len(ids) for ids in self.tokenizer(prompts)["input_ids"]]
-        order = sorted(range(len(prompts)), key=lengths.__getitem__, reverse=True)  # see _generate
-        columns = max(lengths, default=0) + 2 * self.max_new_tokens
+        ids = self.tokenizer(prompts)["input_ids"]  # tokenized once: lengths for the order, then the prefills
+        order = sorted(range(len(prompts)), key=lambda i: len(ids[i]), reverse=True)  # see _generate
+        columns = max(map(len, ids), default=0) + 2 * self.max_new_tokens
         size = self.batch_size or loader.micro_batch_size(self.model, columns, n)
-        outputs = self._generate([prompts[i] for i in order], n, temperature, rows=size * n, columns=columns)
+        outputs = self._generate([ids[i] for i in order], n, temperature, rows=size * n, columns=columns)
         results = [None] * len(prompts)
         for j, i in enumerate(order):
             results[i] = outputs[j * n : (j + 1) * n]
@@ -168,7 +168,7 @@ class BaseLLM:
         return results
 
     @torch.inference_mode()
-    def _generate(self, prompts: list[str], n: int, temperature: float, rows: int, columns: int) -> list[str]:
+    def _generate(self, prompts: list[list[int]], n: int, temperature: float, rows: int, columns: int) -> list[str]:
         """Continuous batching: decode up to `rows` rows at once, one token per step, and start the next
         prompt as soon as there is room for its `n` rows.
 
@@ -181,11 +181,12 @@ class BaseLLM:
         outputs = [[] for _ in range(len(prompts) * n)]
         running, started = [], 0  # which output each row writes to; how many prompts have started
         cache = RowCache(self.model, rows, columns)
+        cache_name = cache_argument(self.model)  # looked up once, not on every step
         bar = tqdm(total=len(prompts), desc="generate", disable=len(prompts) <= 3 * rows // n, leave=False)
         while running or started < len(prompts):
             new = min((rows - len(running)) // n, len(prompts) - started)
             if new > 0:
-                state = self._prefill(prompts[started : started + new], n, cache)
+                state = self._prefill(prompts[started : started + new], n, cache, cache_name)
                 if running:
                     state = [torch.cat(pair) for pair in zip((logits, mask, position), state)]
                 logits, mask, position = state
@@ -212,19 +213,19 @@ class BaseLLM:
                 mask = mask[:, first:]
             mask = torch.cat([mask, mask.new_ones(len(running), 1)], dim=1)
             position = position + 1
-            logits = self.model(input_ids=tokens[:, None], attention_mask=mask, position_ids=position, **{cache_argument(self.model): cache}, use_cache=True).logits[:, -1]
+            logits = self.model(input_ids=tokens[:, None], attention_mask=mask, position_ids=position, **{cache_name: cache}, use_cache=True).logits[:, -1]
         bar.close()
         return self.tokenizer.batch_decode(outputs, skip_special_tokens=True)
 
-    def _prefill(self, prompts: list[str], n: int, cache: RowCache) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Run new prompts through the model once and add `n` rows for each to `cache`. Returns the new rows'
-        next-token logits, attention masks (as wide as the cache) and last positions."""
-        inputs = self.tokenizer(prompts, padding=True, return_tensors="pt").to(self.device)
+    def _prefill(self, prompts: list[list[int]], n: int, cache: RowCache, cache_name: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Run new (tokenized) prompts through the model once and add `n` rows for each to `cache`. Returns the
+        new rows' next-token logits, attention masks (as wide as the cache) and last positions."""
+        inputs = self.tokenizer.pad({"input_ids": prompts}, return_tensors="pt").to(self.device)  # on the left
         mask = inputs["attention_mask"]
         position = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding: real tokens count from 0
         prefilled = DynamicCache(config=self.model.config)
         logits = self.model(input_ids=inputs["input_ids"], attention_mask=mask, position_ids=position,
-                            **{cache_argument(self.model): prefilled}, use_cache=True, logits_to_keep=1).logits[:, -1]
+                            **{cache_name: prefilled}, use_cache=True, logits_to_keep=1).logits[:, -1]
         cache.admit(prefilled, n)
         mask = torch.cat([mask.new_zeros(len(prompts), cache.end - mask.shape[1]), mask], dim=1)
         return tuple(x.repeat_interleave(n, 0) for x in (logits, mask, position[:, -1:]))
