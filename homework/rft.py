@@ -62,27 +62,27 @@ def train(
     if rounds > 1 and int(os.environ.get("WORLD_SIZE", 1)) > 1:
         raise loader.CheckpointError("--rounds > 1 runs in one process: the sampling between rounds is not distributed")
     rows = json.loads(path.read_text())
-    base = RFTModel(checkpoint)  # loaded once; each round wraps a fresh LoRA around it
+    model = RFTModel(checkpoint)  # loaded once; each round trains a fresh LoRA on its base weights
     for round_ in range(1, rounds + 1):
         start, last = time.time(), round_ == rounds
         with tempfile.TemporaryDirectory() as sampler_dir:  # only the last round's adapter is kept
-            llm, trainer = sft.train_model(examples_from(base, rows), output_dir if last else sampler_dir, checkpoint,
-                                           model=base.model, tokenizer=base.tokenizer, model_class=RFTModel, epochs=epochs, **train_kwargs)
+            _, trainer = sft.train_model(examples_from(model, rows), output_dir if last else sampler_dir, checkpoint,
+                                         llm=model, epochs=epochs, **train_kwargs)
         if not trainer.is_world_process_zero():
             continue
         line = f"round {round_}: trained on {len(rows)} rationales"
         if max_question:
-            result = evaluate(llm, max_question, show_misses=5 if last else 0)
+            result = evaluate(model, max_question, show_misses=5 if last else 0)
             line += f", accuracy={result.accuracy:.2f} answer_rate={result.answer_rate:.2f}"
         if not last:
             covered = {q for q, _, _ in rows}
             missing = [(q, a) for q, a in Dataset("train").data if q not in covered][:resample_limit]
-            results = sample_rationales(llm, missing, oversample, temperature)
+            results = sample_rationales(model, missing, oversample, temperature)
             stats = report(results, oversample)
             rows = rows + [[q, a, r] for q, (a, r, _) in results.items() if r is not None]
             write_json_atomic(path.with_name(f"{path.stem}.round{round_ + 1}.json"), rows)
             line += f"; it sampled {len(missing)} uncovered questions: yield {stats['yield']:.3f}, {len(rows)} rationales now"
-            base.model = llm.model.unload()  # the base weights, without this round's LoRA, for the next round
+            model.model = model.model.unload()  # the base weights, without this round's LoRA, for the next round
         print(f"{line} ({time.time() - start:.0f} s)")
 
 

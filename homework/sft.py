@@ -86,14 +86,15 @@ def train_model(
     seed: int = 0,
     model=None,
     tokenizer=None,
-    model_class=BaseLLM,
+    llm: BaseLLM | None = None,
 ):
-    """LoRA-train on (prompt, completion) pairs; save only the adapter to output_dir. Returns the
-    model_class instance holding the trained PeftModel, and the Trainer."""
+    """LoRA-train on (prompt, completion) pairs; save only the adapter to output_dir. Trains `llm` (e.g. an
+    RFTModel already built), else a BaseLLM around model/tokenizer or the checkpoint. Returns that llm, now
+    holding the trained PeftModel, and the Trainer."""
     from peft import LoraConfig, get_peft_model
     from transformers import Trainer, TrainingArguments
 
-    llm = model_class(checkpoint, model=model, tokenizer=tokenizer)
+    llm = llm or BaseLLM(checkpoint, model=model, tokenizer=tokenizer)
     on_gpu = llm.device.type == "cuda"
     lora_r = lora_r or lora_rank(llm.model)
     config = LoraConfig(r=lora_r, lora_alpha=lora_alpha or 4 * lora_r, lora_dropout=lora_dropout, target_modules="all-linear", bias="none", task_type="CAUSAL_LM")
