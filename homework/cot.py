@@ -59,11 +59,12 @@ class CoTModel(BaseLLM):
                 break
         return chosen[::-1]  # the closest example sits right before the question
 
-    def format_prompt(self, question: str) -> str:
+    def format_prompt(self, question: str, hint: float | None = None) -> str:
+        """hint: the true answer, stated after the question (rationalization, for datagen only)."""
         messages = [{"role": "system", "content": SYSTEM}]
         for q, worked in self.examples(question):
             messages += [{"role": "user", "content": q}, {"role": "assistant", "content": worked}]
-        messages.append({"role": "user", "content": question})
+        messages.append({"role": "user", "content": question if hint is None else f"{question} (Hint: the answer is {fmt(hint)}.)"})
         return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
 

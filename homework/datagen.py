@@ -4,6 +4,8 @@
     python -m homework.datagen data/rft.json --max_question 200       # a smaller run
     python -m homework.datagen data/rft.json --extend --adapter homework/rft_model --oversample 4
                                       # expert iteration by hand: the RFT model samples the uncovered questions
+    python -m homework.datagen data/rft.json --extend --adapter homework/rft_model --rationalize
+                                      # the same, with the true answer as a hint in the prompt (STaR's rationalization)
 
 Rows are [question, answer, reasoning]. Progress is saved atomically after every chunk in
 OUTPUT.partial; a killed run started again resumes from there.
@@ -57,16 +59,19 @@ def write_json_atomic(path: Path, obj):
     os.replace(tmp, path)  # readers see the old file or the new one, never half of one
 
 
-def sample_rationales(model, questions: list[tuple[str, float]], oversample: int, temperature: float, progress: Path | None = None, chunk: int = 64) -> dict:
+def sample_rationales(model, questions: list[tuple[str, float]], oversample: int, temperature: float, progress: Path | None = None, chunk: int = 64, rationalize: bool = False) -> dict:
     """{question: [correct_answer, reasoning or None, number of correct samples]} for every question, resumable.
 
-    Progress is saved after each chunk of questions; within a chunk, generation keeps its batch full."""
+    rationalize: the prompt states the true answer (`format_prompt(q, hint=answer)`); the kept rationale is
+    still checked, and is trained on under the plain prompt. Progress is saved after each chunk of questions;
+    within a chunk, generation keeps its batch full."""
     done = json.loads(progress.read_text()) if progress and progress.exists() else {}
     todo = [(q, a) for q, a in questions if q not in done]
     with tqdm(total=len(questions), initial=len(questions) - len(todo), desc="datagen") as bar:
         for i in range(0, len(todo), chunk):
             batch = todo[i : i + chunk]
-            samples = model.batched_generate([model.format_prompt(q) for q, _ in batch], num_return_sequences=oversample, temperature=temperature)
+            prompts = [model.format_prompt(q, hint=a) if rationalize else model.format_prompt(q) for q, a in batch]
+            samples = model.batched_generate(prompts, num_return_sequences=oversample, temperature=temperature)
             for (q, a), completions in zip(batch, samples):
                 n_correct = sum(is_answer_valid(parse_answer(c), a) for c in completions)
                 done[q] = [a, select(a, completions), n_correct]
@@ -99,12 +104,16 @@ def generate_dataset(
     seed: int = 0,
     adapter: str | None = None,
     extend: bool = False,
+    rationalize: bool = False,
 ):
     """Sample rationales for the training questions and write the verified ones to output_json.
 
     adapter: sample with a trained RFT model (e.g. homework/rft_model) instead of the base CoT model.
     extend: keep the rows already in output_json and sample only the questions they don't cover; with
-    `adapter`, that is one round of expert iteration by hand."""
+    `adapter`, that is one round of expert iteration by hand.
+    rationalize: each prompt states the true answer as a hint, as STaR's rationalization does for the
+    questions a model fails on its own; a kept rationale must still work that answer out, and it is trained
+    on under the plain prompt, without the hint."""
     import torch
 
     from .cot import CoTModel
@@ -123,7 +132,7 @@ def generate_dataset(
         model = load(adapter)
     else:
         model = CoTModel(checkpoint)
-    results = sample_rationales(model, questions, oversample, temperature, progress)
+    results = sample_rationales(model, questions, oversample, temperature, progress, rationalize=rationalize)
     report(results, oversample)
     rows += [[q, a, reasoning] for q, (a, reasoning, _) in results.items() if reasoning is not None]
     write_json_atomic(output, rows)

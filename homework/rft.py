@@ -3,6 +3,7 @@
     python -m homework.datagen data/rft.json       # first: make the rationales
     python -m homework.rft train                   # trains homework/rft_model, prints the accuracy
     python -m homework.rft train --rounds 2        # expert iteration: the trained model samples more rationales
+    python -m homework.rft train --rounds 2 --rationalize   # ... with the true answer as a hint while sampling
     python -m homework.rft test                    # evaluates homework/rft_model
 
 The RFT model is prompted as the CoT model is: a few-shot chat whose worked examples are training questions
@@ -44,6 +45,7 @@ def train(
     oversample: int = 8,
     temperature: float = 0.7,
     resample_limit: int | None = None,  # at most this many uncovered questions sampled per round (CPU budgets)
+    rationalize: bool = False,  # the sampling prompts state the true answer (datagen --rationalize)
     max_question: int = 100,
     checkpoint: str = loader.DEFAULT_CHECKPOINT,
     epochs: float = 3,
@@ -77,7 +79,7 @@ def train(
         if not last:
             covered = {q for q, _, _ in rows}
             missing = [(q, a) for q, a in Dataset("train").data if q not in covered][:resample_limit]
-            results = sample_rationales(model, missing, oversample, temperature)
+            results = sample_rationales(model, missing, oversample, temperature, rationalize=rationalize)
             stats = report(results, oversample)
             rows = rows + [[q, a, r] for q, (a, r, _) in results.items() if r is not None]
             write_json_atomic(path.with_name(f"{path.stem}.round{round_ + 1}.json"), rows)

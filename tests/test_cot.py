@@ -24,6 +24,14 @@ def test_prompt_is_a_chat_ending_with_the_generation_prompt(cot):
     assert "<answer>" in prompt and "concise" in prompt
 
 
+def test_a_hint_only_adds_the_answer_to_the_last_question(cot):
+    question = "How many gram are there per 6 kg?"
+    plain, hinted = cot.format_prompt(question), cot.format_prompt(question, hint=6000.0)
+    assert hinted == plain.replace(f"{question}<|im_end|>\n<|im_start|>assistant\n",
+                                   f"{question} (Hint: the answer is 6000.)<|im_end|>\n<|im_start|>assistant\n")
+    assert hinted.count("Hint") == 1 and hinted != plain
+
+
 def test_every_example_answer_is_correct(cot):
     truth = dict(Dataset("train").data)
     for question, _ in Dataset("valid").data[:200]:

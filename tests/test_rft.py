@@ -69,6 +69,27 @@ class FakeSampler:
         return [[worked(a)] * num_return_sequences for a in answers]
 
 
+class HintedSampler(FakeSampler):
+    """Answers right only when the prompt states the answer."""
+
+    def format_prompt(self, q, hint=None):
+        return (q, hint)
+
+    def batched_generate(self, prompts, num_return_sequences, temperature):
+        self.seen += prompts
+        return [[worked(hint if hint is not None else -1)] * num_return_sequences for _, hint in prompts]
+
+
+def test_rationalize_samples_with_the_answer_as_a_hint():
+    questions = Dataset("train").data[:4]
+    plain = datagen.sample_rationales(HintedSampler(questions), questions, 2, 0.7)
+    assert all(reasoning is None for _, reasoning, _ in plain.values())
+    sampler = HintedSampler(questions)
+    hinted = datagen.sample_rationales(sampler, questions, 2, 0.7, rationalize=True)
+    assert sampler.seen == [(q, a) for q, a in questions]  # each prompt stated its true answer
+    assert [hinted[q][1] for q, _ in questions] == [worked(a) for _, a in questions]
+
+
 def test_a_killed_run_resumes_without_duplicates(tmp_path):
     questions = Dataset("train").data[:10]
     progress = tmp_path / "rft.json.partial"
@@ -140,15 +161,15 @@ def test_expert_iteration_samples_the_uncovered_questions_between_rounds(tmp_pat
     data.write_text(json.dumps(rows))
     sampled = []
 
-    def fake_sample(model, questions, oversample, temperature):
+    def fake_sample(model, questions, oversample, temperature, rationalize):
         sampled.extend(questions)
-        assert isinstance(model, rft.RFTModel) and oversample == 2
+        assert isinstance(model, rft.RFTModel) and oversample == 2 and rationalize
         q, a = questions[0]  # one new verified rationale, one question still without
         return {q: [a, worked(a), 1], questions[1][0]: [questions[1][1], None, 0]}
 
     monkeypatch.setattr(datagen, "sample_rationales", fake_sample)
-    rft.train(str(tmp_path / "m"), str(data), rounds=2, oversample=2, resample_limit=2, max_question=0,
-              checkpoint=str(tiny_base), max_steps=2, batch_size=2)
+    rft.train(str(tmp_path / "m"), str(data), rounds=2, oversample=2, resample_limit=2, rationalize=True,
+              max_question=0, checkpoint=str(tiny_base), max_steps=2, batch_size=2)
     assert [list(x) for x in sampled] == train[3:5]  # the first training questions that had no rationale
     (q, a) = train[3]
     assert json.loads((tmp_path / "rft.round2.json").read_text()) == rows + [[q, a, worked(a)]]
@@ -164,14 +185,14 @@ def test_datagen_extend_samples_only_uncovered_questions_with_the_adapter(tmp_pa
     loaded, sampled = [], []
     monkeypatch.setattr(rft, "load", lambda path: loaded.append(path) or "the RFT model")
 
-    def fake_sample(model, questions, oversample, temperature, progress):
-        assert model == "the RFT model"
+    def fake_sample(model, questions, oversample, temperature, progress, rationalize):
+        assert model == "the RFT model" and rationalize
         sampled.extend(questions)
         (q, a), (q2, a2) = questions
         return {q: [a, worked(a), 1], q2: [a2, None, 0]}
 
     monkeypatch.setattr(datagen, "sample_rationales", fake_sample)
-    datagen.generate_dataset(str(out), oversample=2, max_question=4, adapter="some/adapter", extend=True)
+    datagen.generate_dataset(str(out), oversample=2, max_question=4, adapter="some/adapter", extend=True, rationalize=True)
     assert loaded == ["some/adapter"] and [list(x) for x in sampled] == train[2:4]
     (q, a) = train[2]
     assert json.loads(out.read_text()) == rows + [[q, a, worked(a)]]
