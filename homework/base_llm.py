@@ -100,17 +100,19 @@ class RowCache(DynamicCache):
         for layer, new in zip(self.layers, prefilled.layers):
             layer.admit(new.keys, new.values, repeats)
 
-    def trim(self, columns: int):
+    def make_room(self, mask: torch.Tensor) -> torch.Tensor:
+        """If the buffers are full, drop the leading columns that are padding in every running row (`mask`
+        is theirs, as wide as the cache). Returns the mask cut to match."""
+        if self.end < self.layers[0].columns:
+            return mask
+        first = int(mask.any(0).int().argmax())
         for layer in self.layers:
-            layer.trim(columns)
+            layer.trim(first)
+        return mask[:, first:]
 
     @property
     def end(self) -> int:
         return self.layers[0].end
-
-    @property
-    def full(self) -> bool:
-        return self.layers[0].end == self.layers[0].columns
 
 
 def fill_holes(keep: list[int]) -> list[int]:
@@ -207,11 +209,7 @@ class BaseLLM:
                 running = [running[i] for i in keep]
             if not running:
                 continue
-            if cache.full:  # drop the columns that are padding in every running row
-                first = int(mask.any(0).int().argmax())
-                cache.trim(first)
-                mask = mask[:, first:]
-            mask = torch.cat([mask, mask.new_ones(len(running), 1)], dim=1)
+            mask = torch.cat([cache.make_room(mask), mask.new_ones(len(running), 1)], dim=1)
             position = position + 1
             logits = self.model(input_ids=tokens[:, None], attention_mask=mask, position_ids=position, **{cache_name: cache}, use_cache=True).logits[:, -1]
         bar.close()
