@@ -62,9 +62,8 @@ def write_json_atomic(path: Path, obj):
 def sample_rationales(model, questions: list[tuple[str, float]], oversample: int, temperature: float, progress: Path | None = None, chunk: int = 64, rationalize: bool = False) -> dict:
     """{question: [correct_answer, reasoning or None, number of correct samples]} for every question, resumable.
 
-    rationalize: the prompt states the true answer (`format_prompt(q, hint=answer)`); the kept rationale is
-    still checked, and is trained on under the plain prompt. Progress is saved after each chunk of questions;
-    within a chunk, generation keeps its batch full."""
+    rationalize: prompt with `format_prompt(q, hint=answer)` (see generate_dataset). Progress is saved after
+    each chunk of questions; within a chunk, generation keeps its batch full."""
     done = json.loads(progress.read_text()) if progress and progress.exists() else {}
     todo = [(q, a) for q, a in questions if q not in done]
     with tqdm(total=len(questions), initial=len(questions) - len(todo), desc="datagen") as bar:
