@@ -1,5 +1,9 @@
-"""The names the grader uses. They are imported on first use, so that `python -m homework.sft` (and the
-others) run their module once, as __main__, without the package having imported it already."""
+"""The course starter's package surface: `BaseLLM`, `Dataset`, `load_cot`, `load_sft`, `load_rft`, and the
+submodules (`module.data.benchmark`, ...), as the course's grader reaches them.
+
+Everything is imported on first use, so that `python -m homework.sft` (and the others) run their module once,
+as __main__, without the package having imported it already. Imports are relative, so the folder works
+under any name (the grader imports it by path)."""
 import importlib
 
 _EXPORTS = {
@@ -9,11 +13,18 @@ _EXPORTS = {
     "load_sft": ("sft", "load"),
     "load_rft": ("rft", "load"),
 }
-__all__ = list(_EXPORTS)
+_SUBMODULES = ("base_llm", "bench", "cot", "data", "datagen", "loader", "rft", "sft", "units")
+__all__ = [*_EXPORTS, *_SUBMODULES]
 
 
 def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module, attr = _EXPORTS[name]
-    return getattr(importlib.import_module(f".{module}", __name__), attr)
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)  # also sets it as an attribute of the package
+    if name in _EXPORTS:
+        module, attr = _EXPORTS[name]
+        return getattr(importlib.import_module(f".{module}", __name__), attr)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *__all__])

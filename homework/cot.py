@@ -2,13 +2,14 @@
 training set that convert between the same two units.
 
     python -m homework.cot test                      # first 100 valid questions
-    python -m homework.cot test --max_question 10
+    python -m homework.cot test --split reworded     # the same questions asked in other words
+    python -m homework.cot ask "How many inches in 3 feet?"            # one question (--show_prompt)
     python -m homework.cot show "How many gram are there per 6 kg?"   # the exact rendered prompt
 """
 from . import loader
 from .base_llm import BaseLLM
-from .data import Dataset, evaluate
-from .units import category, parse_question, unit_of
+from .data import Dataset, ask as ask_model, evaluate
+from .units import read_question, readable
 
 SYSTEM = (
     "You convert units. Be concise: state how many of the target unit make one of the source unit, "
@@ -24,9 +25,9 @@ def fmt(x: float) -> str:
     return text.rstrip("0").rstrip(".") if "." in text and "e" not in text else text
 
 
-def rationale(n: int, src: str, dst: str, answer: float) -> str:
+def rationale(n: float, src: str, dst: str, answer: float) -> str:
     """The worked answer we show the model, e.g. "1 kg = 1000 gram. 6 * 1000 = 6000. <answer>6000</answer>"."""
-    return f"1 {src} = {fmt(answer / n)} {dst}. {n} * {fmt(answer / n)} = {fmt(answer)}. <answer>{fmt(answer)}</answer>"
+    return f"1 {src} = {fmt(answer / n)} {dst}. {fmt(n)} * {fmt(answer / n)} = {fmt(answer)}. <answer>{fmt(answer)}</answer>"
 
 
 class CoTModel(BaseLLM):
@@ -35,26 +36,22 @@ class CoTModel(BaseLLM):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        # Parsed once: (question, answer, (n, src, dst), unit pair, category) for every training row.
-        self.train = []
-        for q, a in Dataset("train").data:
-            n, src, dst = parse_question(q)
-            self.train.append((q, a, (n, src, dst), (unit_of(src), unit_of(dst)), category(q)))
+        # Read once: (question, answer, reading) for every training row that reads as a conversion.
+        self.train = [(q, a, reading) for (q, a), reading in readable(Dataset("train").data, "CoT")]
 
     def examples(self, question: str) -> list[tuple[str, str]]:
         """(question, worked answer) pairs: same unit pair first, then same category, never the question itself."""
-        parsed = parse_question(question)
-        pair = parsed and (unit_of(parsed[1]), unit_of(parsed[2]))
-        cat = category(question)
+        reading = read_question(question)
+        pair, cat = (reading.units, reading.category) if reading else (None, "unknown")
 
         def rank(row):
-            return (row[3] != pair, row[4] != cat)
+            return (row[2].units != pair, row[2].category != cat)
 
         chosen, seen_n = [], set()
-        for q, a, p, _, _ in sorted(self.train, key=rank):  # stable: ties keep the file's order
-            if q != question and p[0] not in seen_n:
-                chosen.append((q, rationale(*p, a)))
-                seen_n.add(p[0])
+        for q, a, r in sorted(self.train, key=rank):  # stable: ties keep the file's order
+            if q != question and r.n not in seen_n:
+                chosen.append((q, rationale(*r, a)))
+                seen_n.add(r.n)
             if len(chosen) == self.num_examples:
                 break
         return chosen[::-1]  # the closest example sits right before the question
@@ -72,8 +69,12 @@ def load(checkpoint: str = loader.DEFAULT_CHECKPOINT) -> CoTModel:
     return CoTModel(checkpoint)
 
 
-def test(max_question: int = 100, checkpoint: str = loader.DEFAULT_CHECKPOINT):
-    evaluate(load(checkpoint), max_question)
+def test(max_question: int = 100, split: str = "valid", checkpoint: str = loader.DEFAULT_CHECKPOINT):
+    evaluate(load(checkpoint), max_question, split)
+
+
+def ask(question: str, show_prompt: bool = False, checkpoint: str = loader.DEFAULT_CHECKPOINT):
+    ask_model(load(checkpoint), question, show_prompt)
 
 
 def show(question: str = "How many gram are there per 6 kg?", checkpoint: str = loader.DEFAULT_CHECKPOINT):
@@ -81,4 +82,4 @@ def show(question: str = "How many gram are there per 6 kg?", checkpoint: str = 
 
 
 if __name__ == "__main__":
-    loader.cli({"test": test, "show": show})
+    loader.cli({"test": test, "ask": ask, "show": show})

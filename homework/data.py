@@ -1,16 +1,23 @@
 """Datasets, the grading rule, and `benchmark`, which scores any model with an `answer(*questions)` method."""
 import json
 import math
+import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"  # ours, made by python -m homework.units
+DATA_ENV_VAR = "HOMEWORK_DATA"  # another folder of train.json and valid.json (the course's, say)
+
+
+def data_dir() -> Path:
+    """The data folder every stage reads: $HOMEWORK_DATA if set, else the repo's data/."""
+    return Path(os.environ.get(DATA_ENV_VAR) or DATA_DIR).expanduser()
 
 
 class Dataset:
     def __init__(self, split: str):
-        path = DATA_DIR / f"{split}.json"
+        path = data_dir() / f"{split}.json"
         if not path.exists():
             raise FileNotFoundError(f"no dataset split {split!r}: {path} does not exist")
         with path.open() as f:
@@ -63,7 +70,7 @@ def benchmark(func, dataset: Dataset, max_question: int) -> BenchmarkResult:
     return BenchmarkResult.from_answers(answers, dataset, max_question)
 
 
-def evaluate(model, max_question: int = 100, show_misses: int = 5, split: str = "valid") -> BenchmarkResult:
+def evaluate(model, max_question: int = 100, split: str = "valid", show_misses: int = 5) -> BenchmarkResult:
     """Benchmark on the first `max_question` questions and print the result, per unit category, and the
     first misses with what the model wrote."""
     from .units import category
@@ -79,3 +86,24 @@ def evaluate(model, max_question: int = 100, show_misses: int = 5, split: str = 
     for s, text in zip(misses, texts):
         print(f"  miss: {s.question!r} expected {s.correct_answer:g}, got {s.answer:g} from {text!r}")
     return result
+
+
+def ask(model, question: str, show_prompt: bool = False) -> float:
+    """Answer one question and print what the model wrote, the parsed answer and, if the question reads
+    as a conversion, pint's answer."""
+    from .units import convert, read_question
+
+    prompt = model.format_prompt(question)
+    if show_prompt:
+        print(f"prompt:\n{prompt}")
+    text = model.batched_generate([prompt])[0]
+    answer = model.parse_answer(text)
+    print(f"model wrote: {text!r}\nparsed answer: {answer:g}")
+    reading = read_question(question)
+    if reading is None:
+        print("true answer: unknown (the question does not read as a conversion between units we know)")
+    else:
+        truth = convert(*reading)
+        verdict = "right" if is_answer_valid(answer, truth) else "wrong"
+        print(f"true answer: {truth:g} ({reading.n:g} {reading.src} in {reading.dst}, by pint): {verdict}")
+    return answer

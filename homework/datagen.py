@@ -21,6 +21,7 @@ from tqdm import tqdm
 from . import loader
 from .base_llm import parse_answer
 from .data import Dataset, is_answer_valid
+from .units import readable
 
 SAMPLER_CHECKPOINT = "HuggingFaceTB/SmolLM2-1.7B-Instruct"
 _EQUATION = re.compile(r"(-?[\d,]*\.?\d+(?:[eE][-+]?\d+)?)\s*([*/x×])\s*(-?[\d,]*\.?\d+(?:[eE][-+]?\d+)?)\s*=\s*(-?[\d,]*\.?\d+(?:[eE][-+]?\d+)?)")
@@ -124,7 +125,7 @@ def generate_dataset(
     progress = output.with_name(output.name + ".partial")
     rows = json.loads(output.read_text()) if extend and output.exists() else []
     covered = {q for q, _, _ in rows}
-    questions = [(q, a) for q, a in Dataset("train").data[:max_question] if q not in covered]
+    questions = [(q, a) for (q, a), _ in readable(Dataset("train").data[:max_question], "datagen") if q not in covered]
     if adapter:
         from .rft import load
 

@@ -5,6 +5,8 @@
     python -m homework.rft train --rounds 2        # expert iteration: the trained model samples more rationales
     python -m homework.rft train --rounds 2 --rationalize   # ... with the true answer as a hint while sampling
     python -m homework.rft test                    # evaluates homework/rft_model
+    python -m homework.rft test --split reworded   # ... on the same questions asked in other words
+    python -m homework.rft ask "How many inches in 3 feet?"   # one question; --show_prompt prints the prompt
 
 The RFT model is prompted as the CoT model is: a few-shot chat whose worked examples are training questions
 of the same unit pair. Training on its own verified rationales under that prompt teaches it to take the
@@ -18,7 +20,8 @@ from pathlib import Path
 
 from . import loader, sft
 from .cot import CoTModel
-from .data import DATA_DIR, Dataset, evaluate
+from .data import Dataset, ask as ask_model, data_dir, evaluate
+from .units import readable
 
 MODEL_DIR = Path(__file__).resolve().parent / "rft_model"
 
@@ -40,7 +43,7 @@ def examples_from(model: RFTModel, rows: list[list]) -> list[tuple[str, str]]:
 
 def train(
     output_dir: str = str(MODEL_DIR),
-    data: str = str(DATA_DIR / "rft.json"),
+    data: str = str(data_dir() / "rft.json"),
     rounds: int = 1,
     oversample: int = 8,
     temperature: float = 0.7,
@@ -63,7 +66,7 @@ def train(
         raise loader.CheckpointError(f"no RFT data at {path}: run python -m homework.datagen {path} first")
     if rounds > 1 and int(os.environ.get("WORLD_SIZE", 1)) > 1:
         raise loader.CheckpointError("--rounds > 1 runs in one process: the sampling between rounds is not distributed")
-    rows = json.loads(path.read_text())
+    rows = [row for row, _ in readable(json.loads(path.read_text()), "RFT")]
     model = RFTModel(checkpoint)  # loaded once; each round trains a fresh LoRA on its base weights
     for round_ in range(1, rounds + 1):
         start, last = time.time(), round_ == rounds
@@ -78,7 +81,7 @@ def train(
             line += f", accuracy={result.accuracy:.2f} answer_rate={result.answer_rate:.2f}"
         if not last:
             covered = {q for q, _, _ in rows}
-            missing = [(q, a) for q, a in Dataset("train").data if q not in covered][:resample_limit]
+            missing = [(q, a) for (q, a), _ in readable(Dataset("train").data, "RFT") if q not in covered][:resample_limit]
             results = sample_rationales(model, missing, oversample, temperature, rationalize=rationalize)
             stats = report(results, oversample)
             rows = rows + [[q, a, r] for q, (a, r, _) in results.items() if r is not None]
@@ -88,9 +91,13 @@ def train(
         print(f"{line} ({time.time() - start:.0f} s)")
 
 
-def test(path: str = str(MODEL_DIR), max_question: int = 100):
-    evaluate(load(path), max_question)
+def test(path: str = str(MODEL_DIR), max_question: int = 100, split: str = "valid"):
+    evaluate(load(path), max_question, split)
+
+
+def ask(question: str, path: str = str(MODEL_DIR), show_prompt: bool = False):
+    ask_model(load(path), question, show_prompt)
 
 
 if __name__ == "__main__":
-    loader.cli({"train": train, "test": test, "load": load})
+    loader.cli({"train": train, "test": test, "ask": ask})

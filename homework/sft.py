@@ -2,6 +2,8 @@
 
     python -m homework.sft train                  # trains, saves homework/sft_model, prints the accuracy
     python -m homework.sft test                   # evaluates homework/sft_model (or: test PATH)
+    python -m homework.sft test --split reworded  # ... on the same questions asked in other words
+    python -m homework.sft ask "How many inches in 3 feet?"
     python -m homework.sft show                   # one training example, token by token, marking what is trained on
     accelerate launch -m homework.sft train       # several GPUs (or --cpu --num_processes 2)
 """
@@ -15,7 +17,7 @@ import torch
 from . import loader
 from .base_llm import BaseLLM
 from .cot import fmt
-from .data import Dataset, evaluate
+from .data import Dataset, ask as ask_model, evaluate
 
 MODEL_DIR = Path(__file__).resolve().parent / "sft_model"
 
@@ -184,8 +186,12 @@ def train(output_dir: str = str(MODEL_DIR), max_question: int = 100, checkpoint:
         evaluate(llm, max_question)
 
 
-def test(path: str = str(MODEL_DIR), max_question: int = 100):
-    evaluate(load(path), max_question)
+def test(path: str = str(MODEL_DIR), max_question: int = 100, split: str = "valid"):
+    evaluate(load(path), max_question, split)
+
+
+def ask(question: str, path: str = str(MODEL_DIR), show_prompt: bool = False):
+    ask_model(load(path), question, show_prompt)
 
 
 def show(index: int = 0, checkpoint: str = loader.DEFAULT_CHECKPOINT):
@@ -200,4 +206,4 @@ def show(index: int = 0, checkpoint: str = loader.DEFAULT_CHECKPOINT):
 
 
 if __name__ == "__main__":
-    loader.cli({"train": train, "test": test, "show": show})
+    loader.cli({"train": train, "test": test, "ask": ask, "show": show})

@@ -1,4 +1,4 @@
-"""Our own unit-conversion data: the spellings people write, the phrasings we ask in, a seeded generator.
+"""Units: the spellings people write, a reader for questions in any wording, and our seeded generator.
 
 Regenerate data/train.json and data/valid.json byte for byte:
 
@@ -10,13 +10,14 @@ conversion factor. Each spelling maps to the pint expression it means.
 import json
 import random
 import re
+import sys
 from pathlib import Path
+from typing import NamedTuple
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 
-# Order matters for `category`: a question is put in the first category whose spelling it contains,
-# so the categories with compound spellings (m/s, cm^3, fluid ounce) come before the plain ones,
-# and length (whose "in" is also an English word) comes last.
+# The generator's table: the spellings it writes, each mapped to the pint expression it means. Its order
+# and content fix data/train.json and data/valid.json byte for byte; the reader knows more (SPELLINGS).
 UNITS = {
     "digital storage": {
         "bit": "bit", "bits": "bit", "B": "byte", "byte": "byte", "bytes": "byte",
@@ -80,40 +81,212 @@ PHRASINGS = [
     "Using {dst}, how would you write {n} {src}?",
 ]
 
-_SPELLING_PATTERNS = {
-    cat: re.compile("|".join(rf"(?<![\w'^*/]){re.escape(s)}(?![\w^*/])" for s in sorted(spellings, key=len, reverse=True)))
-    for cat, spellings in UNITS.items()
+# Spellings people write that the generator doesn't. Ounces are mass and fluid ounces both: the other
+# unit of a question decides which. "ton" is the metric ton, as it is read in metric settings.
+MORE_SPELLINGS = {
+    "digital storage": {
+        "kb": "kilobyte", "kilobyte": "kilobyte", "kilobytes": "kilobyte", "mb": "megabyte",
+        "megabyte": "megabyte", "megabytes": "megabyte", "gb": "gigabyte", "gigabyte": "gigabyte",
+        "gigabytes": "gigabyte",
+    },
+    "speed": {
+        "kph": "kilometer / hour", "kmph": "kilometer / hour", "km/hr": "kilometer / hour",
+        "kilometer per hour": "kilometer / hour", "kilometers per hour": "kilometer / hour",
+        "kilometre per hour": "kilometer / hour", "kilometres per hour": "kilometer / hour",
+        "mi/hr": "mile / hour", "mile per hour": "mile / hour", "miles per hour": "mile / hour",
+        "miles an hour": "mile / hour", "m/sec": "meter / second", "meter per second": "meter / second",
+        "meters per second": "meter / second", "metre per second": "meter / second",
+        "metres per second": "meter / second", "ft/sec": "foot / second", "fps": "foot / second",
+        "foot per second": "foot / second", "feet per second": "foot / second",
+        "inch per second": "inch / second", "inches per second": "inch / second",
+    },
+    "volume": {
+        "ml": "milliliter", "milliliters": "milliliter", "millilitres": "milliliter",
+        "cm3": "centimeter ** 3", "cm³": "centimeter ** 3", "cubic centimeter": "centimeter ** 3",
+        "cubic centimeters": "centimeter ** 3", "cubic centimetre": "centimeter ** 3",
+        "cubic centimetres": "centimeter ** 3", "litres": "liter", "m3": "meter ** 3", "m³": "meter ** 3",
+        "cubic meter": "meter ** 3", "cubic meters": "meter ** 3", "cubic metre": "meter ** 3",
+        "cubic metres": "meter ** 3", "mm3": "millimeter ** 3", "mm³": "millimeter ** 3",
+        "cubic millimeter": "millimeter ** 3", "cubic millimeters": "millimeter ** 3",
+        "cubic millimetre": "millimeter ** 3", "cubic millimetres": "millimeter ** 3", "pt": "pint",
+        "qt": "quart", "gal": "gallon", "fl oz": "fluid_ounce", "fl. oz": "fluid_ounce",
+        "fl. oz.": "fluid_ounce", "fluid oz": "fluid_ounce", "ounce": "fluid_ounce",
+        "ounces": "fluid_ounce", "oz": "fluid_ounce",
+    },
+    "mass": {
+        "gramme": "gram", "grammes": "gram", "kgs": "kilogram", "kilograms": "kilogram", "kilo": "kilogram",
+        "kilos": "kilogram", "ton": "metric_ton", "tons": "metric_ton", "metric tons": "metric_ton",
+        "metric tonne": "metric_ton", "metric tonnes": "metric_ton", "oz": "ounce", "lb": "pound", "lbs": "pound",
+    },
+    "time": {
+        "secs": "second", "mins": "minute", "hr": "hour", "hrs": "hour", "wk": "week", "wks": "week",
+        "yr": "year", "yrs": "year",
+    },
+    "length": {
+        "metre": "meter", "metres": "meter", "kilometer": "kilometer", "kilometers": "kilometer",
+        "kilometre": "kilometer", "kilometres": "kilometer", "centimeter": "centimeter",
+        "centimeters": "centimeter", "centimetre": "centimeter", "centimetres": "centimeter",
+        "millimeter": "millimeter", "millimeters": "millimeter", "millimetre": "millimeter",
+        "millimetres": "millimeter", "yds": "yard",
+    },
 }
+
+# What the reader knows: {category: {spelling: pint expression}}, the generator's spellings and the others.
+SPELLINGS = {cat: {**UNITS[cat], **MORE_SPELLINGS[cat]} for cat in UNITS}
+_MEANINGS = {}  # spelling -> {category: pint expression}; most spellings have one category, "ounce" two
+for _cat, _spellings in SPELLINGS.items():
+    for _spelling, _expression in _spellings.items():
+        _MEANINGS.setdefault(_spelling, {})[_cat] = _expression
+
+
+def _case_insensitive(spelling: str) -> bool:
+    """Whether any capitalisation of `spelling` means the same ("KG", "Feet"). Not when another spelling
+    differs from it only in case and means something else ("m" meter, "M" megabyte), and never for "in",
+    which is a word first ("In 3 ft, ...")."""
+    same_letters = [s for s in _MEANINGS if s.lower() == spelling.lower()]
+    return spelling != "in" and all(_MEANINGS[s] == _MEANINGS[spelling] for s in same_letters)
+
+
+_BY_LOWER = {s.lower(): s for s in _MEANINGS if _case_insensitive(s)}
+# One alternation, longest spelling first so "fluid ounce" wins over "ounce" and "cm^3" over "cm". A
+# spelling stands alone: no letter (or ', ^, *, /) just before it and no letter, digit, ^, * or / after it.
+# Digits may come before it ("6kg"); spaces inside it may be any run of whitespace.
+_UNIT = re.compile(
+    r"(?<![^\W\d])(?<!['^*/])(?:"
+    + "|".join(
+        ("(?i:{})" if _case_insensitive(s) else "{}").format(r"\s+".join(map(re.escape, s.split())))
+        for s in sorted(_MEANINGS, key=len, reverse=True)
+    )
+    + r")(?![\w^*/])"
+)
+_QUANTITY = re.compile(r"(?<![\w.,])(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)(?![\w.,]?\d)")
+_NUMBER_WORDS = {w: i for i, w in enumerate("zero one two three four five six seven eight nine ten".split())}
+_NUMBER_WORDS |= {"a": 1, "an": 1, "twelve": 12, "dozen": 12, "hundred": 100, "thousand": 1000}
+# Words before "in" that make it the inch: "how many in", "a quantity of in", "ft to in", "5 ft in in".
+_BEFORE_INCH = {"many", "much", "of", "to", "into", "in", "using", "from", "convert"}
+
+
+class Mention(NamedTuple):
+    start: int
+    end: int
+    spelling: str  # the table's own spelling: "Kilograms" is read as "kilograms"
+
+
+class Reading(NamedTuple):
+    """What a question asks: convert `n` of spelling `src` into spelling `dst`."""
+
+    n: int | float
+    src: str
+    dst: str
+
+    @property
+    def category(self) -> str:
+        return pair_category(self.src, self.dst)
+
+    @property
+    def units(self) -> tuple[str, str]:
+        """The pint expressions of src and dst, so "kg" and "kilogram" compare equal."""
+        return SPELLINGS[self.category][self.src], SPELLINGS[self.category][self.dst]
+
+
+def pair_category(src: str, dst: str) -> str | None:
+    """The category that has both spellings (the first in table order if two do, as for "oz" and "ounce")."""
+    return next((cat for cat in _MEANINGS.get(src, {}) if cat in _MEANINGS.get(dst, {})), None)
+
+
+def _mentions(question: str) -> list[Mention]:
+    found = []
+    for match in _UNIT.finditer(question):
+        text = " ".join(match.group().split())
+        found.append(Mention(match.start(), match.end(), text if text in _MEANINGS else _BY_LOWER[text.lower()]))
+    return found
+
+
+def _quantities(question: str, mentions: list[Mention]) -> list[tuple[int, int, int | float]]:
+    """(start, end, value) of every number written in digits outside a unit ("cm^3" holds no quantity)."""
+    masked = list(question)
+    for m in mentions:
+        masked[m.start : m.end] = " " * (m.end - m.start)
+    found = []
+    for match in _QUANTITY.finditer("".join(masked)):
+        text = match.group().replace(",", "")
+        found.append((match.start(), match.end(), float(text) if "." in text else int(text)))
+    return found
+
+
+def _adjacent(question: str, end: int, start: int) -> bool:
+    """Only spaces (or a hyphen: "5-kg") between a quantity that ends at `end` and a unit at `start`."""
+    return 0 <= start - end and re.fullmatch(r"\s*-?\s*", question[end:start]) is not None
+
+
+def _word_before(question: str, start: int) -> str:
+    words = re.findall(r"[A-Za-z]+", question[:start])
+    return words[-1].lower() if words else ""
+
+
+def _source(question: str, units: list[Mention]) -> Mention:
+    """The source unit when no quantity counts one: "from X to Y" is X; "how many X ... Y" is Y; else the first."""
+    after_from = [m for m in units if _word_before(question, m.start) == "from"]
+    asked = {m.spelling for m in units if re.search(r"\bhow\s+(?:many|much)\s*$", question[: m.start], re.I)}
+    return (after_from or [m for m in units if asked and m.spelling not in asked] or units)[0]
+
+
+def read_question(question: str) -> Reading | None:
+    """(quantity, source spelling, target spelling) of a conversion question in any wording, or None.
+
+    The units are any spellings of SPELLINGS, wherever they stand; the source is the unit the quantity
+    counts ("How many inches in 3 feet?": feet), else the one after "from", else the one that "how many"
+    does not ask for, else the first. None when the question has no single quantity, not exactly two
+    units, or two units that no one category has. Never raises."""
+    if not isinstance(question, str):
+        return None
+    mentions = _mentions(question)
+    quantities = _quantities(question, mentions)
+    if not quantities:  # a quantity in words counts only right before a unit: "in a kilogram", "two hours"
+        words = [(w.start(), w.end(), _NUMBER_WORDS.get(w.group().lower())) for w in re.finditer(r"[A-Za-z]+", question)]
+        quantities = [w for w in words if w[2] is not None and any(_adjacent(question, w[1], m.start) for m in mentions)]
+
+    def is_unit(m: Mention) -> bool:
+        if m.spelling != "in":
+            return True
+        counted = any(_adjacent(question, e, m.start) for _, e, _ in quantities)
+        last = re.fullmatch(r"[\s.?!]*", question[m.end :]) is not None  # "5 ft -> in", "What is 5 ft in in?"
+        # "in" right before a quantity or another unit is the preposition: "come to in years", "of in in 5 ft"
+        followed = any(_adjacent(question, m.end, s) for s, _, _ in quantities) or any(
+            _adjacent(question, m.end, o.start) for o in mentions if o.spelling != "in")
+        return counted or last or (_word_before(question, m.start) in _BEFORE_INCH and not followed)
+
+    units = [m for m in mentions if is_unit(m)]
+    if len({m.spelling for m in units}) != 2:
+        return None
+    counted = [(q, m) for q in quantities for m in units if _adjacent(question, q[1], m.start)]
+    if len({m.spelling for _, m in counted}) > 1:  # "Is 10 s more than 1 min?", "2 ft 3 in": no one quantity
+        return None
+    if counted:
+        (_, _, n), src = counted[0]
+    elif len(quantities) == 1:
+        n, src = quantities[0][2], _source(question, units)
+    else:
+        return None
+    dst = next(m for m in units if m.spelling != src.spelling)
+    if pair_category(src.spelling, dst.spelling) is None:
+        return None
+    return Reading(n, src.spelling, dst.spelling)
+
+
+def readable(rows: list, stage: str) -> list[tuple[list, Reading]]:
+    """(row, reading) for the rows whose question (row[0]) reads as a conversion of a non-zero quantity.
+    Prints how many were skipped, so data in other wordings never fails silently or crashes a stage."""
+    kept = [(row, reading) for row in rows if (reading := read_question(row[0])) and reading.n]
+    if len(kept) < len(rows):
+        print(f"{stage}: skipped {len(rows) - len(kept)} of {len(rows)} rows whose question does not read as a conversion", file=sys.stderr)
+    return kept
 
 
 def category(question: str) -> str:
-    """The unit category a question asks about (see the ordering note on UNITS)."""
-    for cat, pattern in _SPELLING_PATTERNS.items():
-        if pattern.search(question):
-            return cat
-    return "unknown"
-
-
-def _phrasing_pattern(phrasing: str) -> re.Pattern:
-    pattern = re.escape(phrasing).replace(r"\{n\}", r"(?P<n>\d+)")
-    return re.compile(pattern.replace(r"\{src\}", r"(?P<src>.+?)").replace(r"\{dst\}", r"(?P<dst>.+?)"))
-
-
-_PHRASING_PATTERNS = [_phrasing_pattern(p) for p in PHRASINGS]
-
-
-def parse_question(question: str) -> tuple[int, str, str] | None:
-    """(n, src, dst) of a question written in one of our phrasings, or None."""
-    for pattern in _PHRASING_PATTERNS:
-        match = pattern.fullmatch(question.strip())
-        if match and any(match["src"] in u and match["dst"] in u for u in UNITS.values()):
-            return int(match["n"]), match["src"], match["dst"]
-    return None
-
-
-def unit_of(spelling: str) -> str:
-    """The pint expression a spelling means ("kg" -> "kilogram"), so "kg" and "kilogram" compare equal."""
-    return next(spellings[spelling] for spellings in UNITS.values() if spelling in spellings)
+    """The unit category a question asks about, or "unknown" if it doesn't read."""
+    reading = read_question(question)
+    return reading.category if reading else "unknown"
 
 
 def convert(n: float, src: str, dst: str) -> float:
@@ -122,8 +295,8 @@ def convert(n: float, src: str, dst: str) -> float:
 
     global _UREG
     _UREG = _UREG or pint.UnitRegistry()
-    (cat,) = [c for c, spellings in UNITS.items() if src in spellings and dst in spellings]
-    ratio = n * _UREG(UNITS[cat][src]) / _UREG(UNITS[cat][dst])
+    cat = pair_category(src, dst)
+    ratio = n * _UREG(SPELLINGS[cat][src]) / _UREG(SPELLINGS[cat][dst])
     return float(ratio.to("dimensionless").magnitude)
 
 

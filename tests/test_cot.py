@@ -7,7 +7,7 @@ import pytest
 from homework.base_llm import parse_answer
 from homework.cot import CoTModel, fmt, rationale
 from homework.data import Dataset, is_answer_valid
-from homework.units import category, parse_question, unit_of
+from homework.units import read_question
 
 
 @pytest.fixture
@@ -46,12 +46,25 @@ def test_every_example_answer_is_correct(cot):
 
 
 def test_examples_prefer_the_same_unit_pair_then_the_same_category(cot):
-    question = "How many gram are there per 6 kg?"
-    for example_question, _ in cot.examples(question):
-        _, src, dst = parse_question(example_question)
-        assert (unit_of(src), unit_of(dst)) == ("kilogram", "gram")
-    rare = "How many centuries make up 3 mm^3?"  # not a real pair: falls back to the category of the question
-    assert all(category(q) in ("time", "volume") for q, _ in cot.examples(rare))
+    for question in ["How many gram are there per 6 kg?", "how many grammes in 2.5 kilos"]:  # any wording
+        examples = cot.examples(question)
+        assert len(examples) == cot.num_examples
+        assert all(read_question(q).units == ("kilogram", "gram") for q, _ in examples)
+    # no training question converts pounds to tonnes: the examples come from the same category
+    question = "How many tonnes in 3 lbs?"
+    assert not [q for q, _ in Dataset("train").data if read_question(q).units == ("pound", "metric_ton")]
+    examples = cot.examples(question)
+    assert len(examples) == cot.num_examples and {read_question(q).category for q, _ in examples} == {"mass"}
+
+
+def test_unreadable_training_rows_are_skipped_and_counted(tiny_model, tokenizer, tmp_path, monkeypatch, capsys):
+    rows = Dataset("train").data[:5] + [["Tell me a joke about 3 cats.", 1.0], ["How many kelvin in 3 celsius?", 2.0]]
+    (tmp_path / "train.json").write_text(__import__("json").dumps(rows))
+    monkeypatch.setenv("HOMEWORK_DATA", str(tmp_path))
+    cot = CoTModel(model=tiny_model, tokenizer=tokenizer)
+    assert [q for q, _, _ in cot.train] == [q for q, _ in rows[:5]]
+    assert "skipped 2 of 7 rows" in capsys.readouterr().err
+    assert cot.format_prompt("What is 3 kelvin in celsius?").count("<|im_start|>assistant") == 4  # never a crash
 
 
 @pytest.mark.parametrize("x,text", [(6000, "6000"), (0.3048, "0.3048"), (26.246719160104988, "26.2467"), (3.15576e9, "3155760000"), (12.0, "12")])

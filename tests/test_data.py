@@ -15,7 +15,7 @@ def test_sizes_and_no_valid_question_in_train():
 
 def _parse(question):
     """(n, src, dst, phrasing) of a question."""
-    parsed = units.parse_question(question)
+    parsed = units.read_question(question)
     assert parsed, f"no phrasing makes {question!r}"
     phrasing = next(p for p in units.PHRASINGS if p.format(n=parsed[0], src=parsed[1], dst=parsed[2]) == question)
     return (*parsed, phrasing)

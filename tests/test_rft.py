@@ -4,7 +4,7 @@ import os
 import pytest
 
 from homework import datagen, loader, rft
-from homework.data import Dataset
+from homework.data import DATA_DIR, Dataset
 
 TRUTH = 96.0  # "How many in are there per 8 ft?"
 
@@ -33,7 +33,7 @@ def test_arithmetic_holds(text, ok, why):
 
 
 def test_shipped_rationales_are_correct_and_consistent():
-    rows = json.loads((rft.DATA_DIR / "rft.json").read_text())
+    rows = json.loads((DATA_DIR / "rft.json").read_text())
     truth = dict(Dataset("train").data)
     assert len(rows) >= 100 and len({q for q, _, _ in rows}) == len(rows)
     for question, answer, reasoning in rows:

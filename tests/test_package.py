@@ -1,0 +1,65 @@
+"""The package drops into the course starter: its grader imports the folder by path, under the folder's
+name, and reaches everything through the module object."""
+import importlib
+import shutil
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+NAMES = ["BaseLLM", "Dataset", "load_cot", "load_sft", "load_rft"]
+SUBMODULES = ["data", "base_llm", "cot", "sft", "rft", "datagen"]
+
+
+def import_as_the_course_does(folder: Path):
+    """The folder's parent on sys.path, then importlib.import_module(folder name)."""
+    sys.path.insert(0, str(folder.parent))
+    try:
+        return importlib.import_module(folder.name)
+    finally:
+        sys.path.remove(str(folder.parent))
+
+
+@pytest.fixture
+def renamed(tmp_path, monkeypatch):
+    """A copy of the package under another name (no adapters), with the repo's data through HOMEWORK_DATA."""
+    folder = tmp_path / "student_hw3"
+    shutil.copytree(ROOT / "homework", folder, ignore=shutil.ignore_patterns("*_model", "__pycache__"))
+    monkeypatch.setenv("HOMEWORK_DATA", str(ROOT / "data"))
+    yield import_as_the_course_does(folder)
+    for name in [n for n in sys.modules if n == folder.name or n.startswith(folder.name + ".")]:
+        del sys.modules[name]
+
+
+def test_the_repo_package_has_the_course_surface():
+    module = import_as_the_course_does(ROOT / "homework")
+    for name in NAMES:
+        assert callable(getattr(module, name)), name
+    for name in SUBMODULES:
+        assert isinstance(getattr(module, name), types.ModuleType) and getattr(module, name).__name__ == f"homework.{name}"
+    assert set(NAMES + SUBMODULES) <= set(dir(module))
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        module.nope
+
+
+def test_a_renamed_copy_grades_through_its_own_modules(renamed, tiny_model, tokenizer):
+    assert renamed.data.__name__ == "student_hw3.data" and renamed.cot.__name__ == "student_hw3.cot"
+    assert renamed.Dataset is renamed.data.Dataset
+    dataset = renamed.data.Dataset("valid")
+    assert len(dataset) == 1000
+    llm = renamed.BaseLLM(model=tiny_model, tokenizer=tokenizer)
+    assert type(llm).__module__ == "student_hw3.base_llm"
+    llm.max_new_tokens = 4
+    result = renamed.data.benchmark(llm, dataset, 3)
+    assert len(result.samples) == 3 and [s.question for s in result.samples] == [q for q, _ in dataset.data[:3]]
+    assert 0 <= result.accuracy <= result.answer_rate <= 1
+
+
+def test_python_dash_m_runs_a_module_once():
+    # the runpy warning appears when the package has imported the module before running it as __main__
+    result = subprocess.run([sys.executable, "-W", "error::RuntimeWarning", "-m", "homework.data"], cwd=ROOT,
+                            capture_output=True, text=True)
+    assert result.returncode == 0 and "RuntimeWarning" not in result.stderr, result.stderr
