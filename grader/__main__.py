@@ -1,17 +1,33 @@
-"""Grade a homework folder or a submission zip, as the course's online grader would.
+"""Grade a homework folder or a submission zip as the course's grader does, each case in its own process.
 
-    python -m grader homework               # the package in this repo
-    python -m grader submission.zip -v      # -v: tracebacks and one line per case; -vv: also the submission's prints
+    python -m grader homework                     # the package in this repo
+    python -m grader submission.zip -v            # -v: tracebacks; -vv: also the submission's own output
+    python -m grader homework --enforce_timeouts  # the course's GPU time limits, on any device
+
+The submission is imported by its folder name with its folder's parent on sys.path, and reached through
+the module object (`module.BaseLLM()`, `module.data.benchmark`, `module.load_cot()`, ...), as the course
+does. A case that hangs, crashes, exits or runs out of memory scores 0 with a one-line reason; the
+others still run.
 """
 import argparse
+import json
+import math
+import os
+import signal
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
-import torch
+from .cases import CASES, RFT_EXTRA_CREDIT, case_points, linear
+from .submission import SubmissionError, prepare
 
-from .grader import GRADERS
-from .submission import SubmissionError, import_package, unpack
+CHILD = Path(__file__).resolve().parent / "cases.py"
+IMPORT_SECONDS = 300  # the child's start and the submission's import, before a case's clock starts
+UNENFORCED_FACTOR = 10  # without enforcement, a case is still stopped at 10x its limit
+LOSS_NOTE = ("the course's loss is the mean over every position of the left-padded batch, padding included, "
+             "so short answers in a batch of long ones cost loss; the second figure counts real tokens only")
 
 
 class Log:
@@ -26,40 +42,114 @@ class Log:
             self.file.write(line + "\n")
 
 
+def run_child(workdir: Path, package: str, case: str, limit: float, verbose: int) -> dict:
+    """Run one case in a new process and return what it measured, or {"error": reason}. The clock starts
+    once the submission is imported; at `limit` seconds the process (and anything it started) is killed."""
+    with tempfile.TemporaryDirectory(prefix="case-") as tmp:
+        result_path, started = Path(tmp) / "result.json", Path(tmp) / "result.json.started"
+        output = None if verbose >= 2 else subprocess.DEVNULL  # the submission's output is ignored, as online
+        child = subprocess.Popen([sys.executable, str(CHILD), str(workdir), package, case, str(result_path)],
+                                 cwd=workdir, stdin=subprocess.DEVNULL, stdout=output, stderr=output, start_new_session=True)
+        begin, clock = time.monotonic(), None
+        try:
+            while child.poll() is None:
+                now = time.monotonic()
+                if clock is None and started.exists():
+                    clock = now
+                if clock is not None and now - clock > limit:
+                    return {"error": f"Timeout after {now - clock:.0f} s (limit {limit:.0f} s)", "timeout": True}
+                if clock is None and now - begin > IMPORT_SECONDS:
+                    return {"error": f"the submission took over {IMPORT_SECONDS} s to import"}
+                time.sleep(0.05)
+        finally:
+            if child.poll() is None:
+                os.killpg(child.pid, signal.SIGKILL)
+                child.wait()
+        if result_path.exists():
+            return json.loads(result_path.read_text())
+        if child.returncode < 0:
+            name = signal.Signals(-child.returncode).name
+            why = {"SIGSEGV": "a segmentation fault", "SIGKILL": "killed, out of memory?", "SIGABRT": "aborted"}.get(name, "a signal")
+            return {"error": f"the process died of {name} ({why})"}
+        return {"error": f"the submission ended the process (exit code {child.returncode}) before the case finished"}
+
+
+def reference_accuracy(answers: list, data: Path) -> float:
+    """The accuracy that the repo's own `is_answer_valid` gives the model's answers, on the true answers."""
+    from homework.data import is_answer_valid
+
+    truth = dict(json.loads((data / "valid.json").read_text()))
+    return sum(q in truth and is_answer_valid(a, truth[q]) for q, a in answers) / max(len(answers), 1)
+
+
+def score(case: str, result: dict, data: Path) -> tuple[float, str]:
+    """(fraction of the points, detail) of a case that ran."""
+    *_, (low, high) = CASES[case]
+    if "loss" in result:
+        return linear(result["loss"], low, high), f"loss={result['loss']:.2f} ({result['real_loss']:.2f} on real tokens only)"
+    detail = f"accuracy={result['accuracy']:.2f} answer_rate={result['answer_rate']:.2f}"
+    reference = reference_accuracy(result["answers"], data)
+    if not math.isclose(reference, result["accuracy"], abs_tol=1e-9):
+        detail += f"; but the reference check gives accuracy={reference:.2f}: the submission's data module disagrees"
+    return linear(result["accuracy"], low, high), detail
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m grader", description=__doc__.splitlines()[0])
     parser.add_argument("path", help="a homework folder, or a zip holding exactly one top-level folder")
     parser.add_argument("-v", "--verbose", action="count", default=0)
+    parser.add_argument("--enforce_timeouts", action="store_true", help="apply the course's GPU limits here too (always on with a GPU)")
+    parser.add_argument("--max_case_seconds", type=float, default=None, help=f"without enforcement: stop a case after this long (default {UNENFORCED_FACTOR}x its limit)")
     parser.add_argument("--log_path", default=None, help="also write the report to this file")
     parser.add_argument("--disable_color", action="store_true")
     args = parser.parse_args(argv)
     log = Log(args.log_path, color=not args.disable_color and sys.stdout.isatty())
 
-    on_gpu = torch.cuda.is_available()
-    if on_gpu:
-        log("timeouts: enforced (GPU found; the course's limits assume a GPU)")
-    else:
-        log("timeouts: reported, not enforced (no GPU: the course's limits assume one)")
+    import torch
 
-    score, total = 0, 0
-    with tempfile.TemporaryDirectory(prefix="grader-") as workdir:
+    enforce = args.enforce_timeouts or torch.cuda.is_available()
+    if enforce:
+        log("timeouts: enforced (the course's limits: 40 s, 15 s, 60 s per case)")
+    else:
+        log("timeouts: reported, not enforced (no GPU: the course's limits assume one; --enforce_timeouts applies them)")
+
+    score_sum, total, started = 0, 0, time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="grader-") as tmp:
         try:
-            module = import_package(unpack(Path(args.path), Path(workdir)))
+            workdir, package = prepare(Path(args.path), Path(tmp))
         except SubmissionError as e:
             log(f"cannot grade {args.path}: {e}", ok=False)
             log(f"Total {0:>4} / 100")
             return 1
-        for grader_class in GRADERS:
-            results = grader_class(module, args.verbose, enforce_timeouts=on_gpu).run()
-            earned = sum(r["earned"] for r in results)
-            possible = sum(r["points"] for r in results if not r["extra_credit"])
-            score, total = score + earned, total + possible
-            details = "; ".join(dict.fromkeys(r["detail"] for r in results))  # the extra-credit case repeats its twin's
-            log(f"{grader_class.title:<22} [ {earned:>3} / {possible:>3} ]  {details}", ok=earned >= possible)
-            for r in results if args.verbose else []:
-                extra = "  (extra credit)" if r["extra_credit"] else ""
-                log(f"  - {r['name']:<34} [ {r['earned']:>2} / {r['points']:>2} ]  {r['detail']}{extra}")
-    log(f"Total {score:>4} / {total}")
+        data = Path(os.environ.get("HOMEWORK_DATA") or workdir / "data")
+        imported = run_child(workdir, package, "import", IMPORT_SECONDS, args.verbose)
+        if "error" in imported:
+            log(f"cannot grade {args.path}: {imported['error']}", ok=False)
+            log(f"Total {0:>4} / 100")
+            return 1
+        for case, (title, _, points, limit, _) in CASES.items():
+            cap = limit if enforce else args.max_case_seconds or UNENFORCED_FACTOR * limit
+            result = run_child(workdir, package, case, cap, args.verbose)
+            if "error" in result:
+                fraction, detail = 0.0, result["error"]
+                if args.verbose and "traceback" in result:
+                    print(result["traceback"], file=sys.stderr)
+            else:
+                fraction, detail = score(case, result, data)
+                over = result["seconds"] > limit
+                detail += f"  ({result['seconds']:.0f} s" + (f", over the {limit} s GPU limit, not enforced)" if over else ")")
+            earned = case_points(fraction, points)
+            score_sum, total = score_sum + earned, total + points
+            log(f"{title:<34} [ {earned:>3} / {points:>3} ]  {detail}", ok=earned >= points)
+            if case == "batched_generate" and "real_loss" in result:
+                log(f"  why two losses: {LOSS_NOTE}")
+            if case == "rft":  # the extra credit comes from the same run
+                extra_points, (low, high) = RFT_EXTRA_CREDIT
+                earned = case_points(linear(result.get("accuracy", math.nan), low, high), extra_points)
+                score_sum += earned
+                detail = f"accuracy={result['accuracy']:.2f}" if "accuracy" in result else result["error"]
+                log(f"{'RFT extra credit (above 0.7)':<34} [ {earned:>3} / {extra_points:>3} ]  {detail}", ok=earned >= extra_points)
+    log(f"Total {score_sum:>4} / {total}  (graded in {time.monotonic() - started:.0f} s)")
     return 0
 
 

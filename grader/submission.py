@@ -1,8 +1,5 @@
-"""Turning a path into an importable submission, safely: any bad input becomes a SubmissionError with a one-line reason."""
-import importlib.util
-import os
+"""Turning a path into a submission folder to grade, safely: any bad input becomes a SubmissionError with a one-line reason."""
 import shutil
-import sys
 import zipfile
 from pathlib import Path, PurePosixPath
 
@@ -15,12 +12,25 @@ class SubmissionError(Exception):
     pass
 
 
-def unpack(path: Path, workdir: Path) -> Path:
-    """The package folder: `path` itself, or the one top-level folder of the zip `path`, unpacked into workdir."""
+def prepare(path: Path, workdir: Path) -> tuple[Path, str]:
+    """(folder to put on sys.path, package name): a copy of the folder `path`, or the one top-level folder
+    of the zip `path`, in workdir, with a data/ folder beside it as in the course starter (the one beside
+    `path` if there is one, else this repo's). Grading a copy keeps whatever the submission writes in a temp dir."""
     if path.is_dir():
         if not (path / "__init__.py").is_file():
             raise SubmissionError(f"{path} is not a Python package (no __init__.py)")
-        return path.resolve()
+        path = path.resolve()
+        shutil.copytree(path, workdir / path.name, ignore=shutil.ignore_patterns("__pycache__", "runs", "checkpoint-*"))
+        package, data = workdir / path.name, path.parent / "data"
+    else:
+        package, data = unpack(path, workdir), REPO / "data"
+    if not (workdir / "data").exists():
+        shutil.copytree(data if data.is_dir() else REPO / "data", workdir / "data")
+    return workdir, package.name
+
+
+def unpack(path: Path, workdir: Path) -> Path:
+    """The one top-level folder of the zip `path`, unpacked into workdir."""
     if not path.exists():
         raise SubmissionError(f"{path} does not exist")
     if not zipfile.is_zipfile(path):
@@ -55,26 +65,4 @@ def unpack(path: Path, workdir: Path) -> Path:
     package = workdir / tops[0]
     if not (package / "__init__.py").is_file():
         raise SubmissionError(f"the zip's folder {tops[0]!r} is not a Python package (no __init__.py)")
-    data = package.parent / "data"
-    if not data.exists():  # the course's data sits beside the package, as in the repo
-        shutil.copytree(REPO / "data", data)
     return package
-
-
-def import_package(package: Path, alias: str = "submission"):
-    """Import the package under `alias`, so it can't clash with (or shadow) the repo's own `homework`."""
-    for name in [n for n in sys.modules if n == alias or n.startswith(alias + ".")]:
-        del sys.modules[name]
-    spec = importlib.util.spec_from_file_location(alias, package / "__init__.py", submodule_search_locations=[str(package)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[alias] = module
-    cwd = os.getcwd()
-    try:
-        spec.loader.exec_module(module)
-    except SystemExit:
-        raise SubmissionError("the submission called exit while being imported") from None
-    except BaseException as e:
-        raise SubmissionError(f"importing the submission failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from e
-    finally:
-        os.chdir(cwd)
-    return module

@@ -1,8 +1,13 @@
-"""The grader graded: its formulas, fake submissions with known scores, and a corpus of broken ones."""
+"""The grader graded: its formulas, fake submissions with known scores, and a corpus of broken ones.
+
+Every case runs in a child process. The fakes import nothing heavy, so a child starts in a fraction of a second."""
+import json
 import math
 import os
+import shutil
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -10,23 +15,35 @@ import pytest
 import torch
 
 from grader import submission
-from grader.__main__ import main
-from grader.grader import case_points, linear, mean_loss
+from grader.__main__ import main, run_child
+from grader.cases import case_points, course_loss, linear
 
 ROOT = Path(__file__).resolve().parent.parent
 
 ORACLE = '''
-import math, sys, torch
-from homework.data import Dataset
+import json, math, sys
+from .data import Dataset
 
 TRUTH = dict(Dataset("valid").data)
+
+
+class Parameters:
+    """A model's stand-in: the grader only counts its parameters."""
+    def __init__(self, n):
+        self.n = n
+
+    def parameters(self):
+        return [self]
+
+    def numel(self):
+        return self.n
 
 
 class Oracle:
     """Right on the first `accuracy` fraction of the questions, NaN on the rest."""
     def __init__(self, accuracy, parameters=10):
         self.accuracy = accuracy
-        self.model = torch.nn.Linear(parameters, 1, device="meta")
+        self.model = Parameters(parameters)
 
     def answer(self, *questions):
         return [TRUTH[q] if i < self.accuracy * len(questions) else math.nan for i, q in enumerate(questions)]
@@ -43,9 +60,15 @@ def load_rft(): return Oracle(0.75)
 '''
 
 
-def write_package(root: Path, init: str, name: str = "homework") -> Path:
+def write_package(root: Path, init: str, name: str = "homework", data: str | None = None, modules: bool = False) -> Path:
+    """A fake submission: `init` as __init__.py, beside the course's data module (the repo's data.py, or
+    `data` as its text), and with `modules` the repo's other modules too."""
     package = root / name
     package.mkdir(parents=True)
+    if modules:
+        for module in (ROOT / "homework").glob("*.py"):
+            shutil.copy(module, package)
+    (package / "data.py").write_text(data if data is not None else (ROOT / "homework" / "data.py").read_text())
     (package / "__init__.py").write_text(init)
     return package
 
@@ -58,12 +81,16 @@ def make_zip(path: Path, members: dict) -> Path:
 
 
 def grade(path, capsys, *flags) -> tuple[int, str]:
-    code = main([str(path), "--disable_color", *flags])
+    code = main([str(path), "--disable_color", "--max_case_seconds", "30", *flags])  # later flags win
     return code, capsys.readouterr().out
 
 
 def total(out: str) -> int:
     return int(out.strip().splitlines()[-1].split()[1])
+
+
+def line(out: str, title: str) -> str:
+    return next(l for l in out.splitlines() if l.startswith(title))
 
 
 @pytest.mark.parametrize(
@@ -80,32 +107,97 @@ def test_case_points_round_half_up(fraction, points, expected):
     assert case_points(fraction, points) == expected
 
 
-def test_mean_loss_masks_padding(tiny_model, tokenizer):
+def test_course_loss_is_the_mean_over_every_position(tiny_model, tokenizer):
     from homework.base_llm import BaseLLM
 
     llm = BaseLLM(model=tiny_model, tokenizer=tokenizer)
     questions, answers = ["Hi", "How many gram are there per 6 kg?"], [" there", " <answer>6000</answer>"]
-    both = mean_loss(llm, questions, answers)
-    # the same number computed one unpadded sequence at a time, weighted by token count
-    losses, counts = [], []
+    course, real = course_loss(llm, questions, answers)
+    # the course's number: every position of the left-padded batch, padding included, one at a time
+    batch = tokenizer([q + a for q, a in zip(questions, answers)], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        logits = tiny_model(**batch).logits
+    ids = batch["input_ids"]
+    losses = [torch.nn.functional.cross_entropy(logits[b, t], ids[b, t + 1]).item() for b in range(2) for t in range(ids.shape[1] - 1)]
+    assert course == pytest.approx(sum(losses) / len(losses), rel=1e-4)
+    # the real-token number: each unpadded sequence alone, weighted by its token count
+    per_sequence, counts = [], []
     for q, a in zip(questions, answers):
         ids = tokenizer(q + a, return_tensors="pt")["input_ids"]
         with torch.no_grad():
-            losses.append(tiny_model(ids, labels=ids).loss.item())
+            per_sequence.append(tiny_model(ids, labels=ids).loss.item())
         counts.append(ids.shape[1] - 1)
-    assert both == pytest.approx(sum(l * c for l, c in zip(losses, counts)) / sum(counts), rel=1e-4)
+    assert real == pytest.approx(sum(l * c for l, c in zip(per_sequence, counts)) / sum(counts), rel=1e-4)
+    assert course != pytest.approx(real, rel=1e-3)  # the padding counts in the course's number
+
+
+ECHO = ORACLE.split("class BaseLLM")[0] + """
+import torch
+from transformers import AutoTokenizer
+
+
+class Echo(torch.nn.Module):
+    \"\"\"Puts all its belief on the next token of its input (shifted by `miss`: then on a wrong one).\"\"\"
+    def __init__(self, miss):
+        super().__init__()
+        self.miss, self.weight, self.device = miss, torch.nn.Parameter(torch.zeros(1)), torch.device("cpu")
+
+    def forward(self, input_ids, attention_mask):
+        logits = torch.full((*input_ids.shape, VOCAB), -30.0)
+        following = torch.cat([input_ids[:, 1:], input_ids[:, -1:]], dim=1)
+        logits.scatter_(2, ((following + self.miss) % VOCAB)[..., None], 30.0)
+        return type("Output", (), {"logits": logits})
+
+
+class BaseLLM:
+    def __init__(self):
+        self.tokenizer = AutoTokenizer.from_pretrained(TOKENIZER)
+        self.tokenizer.padding_side = "left"
+        self.model, self.device = Echo(MISS), torch.device("cpu")
+
+    def generate(self, prompt):
+        return " <answer>1</answer>"
+
+    def batched_generate(self, prompts):
+        return [self.generate(p) for p in prompts]
+"""
+
+
+def echo_package(root: Path, accuracy: float, miss: int, name: str = "homework") -> Path:
+    from homework import loader
+
+    setup = f"TOKENIZER, MISS = {str(loader.embedded_dir())!r}, {miss}\nVOCAB = 49152\n"
+    loaders = "".join(f"def load_{stage}(): return Oracle({accuracy})\n" for stage in ("cot", "sft", "rft"))
+    return write_package(root, setup + ECHO + loaders, name)
 
 
 def test_known_scores_from_a_fake_submission(tmp_path, capsys):
     code, out = grade(write_package(tmp_path, GOOD), capsys)
     assert code == 0
-    lines = out.splitlines()
-    assert "reported, not enforced" in lines[0] or "enforced" in lines[0]
-    assert any(l.startswith("Base LLM generation") and "[   0 /  25 ]" in l and "Not Implemented" in l for l in lines)
-    assert any(l.startswith("CoT model") and "[  25 /  25 ]" in l and "accuracy=1.00" in l for l in lines)
-    assert any(l.startswith("SFT model") and "[  13 /  25 ]" in l and "answer_rate=0.50" in l for l in lines)
-    assert any(l.startswith("RFT model") and "[  28 /  25 ]" in l for l in lines)  # 25 + 3 of 5 extra credit
-    assert total(out) == 66 and out.strip().endswith("66 / 100")
+    assert out.splitlines()[0].startswith("timeouts: reported, not enforced")
+    assert "[   0 /  10 ]  Not Implemented" in line(out, "generate, one question")
+    assert "[   0 /  15 ]  Not Implemented" in line(out, "batched_generate")
+    assert "[  25 /  25 ]  accuracy=1.00 answer_rate=1.00" in line(out, "CoT model")
+    assert "[  13 /  25 ]  accuracy=0.50 answer_rate=0.50" in line(out, "SFT model")
+    assert "[  25 /  25 ]  accuracy=0.75" in line(out, "RFT model")
+    assert "[   3 /   5 ]" in line(out, "RFT extra credit")  # 0.75 is half way from 0.7 to 0.8
+    assert total(out) == 66 and "66 / 100" in out.splitlines()[-1]
+    assert "reference check" not in out
+
+
+@pytest.mark.parametrize("accuracy,miss,points", [(1.0, 0, 105), (0.0, 1, 0)], ids=["all right", "all wrong"])
+def test_all_right_and_all_wrong(accuracy, miss, points, tmp_path, capsys):
+    _, out = grade(echo_package(tmp_path, accuracy, miss), capsys)
+    for title, earned in [("generate, one", 10), ("batched_generate", 15), ("CoT", 25), ("SFT", 25), ("RFT model", 25), ("RFT extra", 5)]:
+        assert f"[ {earned if miss == 0 else 0:>3} /" in line(out, title), out
+    assert total(out) == points
+    assert "why two losses" in out
+
+
+def test_one_stage_missing(tmp_path, capsys):
+    _, out = grade(write_package(tmp_path, GOOD.replace("def load_sft(): return Oracle(0.5)\n", "")), capsys)
+    assert "[   0 /  25 ]  AttributeError: module 'homework' has no attribute 'load_sft'" in line(out, "SFT model")
+    assert total(out) == 66 - 13
 
 
 def test_bundle_then_grade_the_zip_gives_the_same_scores(tmp_path, capsys, monkeypatch):
@@ -115,7 +207,7 @@ def test_bundle_then_grade_the_zip_gives_the_same_scores(tmp_path, capsys, monke
     monkeypatch.chdir(tmp_path)
     result = subprocess.run([sys.executable, str(ROOT / "bundle.py"), str(package), "abc123"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert zipfile.ZipFile(tmp_path / "abc123.zip").namelist() == ["homework/__init__.py"]
+    assert zipfile.ZipFile(tmp_path / "abc123.zip").namelist() == ["homework/__init__.py", "homework/data.py"]
     _, from_folder = grade(package, capsys)
     _, from_zip = grade(tmp_path / "abc123.zip", capsys)
     strip_times = lambda out: [l.split("  (")[0] for l in out.splitlines()]
@@ -131,7 +223,7 @@ def test_bundle_refuses_over_the_limit(tmp_path, monkeypatch):
     assert not list(tmp_path.glob("abc.zip*"))
 
 
-# --- the corpus of malformed submissions: each is graded without a crash, with the expected reason ---
+# --- the corpus of malformed submissions: each is graded without a crash, with a one-line reason ---
 
 def _not_a_zip(tmp):
     (tmp / "s.zip").write_text("hello")
@@ -142,8 +234,8 @@ def _big_member(tmp):
     return make_zip(tmp / "s.zip", {"homework/__init__.py": "", "homework/big.bin": b"\0" * (3 * 2**20)})
 
 
-def _package_with(init):
-    return lambda tmp: write_package(tmp, init)
+def _package_with(init, **kwargs):
+    return lambda tmp: write_package(tmp, init, **kwargs)
 
 
 def _adapter_for(tmp, base_config):
@@ -156,59 +248,113 @@ def _adapter_for(tmp, base_config):
 
 
 TINY = dict(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1)
+LOAD_ADAPTER = ORACLE + "from pathlib import Path\nfrom .sft import load_adapter\ndef load_sft(): return load_adapter(Path(__file__).parent / 'adapter')\n"
+LIAR = ORACLE.replace("from .data import Dataset", "from homework.data import Dataset") + "def load_cot(): return Oracle(0.1)\n"
+LYING_DATA = (ROOT / "homework" / "data.py").read_text() + """
 
+_honest = benchmark
+
+
+def benchmark(func, dataset, max_question):
+    result = _honest(func, dataset, max_question)
+    result.accuracy = 1.0
+    return result
+"""
+NO_DATA = """
+class Nothing:
+    def parameters(self):
+        return []
+
+
+class Blank:
+    model = Nothing()
+
+    def answer(self, *questions):
+        return [float("nan")] * len(questions)
+
+
+def load_cot():
+    return Blank()
+"""
+
+# name: (builder, the case's line, the reason on it); a None line: the reason is the whole report's
 CORPUS = {
-    "not a zip": (_not_a_zip, "neither a folder nor a zip"),
-    "missing path": (lambda tmp: tmp / "nope.zip", "does not exist"),
-    "empty zip": (lambda tmp: make_zip(tmp / "s.zip", {}), "the zip is empty"),
-    "two top-level folders": (lambda tmp: make_zip(tmp / "s.zip", {"a/__init__.py": "", "b/__init__.py": ""}), "exactly one top-level folder, found: a, b"),
-    "zip-slip ../": (lambda tmp: make_zip(tmp / "s.zip", {"homework/__init__.py": "", "homework/../../evil.py": "x"}), "unsafe path"),
-    "absolute path": (lambda tmp: make_zip(tmp / "s.zip", {"/etc/evil.py": "x"}), "unsafe path"),
-    "member that unpacks huge": (_big_member, "would unpack to 3 MB"),
-    "folder without __init__": (lambda tmp: make_zip(tmp / "s.zip", {"homework/base_llm.py": ""}), "not a Python package"),
-    "import error": (_package_with("import no_such_module_here\n"), "ModuleNotFoundError"),
-    "exit at import": (_package_with("import sys\nsys.exit(3)\n"), "called exit while being imported"),
-    "a case that raises": (_package_with(ORACLE + "def load_cot(): raise RuntimeError('boom')\n"), "RuntimeError: boom"),
-    "NaN answers": (_package_with(ORACLE + "def load_cot(): return Oracle(0.0)\n"), "accuracy=0.00 answer_rate=0.00"),
-    "exit inside a case": (_package_with(ORACLE + "def load_cot(): sys.exit(0)\n"), "the submission called exit"),
-    "not implemented": (_package_with(ORACLE + "def load_cot(): raise NotImplementedError()\n"), "Not Implemented"),
-    "model over 380M parameters": (_package_with(ORACLE + "def load_cot(): return Oracle(1.0, parameters=400_000_000)\n"), "400M parameters, over the 380M limit"),
-    "missing adapter folder": (
-        _package_with(ORACLE + "from pathlib import Path\nfrom homework.sft import load_adapter\ndef load_cot(): return load_adapter(Path(__file__).parent / 'sft_model')\n"),
-        "CheckpointError: no adapter in",
-    ),
+    "not a zip": (_not_a_zip, None, "neither a folder nor a zip"),
+    "missing path": (lambda tmp: tmp / "nope.zip", None, "does not exist"),
+    "empty zip": (lambda tmp: make_zip(tmp / "s.zip", {}), None, "the zip is empty"),
+    "two top-level folders": (lambda tmp: make_zip(tmp / "s.zip", {"a/__init__.py": "", "b/__init__.py": ""}), None, "exactly one top-level folder, found: a, b"),
+    "zip-slip ../": (lambda tmp: make_zip(tmp / "s.zip", {"homework/__init__.py": "", "homework/../../evil.py": "x"}), None, "unsafe path"),
+    "absolute path": (lambda tmp: make_zip(tmp / "s.zip", {"/etc/evil.py": "x"}), None, "unsafe path"),
+    "member that unpacks huge": (_big_member, None, "would unpack to 3 MB"),
+    "folder without __init__": (lambda tmp: make_zip(tmp / "s.zip", {"homework/base_llm.py": ""}), None, "not a Python package"),
+    "import error": (_package_with("import no_such_module_here\n"), None, "importing the submission failed: ModuleNotFoundError"),
+    "exit at import": (_package_with("import sys\nsys.exit(3)\n"), None, "called exit while being imported"),
+    "absolute imports, another folder name": (_package_with(LIAR, name="hw_abs"), None, "No module named 'homework'"),
+    "a case that raises": (_package_with(ORACLE + "def load_cot(): raise RuntimeError('boom')\n"), "CoT", "RuntimeError: boom"),
+    "NaN answers": (_package_with(ORACLE + "def load_cot(): return Oracle(0.0)\n"), "CoT", "accuracy=0.00 answer_rate=0.00"),
+    "exit inside a case": (_package_with(ORACLE + "def load_cot(): sys.exit(0)\n"), "CoT", "the submission called exit"),
+    "not implemented": (_package_with(ORACLE + "def load_cot(): raise NotImplementedError()\n"), "CoT", "Not Implemented"),
+    "KeyboardInterrupt": (_package_with(ORACLE + "def load_cot(): raise KeyboardInterrupt\n"), "CoT", "KeyboardInterrupt"),
+    "model over 380M parameters": (_package_with(ORACLE + "def load_cot(): return Oracle(1.0, parameters=400_000_000)\n"), "CoT", "400M parameters, over the 380M limit"),
+    "a hang (also timed: test_a_hang_is_stopped_at_its_limit)": (_package_with(ORACLE + "import time\ndef load_cot(): time.sleep(3600)\n"), "CoT", "Timeout after 5 s (limit 5 s)"),
+    "os._exit during a case": (_package_with(ORACLE + "import os\ndef load_cot(): os._exit(0)\n"), "CoT", "ended the process (exit code 0) before the case finished"),
+    "a segfault": (_package_with(ORACLE + "import ctypes\ndef load_cot(): ctypes.string_at(0)\n"), "CoT", "died of SIGSEGV (a segmentation fault)"),
+    "killed (as by the OOM killer)": (_package_with(ORACLE + "import os, signal\ndef load_cot(): os.kill(os.getpid(), signal.SIGKILL)\n"), "CoT", "died of SIGKILL (killed, out of memory?)"),
+    "no data submodule": (lambda tmp: (write_package(tmp, NO_DATA), (tmp / "homework" / "data.py").unlink())[0], "CoT", "has no attribute 'data'"),
+    "a benchmark that lies": (_package_with(LIAR, data=LYING_DATA), "CoT", "accuracy=1.00 answer_rate=0.10; but the reference check gives accuracy=0.10"),
+    "missing adapter folder": (_package_with(LOAD_ADAPTER, modules=True), "SFT", "CheckpointError: no adapter in"),
 }
 
 
 def _mismatched_adapter(tmp):
     """An adapter trained on one tiny base, whose config names another, larger one."""
-    import json
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from homework import loader
 
-    package = write_package(tmp, ORACLE + "from pathlib import Path\nfrom homework.sft import load_adapter\ndef load_cot(): return load_adapter(Path(__file__).parent / 'adapter')\n")
+    package = write_package(tmp, LOAD_ADAPTER, modules=True)
     _adapter_for(package, TINY)
     other = tmp / "other_base"
     LlamaForCausalLM(LlamaConfig(**{**TINY, "hidden_size": 32})).save_pretrained(other)
-    from transformers import AutoTokenizer
-
-    AutoTokenizer.from_pretrained(__import__("homework.loader").loader.embedded_dir()).save_pretrained(other)
+    AutoTokenizer.from_pretrained(loader.embedded_dir()).save_pretrained(other)
     config_path = package / "adapter" / "adapter_config.json"
     config_path.write_text(json.dumps({**json.loads(config_path.read_text()), "base_model_name_or_path": str(other)}))
     return package
 
 
-CORPUS["adapter for another base model"] = (_mismatched_adapter, "does not fit the base model")
+CORPUS["adapter for another base model"] = (_mismatched_adapter, "SFT", "does not fit the base model")
 
 
 @pytest.mark.parametrize("name", CORPUS)
 def test_malformed_submission(name, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(submission, "MAX_MEMBER_BYTES", 2 * 2**20)
-    build, reason = CORPUS[name]
-    code, out = grade(build(tmp_path), capsys)
-    assert reason in out, out
+    monkeypatch.chdir(tmp_path)
+    build, title, reason = CORPUS[name]
+    code, out = grade(build(tmp_path), capsys, *(["--max_case_seconds", "5"] if name.startswith("a hang") else []))
+    assert reason in (line(out, title) if title else out), out
     assert out.strip().splitlines()[-1].startswith("Total")
+    assert "Traceback" not in out
     assert not (tmp_path.parent / "evil.py").exists() and not Path("/etc/evil.py").exists()
+    if title:  # the other cases still ran, each with its line
+        for other in ["generate, one", "batched_generate", "CoT model", "SFT model", "RFT model", "RFT extra credit"]:
+            assert line(out, other)
+
+
+def test_a_hang_is_stopped_at_its_limit(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOMEWORK_DATA", str(ROOT / "data"))
+    package = write_package(tmp_path, ORACLE + "import time\ndef load_cot(): time.sleep(3600)\n")
+    start = time.monotonic()
+    result = run_child(tmp_path, package.name, "cot", limit=3, verbose=0)
+    assert result["error"] == "Timeout after 3 s (limit 3 s)"
+    # the import is not on the clock; the case is stopped within a fraction of a second of its limit
+    assert time.monotonic() - start < 3 + 2
+
+
+def test_a_case_writes_only_in_a_temp_dir(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    package = write_package(tmp_path / "src", GOOD + "open('written.txt', 'w').write('x')\n")
+    grade(package, capsys)
+    assert not list(tmp_path.rglob("written.txt"))
 
 
 def test_grader_cleans_up_its_temporary_directory(tmp_path, capsys, monkeypatch):
@@ -216,14 +362,17 @@ def test_grader_cleans_up_its_temporary_directory(tmp_path, capsys, monkeypatch)
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "t"))
     (tmp_path / "t").mkdir()
-    grade(make_zip(tmp_path / "s.zip", {"homework/__init__.py": GOOD}), capsys)
+    members = {"homework/__init__.py": GOOD, "homework/data.py": (ROOT / "homework" / "data.py").read_text()}
+    _, out = grade(make_zip(tmp_path / "s.zip", members), capsys)
+    assert total(out) == 66
     assert list((tmp_path / "t").iterdir()) == []
 
 
-def test_submission_output_is_hidden_unless_very_verbose(tmp_path, capsys):
+def test_submission_output_is_hidden_unless_very_verbose(tmp_path, capfd):
     package = write_package(tmp_path, ORACLE + "def load_cot():\n    print('HELLO')\n    print('NOISE', file=sys.stderr)\n    return Oracle(1.0)\n")
-    _, out = grade(package, capsys)
-    assert "HELLO" not in out and "NOISE" not in capsys.readouterr().err
+    main([str(package), "--disable_color"])
+    captured = capfd.readouterr()
+    assert "HELLO" not in captured.out and "NOISE" not in captured.err
     main([str(package), "--disable_color", "-vv"])
-    captured = capsys.readouterr()
+    captured = capfd.readouterr()
     assert "HELLO" in captured.out and "NOISE" in captured.err

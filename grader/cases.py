@@ -1,0 +1,131 @@
+"""The graded cases, called as the course's grader calls them, each run in a process of its own.
+
+This file is also the child's program: `python grader/cases.py WORKDIR PACKAGE CASE RESULT.json`. It puts
+WORKDIR (and nothing of this repo) on sys.path, imports the submission as the course does, by its folder
+name, runs one case and writes what it measured to RESULT.json. The parent (`grader/__main__.py`) scores it.
+It imports nothing but the standard library and torch, so it runs wherever the submission does.
+"""
+import importlib
+import json
+import math
+import sys
+import time
+import traceback
+from pathlib import Path
+
+MAX_PARAMETERS = 380_000_000
+NUM_GENERATION_QUESTIONS = 32
+
+
+class CaseFailed(Exception):
+    """A case that can't be scored, with the one-line reason shown to the student."""
+
+
+def course_loss(llm, questions: list[str], answers: list[str]) -> tuple[float, float]:
+    """(the course's loss, the loss on real tokens only) of question + answer under the model.
+
+    The course tokenizes with the submission's tokenizer as it was left (left padding, after batched_generate),
+    takes the mean cross-entropy over every position, padding included, then "masks" it by multiplying that
+    mean by the mask and dividing by the mask's sum, which leaves the same mean. The second number masks
+    padding for real: what the model thinks of the text itself."""
+    import torch
+
+    with torch.inference_mode():
+        batch = llm.tokenizer([q + a for q, a in zip(questions, answers)], return_tensors="pt", padding=True)
+        input_ids, attention_mask = batch["input_ids"].to(llm.device), batch["attention_mask"].to(llm.device)
+        logits = llm.model(input_ids=input_ids, attention_mask=attention_mask).logits[..., :-1, :].float()
+        labels, mask = input_ids[..., 1:], attention_mask[..., 1:]
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
+        course = ((loss * mask).sum() / mask.sum()).item()
+        real = mask.bool() & attention_mask[..., :-1].bool()  # a real token predicted from a real token
+        per_token = torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels, reduction="none")
+        return course, (per_token[real].sum() / real.sum()).item()
+
+
+def check_size(llm):
+    n = sum(p.numel() for p in llm.model.parameters())
+    if n > MAX_PARAMETERS:
+        raise CaseFailed(f"the model has {n / 1e6:.0f}M parameters, over the {MAX_PARAMETERS / 1e6:.0f}M limit")
+    return llm
+
+
+def generation(module, batched: bool) -> dict:
+    llm = check_size(module.BaseLLM())
+    questions = [module.data.Dataset("valid")[i][0] for i in range(NUM_GENERATION_QUESTIONS)]
+    answers = llm.batched_generate(questions) if batched else [llm.generate(q) for q in questions]
+    loss, real_loss = course_loss(llm, questions, answers)
+    return {"loss": loss, "real_loss": real_loss}
+
+
+def accuracy(module, loader_name: str) -> dict:
+    llm = check_size(getattr(module, loader_name)())
+    result = module.data.benchmark(llm, module.data.Dataset("valid"), 100)
+    answers = [[s.question, float(s.answer)] for s in result.samples]
+    return {"accuracy": float(result.accuracy), "answer_rate": float(result.answer_rate), "answers": answers}
+
+
+# name: (title, what it runs, points, time limit in s on the course's GPU, bounds of the scale)
+CASES = {
+    "generate": ("generate, one question at a time", lambda m: generation(m, batched=False), 10, 40, (8.0, 6.2)),
+    "batched_generate": ("batched_generate", lambda m: generation(m, batched=True), 15, 15, (8.0, 6.2)),
+    "cot": ("CoT model", lambda m: accuracy(m, "load_cot"), 25, 60, (0.0, 0.4)),
+    "sft": ("SFT model", lambda m: accuracy(m, "load_sft"), 25, 60, (0.4, 0.6)),
+    "rft": ("RFT model", lambda m: accuracy(m, "load_rft"), 25, 60, (0.6, 0.7)),
+}
+RFT_EXTRA_CREDIT = (5, (0.7, 0.8))  # points above 100, from the RFT case's accuracy
+
+
+def one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
+
+
+def outcome(body) -> dict:
+    """What body() returned, or the one-line reason it failed (and its traceback, for -v)."""
+    try:
+        return body()
+    except CaseFailed as e:
+        return {"error": str(e)}
+    except NotImplementedError:
+        return {"error": "Not Implemented"}
+    except SystemExit:
+        return {"error": "the submission called exit"}
+    except BaseException as e:  # KeyboardInterrupt too: it ends this case, not the grading
+        return {"error": one_line(e), "traceback": traceback.format_exc()}
+
+
+def run(workdir: str, package: str, case: str, result_path: str):
+    """Import the submission as the course does and run one case ("import": only import it); every
+    outcome the process survives becomes RESULT.json."""
+    result_path = Path(result_path)
+    sys.path[0] = workdir  # the script's own folder gives way to the submission's parent
+    result = outcome(lambda: {"module": importlib.import_module(package)})
+    if "error" in result:
+        exited = result["error"] == "the submission called exit"
+        result["error"] = "the submission called exit while being imported" if exited else f"importing the submission failed: {result['error']}"
+    elif case != "import":
+        module = result.pop("module")
+        Path(f"{result_path}.started").touch()  # the parent's clock for the case starts here
+        start = time.perf_counter()
+        result = outcome(lambda: CASES[case][1](module))
+        result["seconds"] = time.perf_counter() - start
+    result.pop("module", None)
+    tmp = result_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result))
+    tmp.replace(result_path)
+
+
+def linear(value: float, low: float, high: float) -> float:
+    """0 at `low`, 1 at `high`, linear between, clipped. Works for falling scales too (low > high)."""
+    if value is None or math.isnan(value):
+        return 0.0
+    return min(1.0, max(0.0, (value - low) / (high - low)))
+
+
+def case_points(fraction: float, points: int) -> int:
+    """The course's rounding: half up."""
+    return int(fraction * points + 0.5)
+
+
+if __name__ == "__main__":
+    run(*sys.argv[1:5])
