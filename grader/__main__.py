@@ -42,13 +42,13 @@ class Log:
             self.file.write(line + "\n")
 
 
-def run_child(workdir: Path, package: str, case: str, limit: float, verbose: int) -> dict:
+def run_child(workdir: Path, package: str, case: str, limit: float, verbose: int, num_questions: int = 0) -> dict:
     """Run one case in a new process and return what it measured, or {"error": reason}. The clock starts
     once the submission is imported; at `limit` seconds the process (and anything it started) is killed."""
     with tempfile.TemporaryDirectory(prefix="case-") as tmp:
         result_path, started = Path(tmp) / "result.json", Path(tmp) / "result.json.started"
         output = None if verbose >= 2 else subprocess.DEVNULL  # the submission's output is ignored, as online
-        child = subprocess.Popen([sys.executable, str(CHILD), str(workdir), package, case, str(result_path)],
+        child = subprocess.Popen([sys.executable, str(CHILD), str(workdir), package, case, str(result_path), str(num_questions)],
                                  cwd=workdir, stdin=subprocess.DEVNULL, stdout=output, stderr=output, start_new_session=True)
         begin, clock = time.monotonic(), None
         try:
@@ -100,6 +100,7 @@ def main(argv=None) -> int:
     parser.add_argument("-v", "--verbose", action="count", default=0)
     parser.add_argument("--enforce_timeouts", action="store_true", help="apply the course's GPU limits here too (always on with a GPU)")
     parser.add_argument("--max_case_seconds", type=float, default=None, help=f"without enforcement: stop a case after this long (default {UNENFORCED_FACTOR}x its limit)")
+    parser.add_argument("--max_question", type=int, default=0, help="a smoke test on fewer questions per case (then the scores are not the course's)")
     parser.add_argument("--log_path", default=None, help="also write the report to this file")
     parser.add_argument("--disable_color", action="store_true")
     args = parser.parse_args(argv)
@@ -129,7 +130,7 @@ def main(argv=None) -> int:
             return 1
         for case, (title, _, points, limit, _) in CASES.items():
             cap = limit if enforce else args.max_case_seconds or UNENFORCED_FACTOR * limit
-            result = run_child(workdir, package, case, cap, args.verbose)
+            result = run_child(workdir, package, case, cap, args.verbose, args.max_question)
             if "error" in result:
                 fraction, detail = 0.0, result["error"]
                 if args.verbose and "traceback" in result:

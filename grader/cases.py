@@ -1,6 +1,6 @@
 """The graded cases, called as the course's grader calls them, each run in a process of its own.
 
-This file is also the child's program: `python grader/cases.py WORKDIR PACKAGE CASE RESULT.json`. It puts
+This file is also the child's program: `python grader/cases.py WORKDIR PACKAGE CASE RESULT.json [QUESTIONS]`. It puts
 WORKDIR (and nothing of this repo) on sys.path, imports the submission as the course does, by its folder
 name, runs one case and writes what it measured to RESULT.json. The parent (`grader/__main__.py`) scores it.
 It imports nothing but the standard library and torch, so it runs wherever the submission does.
@@ -15,6 +15,7 @@ from pathlib import Path
 
 MAX_PARAMETERS = 380_000_000
 NUM_GENERATION_QUESTIONS = 32
+NUM_ACCURACY_QUESTIONS = 100
 
 
 class CaseFailed(Exception):
@@ -49,28 +50,29 @@ def check_size(llm):
     return llm
 
 
-def generation(module, batched: bool) -> dict:
+def generation(module, batched: bool, num_questions: int = NUM_GENERATION_QUESTIONS) -> dict:
     llm = check_size(module.BaseLLM())
-    questions = [module.data.Dataset("valid")[i][0] for i in range(NUM_GENERATION_QUESTIONS)]
+    questions = [module.data.Dataset("valid")[i][0] for i in range(num_questions)]
     answers = llm.batched_generate(questions) if batched else [llm.generate(q) for q in questions]
     loss, real_loss = course_loss(llm, questions, answers)
     return {"loss": loss, "real_loss": real_loss}
 
 
-def accuracy(module, loader_name: str) -> dict:
+def accuracy(module, loader_name: str, num_questions: int = NUM_ACCURACY_QUESTIONS) -> dict:
     llm = check_size(getattr(module, loader_name)())
-    result = module.data.benchmark(llm, module.data.Dataset("valid"), 100)
+    result = module.data.benchmark(llm, module.data.Dataset("valid"), num_questions)
     answers = [[s.question, float(s.answer)] for s in result.samples]
     return {"accuracy": float(result.accuracy), "answer_rate": float(result.answer_rate), "answers": answers}
 
 
-# name: (title, what it runs, points, time limit in s on the course's GPU, bounds of the scale)
+# name: (title, what it runs given the module and a number of questions (None: the course's), points,
+#        time limit in s on the course's GPU, bounds of the scale)
 CASES = {
-    "generate": ("generate, one question at a time", lambda m: generation(m, batched=False), 10, 40, (8.0, 6.2)),
-    "batched_generate": ("batched_generate", lambda m: generation(m, batched=True), 15, 15, (8.0, 6.2)),
-    "cot": ("CoT model", lambda m: accuracy(m, "load_cot"), 25, 60, (0.0, 0.4)),
-    "sft": ("SFT model", lambda m: accuracy(m, "load_sft"), 25, 60, (0.4, 0.6)),
-    "rft": ("RFT model", lambda m: accuracy(m, "load_rft"), 25, 60, (0.6, 0.7)),
+    "generate": ("generate, one question at a time", lambda m, n: generation(m, False, n or NUM_GENERATION_QUESTIONS), 10, 40, (8.0, 6.2)),
+    "batched_generate": ("batched_generate", lambda m, n: generation(m, True, n or NUM_GENERATION_QUESTIONS), 15, 15, (8.0, 6.2)),
+    "cot": ("CoT model", lambda m, n: accuracy(m, "load_cot", n or NUM_ACCURACY_QUESTIONS), 25, 60, (0.0, 0.4)),
+    "sft": ("SFT model", lambda m, n: accuracy(m, "load_sft", n or NUM_ACCURACY_QUESTIONS), 25, 60, (0.4, 0.6)),
+    "rft": ("RFT model", lambda m, n: accuracy(m, "load_rft", n or NUM_ACCURACY_QUESTIONS), 25, 60, (0.6, 0.7)),
 }
 RFT_EXTRA_CREDIT = (5, (0.7, 0.8))  # points above 100, from the RFT case's accuracy
 
@@ -94,7 +96,7 @@ def outcome(body) -> dict:
         return {"error": one_line(e), "traceback": traceback.format_exc()}
 
 
-def run(workdir: str, package: str, case: str, result_path: str):
+def run(workdir: str, package: str, case: str, result_path: str, num_questions: str = "0"):
     """Import the submission as the course does and run one case ("import": only import it); every
     outcome the process survives becomes RESULT.json."""
     result_path = Path(result_path)
@@ -107,7 +109,7 @@ def run(workdir: str, package: str, case: str, result_path: str):
         module = result.pop("module")
         Path(f"{result_path}.started").touch()  # the parent's clock for the case starts here
         start = time.perf_counter()
-        result = outcome(lambda: CASES[case][1](module))
+        result = outcome(lambda: CASES[case][1](module, int(num_questions) or None))
         result["seconds"] = time.perf_counter() - start
     result.pop("module", None)
     tmp = result_path.with_suffix(".tmp")
@@ -128,4 +130,4 @@ def case_points(fraction: float, points: int) -> int:
 
 
 if __name__ == "__main__":
-    run(*sys.argv[1:5])
+    run(*sys.argv[1:6])

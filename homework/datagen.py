@@ -16,11 +16,14 @@ import os
 import re
 from pathlib import Path
 
+import torch
 from tqdm import tqdm
 
 from . import loader
 from .base_llm import parse_answer
+from .cot import CoTModel
 from .data import Dataset, is_answer_valid
+from .sft import load_adapter
 from .units import readable
 
 SAMPLER_CHECKPOINT = "HuggingFaceTB/SmolLM2-1.7B-Instruct"
@@ -54,9 +57,16 @@ def select(correct_answer: float, completions: list[str]) -> str | None:
     return None
 
 
-def write_json_atomic(path: Path, obj):
+def write_json_atomic(path: Path, obj: list | dict):
+    """A list, one item a line, or a dict, one key a line: each line is json.dumps's own text, so any string
+    (quotes, newlines, "], [") round-trips."""
+    if isinstance(obj, dict):
+        lines = [f"{json.dumps(key)}: {json.dumps(value)}" for key, value in obj.items()]
+        text = "{\n" + ",\n".join(lines) + "\n}\n" if lines else "{}\n"
+    else:
+        text = "[\n" + ",\n".join(json.dumps(item) for item in obj) + "\n]\n" if obj else "[]\n"
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=None).replace("], [", "],\n [") + "\n")
+    tmp.write_text(text)
     os.replace(tmp, path)  # readers see the old file or the new one, never half of one
 
 
@@ -114,10 +124,6 @@ def generate_dataset(
     rationalize: each prompt states the true answer as a hint, as STaR's rationalization does for the
     questions a model fails on its own; a kept rationale must still work that answer out, and it is trained
     on under the plain prompt, without the hint."""
-    import torch
-
-    from .cot import CoTModel
-
     torch.manual_seed(seed)  # an uninterrupted run repeats itself; a resumed one continues with a fresh stream
 
     output = Path(output_json)
@@ -126,12 +132,7 @@ def generate_dataset(
     rows = json.loads(output.read_text()) if extend and output.exists() else []
     covered = {q for q, _, _ in rows}
     questions = [(q, a) for (q, a), _ in readable(Dataset("train").data[:max_question], "datagen") if q not in covered]
-    if adapter:
-        from .rft import load
-
-        model = load(adapter)
-    else:
-        model = CoTModel(checkpoint)
+    model = load_adapter(adapter, CoTModel) if adapter else CoTModel(checkpoint)
     results = sample_rationales(model, questions, oversample, temperature, progress, rationalize=rationalize)
     report(results, oversample)
     rows += [[q, a, reasoning] for q, (a, reasoning, _) in results.items() if reasoning is not None]

@@ -81,10 +81,16 @@ def resolve(checkpoint: str = DEFAULT_CHECKPOINT) -> tuple[str, bool]:
     # Hub names are "org/name"; anything that exists, or can't be a hub name, is a local path.
     if Path(checkpoint).expanduser().exists() or checkpoint.startswith((".", "/", "~")) or checkpoint.count("/") > 1:
         path = Path(checkpoint).expanduser()
+        if (path / "adapter_config.json").is_file():
+            raise CheckpointError(f"{checkpoint} holds a LoRA adapter, not a model: pass it as the adapter path (e.g. python -m homework.sft test {checkpoint})")
         if not (path / "config.json").is_file():
             raise CheckpointError(f"{checkpoint} is not a model directory (no config.json there)")
         return str(path), True
-    if _in_hf_cache(checkpoint):
+    try:
+        cached = _in_hf_cache(checkpoint)
+    except ValueError:  # huggingface_hub's HFValidationError: not a well-formed "org/name"
+        raise CheckpointError(f"{checkpoint!r} is neither a model directory nor a hub name like HuggingFaceTB/SmolLM2-360M-Instruct") from None
+    if cached:
         return checkpoint, not _hub_reachable()
     if _hub_reachable():
         return checkpoint, False
@@ -136,8 +142,8 @@ def load(checkpoint: str = DEFAULT_CHECKPOINT):
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=offline)
         model = AutoModelForCausalLM.from_pretrained(path, local_files_only=offline, dtype=dtype)
-    except OSError as e:
-        raise CheckpointError(f"can't load {checkpoint!r}: {str(e).splitlines()[0]}") from None
+    except (OSError, ValueError) as e:  # missing or unreadable files, a malformed config
+        raise CheckpointError(f"can't load {checkpoint!r}: {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}") from None
     finally:
         hf_logging.enable_progress_bar()
     if Path(path) == EMBEDDED_DIR:

@@ -21,22 +21,18 @@ from pathlib import Path
 from . import loader, sft
 from .cot import CoTModel
 from .data import Dataset, ask as ask_model, data_dir, evaluate
+from .datagen import report, sample_rationales, write_json_atomic
 from .units import readable
 
 MODEL_DIR = Path(__file__).resolve().parent / "rft_model"
 
 
-class RFTModel(CoTModel):
-    """The CoT prompt, a LoRA adapter trained on rationales sampled and verified under that prompt."""
-
-    max_new_tokens = 64
-
-
-def load(path: str | Path = MODEL_DIR) -> RFTModel:
-    return sft.load_adapter(path, RFTModel)
+def load(path: str | Path = MODEL_DIR) -> CoTModel:
+    """The RFT model: the CoT prompt, with the LoRA adapter trained on rationales sampled under it."""
+    return sft.load_adapter(path, CoTModel)
 
 
-def examples_from(model: RFTModel, rows: list[list]) -> list[tuple[str, str]]:
+def examples_from(model: CoTModel, rows: list[list]) -> list[tuple[str, str]]:
     """(prompt, completion) pairs: the question's CoT prompt, then its verified rationale."""
     return [(model.format_prompt(q), reasoning) for q, _, reasoning in rows]
 
@@ -45,34 +41,39 @@ def train(
     output_dir: str = str(MODEL_DIR),
     data: str = str(data_dir() / "rft.json"),
     rounds: int = 1,
-    oversample: int = 8,
+    oversample: int = 8,  # samples per uncovered question between rounds
     temperature: float = 0.7,
     resample_limit: int | None = None,  # at most this many uncovered questions sampled per round (CPU budgets)
     rationalize: bool = False,  # the sampling prompts state the true answer (datagen --rationalize)
-    max_question: int = 100,
+    max_question: int = 100,  # valid questions to evaluate on after each round (0: none)
     checkpoint: str = loader.DEFAULT_CHECKPOINT,
+    lora_r: int | None = None,  # None: the largest that keeps the adapter under 20 MB
+    lora_alpha: int | None = None,  # None: 4 x lora_r
+    lora_dropout: float = 0.0,
+    learning_rate: float = 5e-4,
     epochs: float = 3,
-    **train_kwargs,
+    batch_size: int = 8,
+    max_steps: int = -1,  # > 0: stop after this many steps (a quick run)
+    seed: int = 0,
 ):
     """Train on `data` and save the adapter to output_dir.
 
     With rounds > 1 (expert iteration), the model of each round but the last samples rationales for the
     training questions that still lack one; the verified ones join the data, saved as DATA.roundN.json,
     and the next round trains from the base model on all of them. The last round's model is kept."""
-    from .datagen import report, sample_rationales, write_json_atomic
-
     path = Path(data)
     if not path.is_file():
         raise loader.CheckpointError(f"no RFT data at {path}: run python -m homework.datagen {path} first")
     if rounds > 1 and int(os.environ.get("WORLD_SIZE", 1)) > 1:
         raise loader.CheckpointError("--rounds > 1 runs in one process: the sampling between rounds is not distributed")
     rows = [row for row, _ in readable(json.loads(path.read_text()), "RFT")]
-    model = RFTModel(checkpoint)  # loaded once; each round trains a fresh LoRA on its base weights
+    model = CoTModel(checkpoint)  # loaded once; each round trains a fresh LoRA on its base weights
     for round_ in range(1, rounds + 1):
         start, last = time.time(), round_ == rounds
         with tempfile.TemporaryDirectory() as sampler_dir:  # only the last round's adapter is kept
             _, trainer = sft.train_model(examples_from(model, rows), output_dir if last else sampler_dir, checkpoint,
-                                         llm=model, epochs=epochs, **train_kwargs)
+                                         lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout, learning_rate=learning_rate,
+                                         epochs=epochs, batch_size=batch_size, max_steps=max_steps, seed=seed, llm=model)
         if not trainer.is_world_process_zero():
             continue
         line = f"round {round_}: trained on {len(rows)} rationales"

@@ -178,10 +178,23 @@ def load(path: str | Path = MODEL_DIR) -> BaseLLM:
     return load_adapter(path)
 
 
-def train(output_dir: str = str(MODEL_DIR), max_question: int = 100, checkpoint: str = loader.DEFAULT_CHECKPOINT, **kwargs):
-    """Train on data/train.json, save the adapter, then print the accuracy on the first max_question valid questions."""
+def train(
+    output_dir: str = str(MODEL_DIR),
+    max_question: int = 100,  # valid questions to evaluate on afterwards (0: none)
+    checkpoint: str = loader.DEFAULT_CHECKPOINT,
+    lora_r: int | None = None,  # None: the largest that keeps the adapter under 20 MB
+    lora_alpha: int | None = None,  # None: 4 x lora_r
+    lora_dropout: float = 0.0,
+    learning_rate: float = 5e-4,
+    epochs: float = 6,
+    batch_size: int = 8,
+    max_steps: int = -1,  # > 0: stop after this many steps (a quick run)
+    seed: int = 0,
+):
+    """Train on the training set, save the adapter, then print the accuracy on the first max_question valid questions."""
     examples = [(q, answer_text(a)) for q, a in Dataset("train").data]
-    llm, trainer = train_model(examples, output_dir, checkpoint, **kwargs)
+    llm, trainer = train_model(examples, output_dir, checkpoint, lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
+                               learning_rate=learning_rate, epochs=epochs, batch_size=batch_size, max_steps=max_steps, seed=seed)
     if max_question and trainer.is_world_process_zero():
         evaluate(llm, max_question)
 

@@ -231,13 +231,8 @@ def _source(question: str, units: list[Mention]) -> Mention:
     return (after_from or [m for m in units if asked and m.spelling not in asked] or units)[0]
 
 
-def read_question(question: str) -> Reading | None:
-    """(quantity, source spelling, target spelling) of a conversion question in any wording, or None.
-
-    The units are any spellings of SPELLINGS, wherever they stand; the source is the unit the quantity
-    counts ("How many inches in 3 feet?": feet), else the one after "from", else the one that "how many"
-    does not ask for, else the first. None when the question has no single quantity, not exactly two
-    units, or two units that no one category has. Never raises."""
+def _read(question: str) -> tuple[Reading, tuple[int, int]] | None:
+    """(reading, (start, end) of the quantity in the question), or None: see read_question."""
     if not isinstance(question, str):
         return None
     mentions = _mentions(question)
@@ -263,15 +258,32 @@ def read_question(question: str) -> Reading | None:
     if len({m.spelling for _, m in counted}) > 1:  # "Is 10 s more than 1 min?", "2 ft 3 in": no one quantity
         return None
     if counted:
-        (_, _, n), src = counted[0]
+        (start, end, n), src = counted[0]
     elif len(quantities) == 1:
-        n, src = quantities[0][2], _source(question, units)
+        (start, end, n), src = quantities[0], _source(question, units)
     else:
         return None
     dst = next(m for m in units if m.spelling != src.spelling)
     if pair_category(src.spelling, dst.spelling) is None:
         return None
-    return Reading(n, src.spelling, dst.spelling)
+    return Reading(n, src.spelling, dst.spelling), (start, end)
+
+
+def read_question(question: str) -> Reading | None:
+    """(quantity, source spelling, target spelling) of a conversion question in any wording, or None.
+
+    The units are any spellings of SPELLINGS, wherever they stand; the source is the unit the quantity
+    counts ("How many inches in 3 feet?": feet), else the one after "from", else the one that "how many"
+    does not ask for, else the first. None when the question has no single quantity, not exactly two
+    units, or two units that no one category has. Never raises."""
+    read = _read(question)
+    return read and read[0]
+
+
+def with_quantity(question: str, text: str) -> str | None:
+    """The question with its quantity written as `text` instead ("3 ft to in" -> "7 ft to in"), or None."""
+    read = _read(question)
+    return read and question[: read[1][0]] + text + question[read[1][1] :]
 
 
 def readable(rows: list, stage: str) -> list[tuple[list, Reading]]:

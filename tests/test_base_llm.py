@@ -135,7 +135,7 @@ def test_row_cache_matches_dynamic_cache(tiny_model, tokenizer, rows):
     # leaving in a new order, and (when the longest prompt, rows 4 and 5, has left) the padding trimmed.
     from transformers import DynamicCache
 
-    from homework.base_llm import RowCache, cache_argument
+    from homework.kv_cache import RowCache, cache_argument
 
     inputs = tokenizer(PROMPTS, padding=True, padding_side="left", return_tensors="pt")
     length, steps = inputs["input_ids"].shape[1], 4
@@ -171,7 +171,7 @@ def test_row_cache_matches_dynamic_cache(tiny_model, tokenizer, rows):
 
 
 def test_fill_holes_moves_only_rows_beyond_the_new_end():
-    from homework.base_llm import fill_holes
+    from homework.kv_cache import fill_holes
 
     assert fill_holes([0, 2, 5, 6]) == [0, 5, 2, 6]  # rows 1 and 3 finished: 5 and 6 take their places
     assert fill_holes([0, 1, 2]) == [0, 1, 2]  # the last rows finished: nothing moves

@@ -33,9 +33,9 @@ def test_env_var_forces_the_embedded_model(offline, monkeypatch, value):
     assert loader.resolve("HuggingFaceTB/SmolLM2-1.7B-Instruct") == (str(loader.EMBEDDED_DIR), True)
 
 
-def test_env_var_forces_a_local_directory(offline, monkeypatch):
-    monkeypatch.setenv(loader.ENV_VAR, str(loader.EMBEDDED_DIR))
-    assert loader.resolve() == (str(loader.EMBEDDED_DIR), True)
+def test_env_var_forces_a_local_directory(offline, monkeypatch, tiny_base):
+    monkeypatch.setenv(loader.ENV_VAR, str(tiny_base))
+    assert loader.resolve() == (str(tiny_base), True)
 
 
 def test_forced_hub_name_that_cannot_load_does_not_fall_back(offline, monkeypatch):
@@ -55,6 +55,28 @@ def test_forced_hub_name_that_cannot_load_does_not_fall_back(offline, monkeypatc
 def test_bad_checkpoints_get_one_line_errors(offline, checkpoint, message):
     with pytest.raises(loader.CheckpointError, match=message) as info:
         loader.resolve(checkpoint)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("checkpoint", ["bad name!", "-org/model", "org/model.", "a" * 120 + "/b"])
+def test_malformed_hub_names_get_one_line_errors(monkeypatch, checkpoint):
+    monkeypatch.delenv(loader.ENV_VAR, raising=False)
+    monkeypatch.setattr(loader, "_hub_reachable", lambda timeout=2.0: False)  # the real cache lookup validates the name
+    with pytest.raises(loader.CheckpointError, match="neither a model directory nor a hub name") as info:
+        loader.resolve(checkpoint)
+    assert "\n" not in str(info.value)
+
+
+def test_an_adapter_folder_is_not_a_model(offline, tmp_path):
+    (tmp_path / "adapter_config.json").write_text("{}")
+    with pytest.raises(loader.CheckpointError, match="holds a LoRA adapter, not a model"):
+        loader.resolve(str(tmp_path))
+
+
+def test_a_model_folder_without_weights_is_a_one_line_error(offline, tiny_base):
+    (tiny_base / "model.safetensors").unlink()
+    with pytest.raises(loader.CheckpointError, match=f"can't load '{tiny_base}'") as info:
+        loader.load(str(tiny_base))
     assert "\n" not in str(info.value)
 
 

@@ -2,6 +2,7 @@ import json
 import os
 
 import pytest
+import torch
 
 from homework import datagen, loader, rft
 from homework.data import DATA_DIR, Dataset
@@ -104,6 +105,27 @@ def test_a_killed_run_resumes_without_duplicates(tmp_path):
     assert datagen.report(results, 3) == {"yield": 0.5, "pass@1": 0.5, "pass@3": 0.5}
 
 
+class AwkwardSampler(FakeSampler):
+    """Right answers in rationales holding the text that broke the old writer: quotes, newlines and "], [" ."""
+
+    def batched_generate(self, prompts, num_return_sequences, temperature):
+        groups = super().batched_generate(prompts, num_return_sequences, temperature)
+        return [[f'He said "so"], [\nthen {completion}' for completion in group] for group in groups]
+
+
+def test_awkward_rationales_survive_a_kill_and_resume(tmp_path):
+    questions = Dataset("train").data[:6]
+    progress = tmp_path / "rft.json.partial"
+    with pytest.raises(KeyboardInterrupt):
+        datagen.sample_rationales(AwkwardSampler(questions, crash_after=1), questions, 2, 0.7, progress, chunk=3)
+    saved = json.loads(progress.read_text())  # still valid JSON
+    assert len(saved) == 3 and all('"], [\n' in r for _, r, _ in saved.values() if r)
+    results = datagen.sample_rationales(AwkwardSampler(questions), questions, 2, 0.7, progress, chunk=3)
+    rows = [[q, a, r] for q, (a, r, _) in results.items() if r is not None]
+    datagen.write_json_atomic(tmp_path / "rft.json", rows)
+    assert json.loads((tmp_path / "rft.json").read_text()) == rows and len(rows) == 3
+
+
 def test_atomic_write_leaves_the_old_file_on_a_crash(tmp_path, monkeypatch):
     path = tmp_path / "rft.json"
     datagen.write_json_atomic(path, [["q", 1.0, "r"]])
@@ -118,7 +140,7 @@ def test_atomic_write_leaves_the_old_file_on_a_crash(tmp_path, monkeypatch):
 
 
 def test_examples_pair_the_cot_prompt_with_the_rationale(tiny_model, tokenizer):
-    model = rft.RFTModel(model=tiny_model, tokenizer=tokenizer)
+    model = rft.CoTModel(model=tiny_model, tokenizer=tokenizer)
     (q0, a0), (q1, a1) = Dataset("train").data[:2]
     examples = rft.examples_from(model, [[q0, a0, "1 x = 2 y. <answer>2</answer>"], [q1, a1, "r"]])
     assert examples == [(model.format_prompt(q0), "1 x = 2 y. <answer>2</answer>"), (model.format_prompt(q1), "r")]
@@ -132,9 +154,17 @@ def test_rft_trains_and_reloads_on_a_tiny_model(tmp_path, tiny_base):
     data.write_text(json.dumps(rows))
     out = tmp_path / "rft_model"
     rft.train(str(out), str(data), max_question=0, checkpoint=str(tiny_base), max_steps=2, batch_size=2)
+    from peft import PeftModel
+    from safetensors.torch import load_file
+
     model = rft.load(out)
-    q = Dataset("valid")[0][0]
-    assert isinstance(model, rft.RFTModel) and model.format_prompt(q) == rft.CoTModel.format_prompt(model, q)
+    assert isinstance(model, rft.CoTModel) and isinstance(model.model, PeftModel)
+    saved = load_file(out / "adapter_model.safetensors")
+    loaded = {n: p for n, p in model.model.named_parameters() if "lora_" in n}
+    assert len(saved) == len(loaded) > 0
+    for name, tensor in saved.items():  # the weights in memory are the ones trained and saved
+        assert torch.equal(loaded[name.replace(".weight", ".default.weight")].to(tensor.dtype), tensor.to(loaded[name.replace(".weight", ".default.weight")].device)), name
+    assert any(t.abs().sum() > 0 for n, t in saved.items() if "lora_B" in n)  # B starts at zero: it trained
 
 
 def test_rft_without_data_is_a_clear_error(tmp_path):
@@ -163,11 +193,11 @@ def test_expert_iteration_samples_the_uncovered_questions_between_rounds(tmp_pat
 
     def fake_sample(model, questions, oversample, temperature, rationalize):
         sampled.extend(questions)
-        assert isinstance(model, rft.RFTModel) and oversample == 2 and rationalize
+        assert isinstance(model, rft.CoTModel) and oversample == 2 and rationalize
         q, a = questions[0]  # one new verified rationale, one question still without
         return {q: [a, worked(a), 1], questions[1][0]: [questions[1][1], None, 0]}
 
-    monkeypatch.setattr(datagen, "sample_rationales", fake_sample)
+    monkeypatch.setattr(rft, "sample_rationales", fake_sample)
     rft.train(str(tmp_path / "m"), str(data), rounds=2, oversample=2, resample_limit=2, rationalize=True,
               max_question=0, checkpoint=str(tiny_base), max_steps=2, batch_size=2)
     assert [list(x) for x in sampled] == train[3:5]  # the first training questions that had no rationale
@@ -183,7 +213,7 @@ def test_datagen_extend_samples_only_uncovered_questions_with_the_adapter(tmp_pa
     rows = [[q, a, worked(a)] for q, a in train[:2]]
     out.write_text(json.dumps(rows))
     loaded, sampled = [], []
-    monkeypatch.setattr(rft, "load", lambda path: loaded.append(path) or "the RFT model")
+    monkeypatch.setattr(datagen, "load_adapter", lambda path, model_class: loaded.append(path) or "the RFT model")
 
     def fake_sample(model, questions, oversample, temperature, progress, rationalize):
         assert model == "the RFT model" and rationalize
