@@ -9,7 +9,7 @@ training set that convert between the same two units.
 from . import loader
 from .base_llm import BaseLLM
 from .data import Dataset, ask as ask_model, evaluate
-from .units import read_question, readable
+from .units import read_question, readable, with_quantity
 
 SYSTEM = (
     "You convert units. Be concise: state how many of the target unit make one of the source unit, "
@@ -33,6 +33,10 @@ def rationale(n: float, src: str, dst: str, answer: float) -> str:
 class CoTModel(BaseLLM):
     max_new_tokens = 64
     num_examples = 3
+    # Same-pair examples asked in the question's own words and spellings, only the quantity changed
+    # ("how many grammes in 2 kilos" -> "how many grammes in 3 kilos"), so the model copies a worked
+    # answer of the same form. Off: the training rows as they are written (how the RFT adapter was trained).
+    examples_in_question_wording = True
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -50,6 +54,8 @@ class CoTModel(BaseLLM):
         chosen, seen_n = [], set()
         for q, a, r in sorted(self.train, key=rank):  # stable: ties keep the file's order
             if q != question and r.n not in seen_n:
+                if self.examples_in_question_wording and r.units == pair:
+                    q, r = with_quantity(question, fmt(r.n)), r._replace(src=reading.src, dst=reading.dst)
                 chosen.append((q, rationale(*r, a)))
                 seen_n.add(r.n)
             if len(chosen) == self.num_examples:
@@ -63,6 +69,14 @@ class CoTModel(BaseLLM):
             messages += [{"role": "user", "content": q}, {"role": "assistant", "content": worked}]
         messages.append({"role": "user", "content": question if hint is None else f"{question} (Hint: the answer is {fmt(hint)}.)"})
         return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+
+class RFTModel(CoTModel):
+    """The CoT prompt as the shipped RFT adapter was trained on it: worked examples as the training rows
+    are written. (Measured with that adapter: 0.87 / 0.71 on valid / reworded, 0.85 / 0.67 with the
+    examples in the question's wording.)"""
+
+    examples_in_question_wording = False
 
 
 def load(checkpoint: str = loader.DEFAULT_CHECKPOINT) -> CoTModel:

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from . import loader
 from .base_llm import parse_answer
-from .cot import CoTModel
+from .cot import RFTModel
 from .data import Dataset, is_answer_valid
 from .sft import load_adapter
 from .units import readable
@@ -132,7 +132,7 @@ def generate_dataset(
     rows = json.loads(output.read_text()) if extend and output.exists() else []
     covered = {q for q, _, _ in rows}
     questions = [(q, a) for (q, a), _ in readable(Dataset("train").data[:max_question], "datagen") if q not in covered]
-    model = load_adapter(adapter, CoTModel) if adapter else CoTModel(checkpoint)
+    model = load_adapter(adapter, RFTModel) if adapter else RFTModel(checkpoint)  # sampled as RFT will prompt
     results = sample_rationales(model, questions, oversample, temperature, progress, rationalize=rationalize)
     report(results, oversample)
     rows += [[q, a, reasoning] for q, (a, reasoning, _) in results.items() if reasoning is not None]

@@ -7,6 +7,7 @@
     python -m homework.rft test                    # evaluates homework/rft_model
     python -m homework.rft test --split reworded   # ... on the same questions asked in other words
     python -m homework.rft ask "How many inches in 3 feet?"   # one question; --show_prompt prints the prompt
+    python -m homework.rft show                    # a training example, the trained tokens in [brackets]
 
 The RFT model is prompted as the CoT model is: a few-shot chat whose worked examples are training questions
 of the same unit pair. Training on its own verified rationales under that prompt teaches it to take the
@@ -19,7 +20,7 @@ import time
 from pathlib import Path
 
 from . import loader, sft
-from .cot import CoTModel
+from .cot import RFTModel
 from .data import Dataset, ask as ask_model, data_dir, evaluate
 from .datagen import report, sample_rationales, write_json_atomic
 from .units import readable
@@ -27,12 +28,12 @@ from .units import readable
 MODEL_DIR = Path(__file__).resolve().parent / "rft_model"
 
 
-def load(path: str | Path = MODEL_DIR) -> CoTModel:
+def load(path: str | Path = MODEL_DIR) -> RFTModel:
     """The RFT model: the CoT prompt, with the LoRA adapter trained on rationales sampled under it."""
-    return sft.load_adapter(path, CoTModel)
+    return sft.load_adapter(path, RFTModel)
 
 
-def examples_from(model: CoTModel, rows: list[list]) -> list[tuple[str, str]]:
+def examples_from(model: RFTModel, rows: list[list]) -> list[tuple[str, str]]:
     """(prompt, completion) pairs: the question's CoT prompt, then its verified rationale."""
     return [(model.format_prompt(q), reasoning) for q, _, reasoning in rows]
 
@@ -67,7 +68,7 @@ def train(
     if rounds > 1 and int(os.environ.get("WORLD_SIZE", 1)) > 1:
         raise loader.CheckpointError("--rounds > 1 runs in one process: the sampling between rounds is not distributed")
     rows = [row for row, _ in readable(json.loads(path.read_text()), "RFT")]
-    model = CoTModel(checkpoint)  # loaded once; each round trains a fresh LoRA on its base weights
+    model = RFTModel(checkpoint)  # loaded once; each round trains a fresh LoRA on its base weights
     for round_ in range(1, rounds + 1):
         start, last = time.time(), round_ == rounds
         with tempfile.TemporaryDirectory() as sampler_dir:  # only the last round's adapter is kept
@@ -100,5 +101,13 @@ def ask(question: str, path: str = str(MODEL_DIR), show_prompt: bool = False):
     ask_model(load(path), question, show_prompt)
 
 
+def show(index: int = 0, data: str = str(data_dir() / "rft.json"), checkpoint: str = loader.DEFAULT_CHECKPOINT):
+    """Print RFT training example `index` (its CoT prompt + rationale) token by token; [brackets] mark
+    the tokens the loss is computed on."""
+    question, _, reasoning = json.loads(Path(data).read_text())[index]
+    model = RFTModel(checkpoint)
+    sft.show_tokens(model.tokenizer, model.format_prompt(question), reasoning)
+
+
 if __name__ == "__main__":
-    loader.cli({"train": train, "test": test, "ask": ask})
+    loader.cli({"train": train, "test": test, "ask": ask, "show": show})

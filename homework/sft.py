@@ -207,15 +207,19 @@ def ask(question: str, path: str = str(MODEL_DIR), show_prompt: bool = False):
     ask_model(load(path), question, show_prompt)
 
 
+def show_tokens(tokenizer, prompt: str, completion: str):
+    """Print an example token by token; [brackets] mark the tokens the loss is computed on."""
+    example = tokenize(tokenizer, prompt, completion)
+    pieces = [tokenizer.decode([t]) for t in example["input_ids"]]
+    print("".join(f"[{p}]" if label != -100 else p for p, label in zip(pieces, example["labels"])))
+
+
 def show(index: int = 0, checkpoint: str = loader.DEFAULT_CHECKPOINT):
-    """Print a training example token by token; [brackets] mark the tokens the loss is computed on."""
+    """Print training example `index` token by token; [brackets] mark the tokens the loss is computed on."""
     from transformers import AutoTokenizer
 
     question, answer = Dataset("train")[index]
-    tokenizer = AutoTokenizer.from_pretrained(loader.resolve(checkpoint)[0])
-    example = tokenize(tokenizer, question, answer_text(answer))
-    pieces = [tokenizer.decode([t]) for t in example["input_ids"]]
-    print("".join(f"[{p}]" if label != -100 else p for p, label in zip(pieces, example["labels"])))
+    show_tokens(AutoTokenizer.from_pretrained(loader.resolve(checkpoint)[0]), question, answer_text(answer))
 
 
 if __name__ == "__main__":

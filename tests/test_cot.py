@@ -5,7 +5,7 @@ import sys
 import pytest
 
 from homework.base_llm import parse_answer
-from homework.cot import CoTModel, fmt, rationale
+from homework.cot import CoTModel, RFTModel, fmt, rationale
 from homework.data import Dataset, is_answer_valid
 from homework.units import read_question
 
@@ -33,16 +33,26 @@ def test_a_hint_only_adds_the_answer_to_the_last_question(cot):
 
 
 def test_every_example_answer_is_correct(cot):
-    truth = dict(Dataset("train").data)
-    for question, _ in Dataset("valid").data[:200]:
+    from homework.units import convert
+
+    for question, _ in Dataset("valid").data[:200] + Dataset("reworded").data[:100]:
         examples = cot.examples(question)
         assert len(examples) == cot.num_examples
         for example_question, worked in examples:
-            assert example_question != question
-            assert is_answer_valid(parse_answer(worked), truth[example_question]), worked
+            assert is_answer_valid(parse_answer(worked), convert(*read_question(example_question))), worked
             # and the arithmetic the example shows agrees with its answer
             n, factor, product = re.search(r"(\S+) \* (\S+) = (\S+)\.", worked).groups()
             assert float(n) * float(factor) == pytest.approx(float(product), rel=1e-4)
+
+
+def test_examples_are_asked_in_the_question_wording(cot):
+    question = "how many grammes in 2.5 kilos"
+    examples = cot.examples(question)
+    assert [q for q, _ in examples] == [f"how many grammes in {read_question(q).n} kilos" for q, _ in examples]
+    assert all(worked.startswith("1 kilos = 1000 grammes. ") for _, worked in examples)
+    rft = RFTModel(model=cot.model, tokenizer=cot.tokenizer)  # as the shipped adapter was trained
+    training = dict(Dataset("train").data)
+    assert all(q in training and read_question(q).units == ("kilogram", "gram") for q, _ in rft.examples(question))
 
 
 def test_examples_prefer_the_same_unit_pair_then_the_same_category(cot):

@@ -1,4 +1,5 @@
 import json
+import re
 import os
 
 import pytest
@@ -140,7 +141,7 @@ def test_atomic_write_leaves_the_old_file_on_a_crash(tmp_path, monkeypatch):
 
 
 def test_examples_pair_the_cot_prompt_with_the_rationale(tiny_model, tokenizer):
-    model = rft.CoTModel(model=tiny_model, tokenizer=tokenizer)
+    model = rft.RFTModel(model=tiny_model, tokenizer=tokenizer)
     (q0, a0), (q1, a1) = Dataset("train").data[:2]
     examples = rft.examples_from(model, [[q0, a0, "1 x = 2 y. <answer>2</answer>"], [q1, a1, "r"]])
     assert examples == [(model.format_prompt(q0), "1 x = 2 y. <answer>2</answer>"), (model.format_prompt(q1), "r")]
@@ -158,7 +159,7 @@ def test_rft_trains_and_reloads_on_a_tiny_model(tmp_path, tiny_base):
     from safetensors.torch import load_file
 
     model = rft.load(out)
-    assert isinstance(model, rft.CoTModel) and isinstance(model.model, PeftModel)
+    assert isinstance(model, rft.RFTModel) and isinstance(model.model, PeftModel)
     saved = load_file(out / "adapter_model.safetensors")
     loaded = {n: p for n, p in model.model.named_parameters() if "lora_" in n}
     assert len(saved) == len(loaded) > 0
@@ -193,7 +194,7 @@ def test_expert_iteration_samples_the_uncovered_questions_between_rounds(tmp_pat
 
     def fake_sample(model, questions, oversample, temperature, rationalize):
         sampled.extend(questions)
-        assert isinstance(model, rft.CoTModel) and oversample == 2 and rationalize
+        assert isinstance(model, rft.RFTModel) and oversample == 2 and rationalize
         q, a = questions[0]  # one new verified rationale, one question still without
         return {q: [a, worked(a), 1], questions[1][0]: [questions[1][1], None, 0]}
 
@@ -226,3 +227,14 @@ def test_datagen_extend_samples_only_uncovered_questions_with_the_adapter(tmp_pa
     assert loaded == ["some/adapter"] and [list(x) for x in sampled] == train[2:4]
     (q, a) = train[2]
     assert json.loads(out.read_text()) == rows + [[q, a, worked(a)]]
+
+
+def test_show_brackets_the_rationale_and_nothing_of_the_prompt(tmp_path, tiny_base, capsys):
+    (q, a), = Dataset("train").data[:1]
+    data = tmp_path / "rft.json"
+    data.write_text(json.dumps([[q, a, worked(a)]]))
+    rft.show(0, str(data), str(tiny_base))
+    out = capsys.readouterr().out
+    trained = "".join(re.findall(r"\[(.*?)\]", out, flags=re.S))
+    assert trained == worked(a) + "<|im_end|>"  # the rationale and EOS
+    assert out.startswith("<|im_start|>system") and f"{q}<|im_end|>" in out
