@@ -34,9 +34,9 @@ class BaseLLM:
     stop_strings = ["</answer>"]  # a row that has closed its answer is done and leaves the batch
     batch_size: int | None = None  # prompts decoded at once; None: sized to the device (loader.micro_batch_size)
 
-    def __init__(self, checkpoint: str = loader.DEFAULT_CHECKPOINT, model=None, tokenizer=None):
+    def __init__(self, checkpoint: str = loader.DEFAULT_CHECKPOINT, model=None, tokenizer=None, dtype=None):
         if model is None:
-            model, tokenizer = loader.load(checkpoint)
+            model, tokenizer = loader.load(checkpoint, dtype)  # dtype None: the device policy's
         else:
             model, tokenizer = loader.prepare(model, tokenizer)
         self.model, self.tokenizer = model, tokenizer

@@ -116,7 +116,7 @@ def plot(rows: list[dict], path: Path, device: str):
 
 
 def main(quick: bool = False, checkpoint: str = loader.DEFAULT_CHECKPOINT, output_dir: str = "bench"):
-    device, _ = loader.device_and_dtype()
+    device = loader.policy().device
     sizes = SIZES["quick" if quick else device.type if device.type == "cuda" else "cpu"]
     out = Path(output_dir)
     out.mkdir(exist_ok=True)

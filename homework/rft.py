@@ -68,7 +68,7 @@ def train(
     if rounds > 1 and int(os.environ.get("WORLD_SIZE", 1)) > 1:
         raise loader.CheckpointError("--rounds > 1 runs in one process: the sampling between rounds is not distributed")
     rows = [row for row, _ in readable(json.loads(path.read_text()), "RFT")]
-    model = RFTModel(checkpoint)  # loaded once; each round trains a fresh LoRA on its base weights
+    model = RFTModel(checkpoint, dtype=loader.policy().train_dtype)  # loaded once; each round trains a fresh LoRA on it
     for round_ in range(1, rounds + 1):
         start, last = time.time(), round_ == rounds
         with tempfile.TemporaryDirectory() as sampler_dir:  # only the last round's adapter is kept

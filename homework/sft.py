@@ -5,7 +5,8 @@
     python -m homework.sft test --split reworded  # ... on the same questions asked in other words
     python -m homework.sft ask "How many inches in 3 feet?"
     python -m homework.sft show                   # one training example, token by token, marking what is trained on
-    accelerate launch -m homework.sft train       # several GPUs (or --cpu --num_processes 2)
+    accelerate launch -m homework.sft train       # several GPUs, one process each
+    torchrun --nproc_per_node 2 -m homework.sft train   # several processes on a CPU
 """
 import inspect
 import math
@@ -96,13 +97,13 @@ def train_model(
     from peft import LoraConfig, get_peft_model
     from transformers import Trainer, TrainingArguments
 
-    llm = llm or BaseLLM(checkpoint, model=model, tokenizer=tokenizer)
-    on_gpu = llm.device.type == "cuda"
+    policy = loader.policy()
+    llm = llm or BaseLLM(checkpoint, model=model, tokenizer=tokenizer, dtype=policy.train_dtype)
     lora_r = lora_r or lora_rank(llm.model)
     config = LoraConfig(r=lora_r, lora_alpha=lora_alpha or 4 * lora_r, lora_dropout=lora_dropout, target_modules="all-linear", bias="none", task_type="CAUSAL_LM")
     peft_model = get_peft_model(llm.model, config)
     peft_model.print_trainable_parameters()
-    if on_gpu:
+    if policy.gradient_checkpointing:
         peft_model.enable_input_require_grads()  # gradient checkpointing needs inputs that require grad
     data = [tokenize(llm.tokenizer, p, c) for p, c in examples]
     output_dir = Path(output_dir)
@@ -120,10 +121,10 @@ def train_model(
         warmup_steps=0.05,  # a fraction of all steps
         logging_steps=10,
         save_strategy="no",  # only the final adapter is kept
-        gradient_checkpointing=on_gpu,
-        bf16=on_gpu,
+        gradient_checkpointing=policy.gradient_checkpointing,
+        **policy.trainer_flags,  # CUDA: bf16 or fp16 mixed precision (fp32 master weights); CPU: use_cpu
         seed=seed,
-        dataloader_pin_memory=on_gpu,
+        dataloader_pin_memory=llm.device.type == "cuda",
         disable_tqdm=False,
         **grouping,
     )
@@ -134,6 +135,8 @@ def train_model(
         data_collator=lambda batch: collate(batch, llm.tokenizer.pad_token_id, pad_to),
     )
     trainer.train()
+    if trainer.args.world_size > 1:  # one line per process: each rank trained its share
+        print(f"rank {trainer.args.process_index} of {trainer.args.world_size}: {trainer.state.global_step} steps", flush=True)
     peft_model.eval()
     if trainer.is_world_process_zero():
         save_adapter(peft_model, output_dir)
@@ -156,8 +159,10 @@ def save_adapter(peft_model, output_dir: Path):
         shutil.rmtree(leftover)
 
 
-def load_adapter(path: str | Path, model_class=BaseLLM) -> BaseLLM:
-    """A model_class holding the base model the adapter in `path` records, with the adapter loaded."""
+def load_adapter(path: str | Path, model_class=BaseLLM, merge: bool = True) -> BaseLLM:
+    """A model_class holding the base model the adapter in `path` records, with the adapter loaded and, for
+    inference, merged into the base weights (unmerged, every linear layer runs its LoRA as extra small ops
+    at every decode step: the RFT model took 114 s for 100 valid questions unmerged and 66 s merged, bf16 CPU)."""
     from peft import PeftConfig, PeftModel
 
     path = Path(path)
@@ -169,6 +174,8 @@ def load_adapter(path: str | Path, model_class=BaseLLM) -> BaseLLM:
         raise loader.CheckpointError(f"the adapter in {path} was trained on {base}, but the base model loaded is {llm.model.name_or_path}")
     try:
         llm.model = PeftModel.from_pretrained(llm.model, path).eval()
+        if merge:
+            llm.model = llm.model.merge_and_unload()
     except RuntimeError as e:  # shape mismatch: a base model of another size under the same name
         raise loader.CheckpointError(f"the adapter in {path} does not fit the base model {base}: {str(e).splitlines()[0]}") from None
     return llm

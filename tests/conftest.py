@@ -26,7 +26,16 @@ def make_tiny_model(tokenizer, seed: int = 0):
 
 @pytest.fixture
 def tiny_model(tokenizer):
-    return make_tiny_model(tokenizer)
+    """On the policy's device: tests put their tensors on `tiny_model.device`, so the suite runs on a GPU too."""
+    return make_tiny_model(tokenizer).to(loader.policy().device)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked gpu need CUDA; without it they are skipped."""
+    if not torch.cuda.is_available():
+        for item in items:
+            if "gpu" in item.keywords:
+                item.add_marker(pytest.mark.skip(reason="needs CUDA"))
 
 
 @pytest.fixture
@@ -36,3 +45,13 @@ def tiny_base(tmp_path, tokenizer):
     make_tiny_model(tokenizer).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+@pytest.fixture
+def fp32_policy(monkeypatch):
+    """Models loaded by path come in fp32, whatever the machine (or HOMEWORK_DTYPE) says: for tests that
+    compare outputs token for token across a save and a reload."""
+    monkeypatch.setenv(loader.DTYPE_ENV_VAR, "float32")
+    loader.policy.cache_clear()
+    yield
+    loader.policy.cache_clear()

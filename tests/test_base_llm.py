@@ -137,9 +137,9 @@ def test_row_cache_matches_dynamic_cache(tiny_model, tokenizer, rows):
 
     from homework.kv_cache import RowCache, cache_argument
 
-    inputs = tokenizer(PROMPTS, padding=True, padding_side="left", return_tensors="pt")
+    inputs = tokenizer(PROMPTS, padding=True, padding_side="left", return_tensors="pt").to(tiny_model.device)
     length, steps = inputs["input_ids"].shape[1], 4
-    tokens = torch.randint(0, len(tokenizer), (len(PROMPTS) * 2, steps))
+    tokens = torch.randint(0, len(tokenizer), (len(PROMPTS) * 2, steps)).to(tiny_model.device)
     logits, trimmed = [], 0
     for ours in (False, True):
         cache = DynamicCache(config=tiny_model.config)
@@ -151,7 +151,7 @@ def test_row_cache_matches_dynamic_cache(tiny_model, tokenizer, rows):
                 cache.admit(prefilled, repeats=2)
             else:
                 cache.batch_repeat_interleave(2)
-            cache.batch_select_indices(torch.tensor(rows))
+            cache.batch_select_indices(torch.tensor(rows, device=tiny_model.device))
             mask = inputs["attention_mask"].repeat_interleave(2, 0)[rows]
             out = []
             for i in range(steps):

@@ -114,7 +114,7 @@ def test_course_loss_is_the_mean_over_every_position(tiny_model, tokenizer):
     questions, answers = ["Hi", "How many gram are there per 6 kg?"], [" there", " <answer>6000</answer>"]
     course, real = course_loss(llm, questions, answers)
     # the course's number: every position of the left-padded batch, padding included, one at a time
-    batch = tokenizer([q + a for q, a in zip(questions, answers)], padding=True, return_tensors="pt")
+    batch = tokenizer([q + a for q, a in zip(questions, answers)], padding=True, return_tensors="pt").to(tiny_model.device)
     with torch.no_grad():
         logits = tiny_model(**batch).logits
     ids = batch["input_ids"]
@@ -123,7 +123,7 @@ def test_course_loss_is_the_mean_over_every_position(tiny_model, tokenizer):
     # the real-token number: each unpadded sequence alone, weighted by its token count
     per_sequence, counts = [], []
     for q, a in zip(questions, answers):
-        ids = tokenizer(q + a, return_tensors="pt")["input_ids"]
+        ids = tokenizer(q + a, return_tensors="pt")["input_ids"].to(tiny_model.device)
         with torch.no_grad():
             per_sequence.append(tiny_model(ids, labels=ids).loss.item())
         counts.append(ids.shape[1] - 1)
@@ -174,7 +174,10 @@ def echo_package(root: Path, accuracy: float, miss: int, name: str = "homework")
 def test_known_scores_from_a_fake_submission(tmp_path, capsys):
     code, out = grade(write_package(tmp_path, GOOD), capsys)
     assert code == 0
-    assert out.splitlines()[0].startswith("timeouts: reported, not enforced")
+    from homework import loader
+
+    enforced = loader.policy().enforce_time_limits
+    assert out.splitlines()[0].startswith("timeouts: enforced (" if enforced else "timeouts: reported, not enforced (")
     assert "[   0 /  10 ]  Not Implemented" in line(out, "generate, one question")
     assert "[   0 /  15 ]  Not Implemented" in line(out, "batched_generate")
     assert "[  25 /  25 ]  accuracy=1.00 answer_rate=1.00" in line(out, "CoT model")
@@ -327,14 +330,18 @@ CORPUS["adapter for another base model"] = (_mismatched_adapter, "SFT", "does no
 
 @pytest.mark.parametrize("name", CORPUS)
 def test_malformed_submission(name, tmp_path, capsys, monkeypatch):
+    import tempfile
+
     monkeypatch.setattr(submission, "MAX_MEMBER_BYTES", 2 * 2**20)
+    (tmp_path / "t").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "t"))  # the grader's workdir: "../../evil.py" from it stays in tmp_path
     monkeypatch.chdir(tmp_path)
     build, title, reason = CORPUS[name]
     code, out = grade(build(tmp_path), capsys, *(["--max_case_seconds", "5"] if name.startswith("a hang") else []))
     assert reason in (line(out, title) if title else out), out
     assert out.strip().splitlines()[-1].startswith("Total")
     assert "Traceback" not in out
-    assert not (tmp_path.parent / "evil.py").exists() and not Path("/etc/evil.py").exists()
+    assert not list(tmp_path.rglob("evil.py")) and not Path("/etc/evil.py").exists()  # an escape would land in tmp_path
     if title:  # the other cases still ran, each with its line
         for other in ["generate, one", "batched_generate", "CoT model", "SFT model", "RFT model", "RFT extra credit"]:
             assert line(out, other)

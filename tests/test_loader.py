@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 from homework import loader
 from homework.base_llm import BaseLLM
@@ -81,6 +82,7 @@ def test_a_model_folder_without_weights_is_a_one_line_error(offline, tiny_base):
 
 
 def test_cli_prints_bad_checkpoint_as_one_line(offline):
+    pytest.importorskip("fire")
     import subprocess
     import sys
 
@@ -93,13 +95,56 @@ def test_cli_prints_bad_checkpoint_as_one_line(offline):
     assert "Traceback" not in result.stderr
 
 
-def test_device_is_chosen_once_and_cpu_is_fp32(capsys):
-    loader.device_and_dtype.cache_clear()
-    device, dtype = loader.device_and_dtype()
-    assert loader.device_and_dtype() == (device, dtype)
+def test_the_policy_is_decided_once(capsys):
+    loader.policy.cache_clear()
+    chosen = loader.policy()
+    assert loader.policy() is chosen
     assert capsys.readouterr().err.count("device:") == 1
-    if device.type == "cpu":
-        assert str(dtype) == "torch.float32"
+    assert chosen.train_dtype == torch.float32 or chosen.device.type == "cuda"  # a CPU trains with fp32 weights
+
+
+@pytest.mark.parametrize("flags,cuda,bf16,dtype,precision", [
+    ("avx512_bf16 avx512_vnni", False, None, torch.bfloat16, {"use_cpu": True}),
+    ("amx_bf16", False, None, torch.bfloat16, {"use_cpu": True}),
+    ("avx2 avx512f", False, None, torch.float32, {"use_cpu": True}),
+    ("", True, True, torch.bfloat16, {"bf16": True, "fp16": False}),
+    ("", True, False, torch.float16, {"bf16": False, "fp16": True}),
+], ids=["cpu avx512_bf16", "cpu amx", "cpu without bf16", "cuda with bf16", "cuda without bf16 (T4)"])
+def test_the_policy_picks_the_dtype_the_hardware_runs(monkeypatch, tmp_path, flags, cuda, bf16, dtype, precision):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor : 0\nflags : fpu sse {flags}\n")
+    monkeypatch.setattr(loader, "CPUINFO", cpuinfo)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: bf16)
+    monkeypatch.delenv(loader.DTYPE_ENV_VAR, raising=False)
+    loader.policy.cache_clear()
+    try:
+        chosen = loader.policy()
+    finally:
+        loader.policy.cache_clear()
+    assert chosen.dtype == dtype and chosen.trainer_flags == precision
+    assert chosen.enforce_time_limits == cuda and chosen.gradient_checkpointing == cuda
+    assert chosen.train_dtype == (dtype if cuda else torch.float32)
+
+
+@pytest.mark.parametrize("value,dtype", [("float32", torch.float32), ("bfloat16", torch.bfloat16), ("float16", torch.float16)])
+def test_homework_dtype_overrides_the_inference_dtype(monkeypatch, value, dtype):
+    monkeypatch.setenv(loader.DTYPE_ENV_VAR, value)
+    loader.policy.cache_clear()
+    try:
+        assert loader.policy().dtype == dtype
+    finally:
+        loader.policy.cache_clear()
+
+
+def test_a_bad_homework_dtype_is_a_one_line_error(monkeypatch):
+    monkeypatch.setenv(loader.DTYPE_ENV_VAR, "int8")
+    loader.policy.cache_clear()
+    try:
+        with pytest.raises(loader.CheckpointError, match="use float32, bfloat16 or float16"):
+            loader.policy()
+    finally:
+        loader.policy.cache_clear()
 
 
 @pytest.mark.slow

@@ -5,7 +5,7 @@ import os
 import pytest
 import torch
 
-from homework import datagen, loader, rft
+from homework import datagen, loader, rft, sft
 from homework.data import DATA_DIR, Dataset
 
 TRUTH = 96.0  # "How many in are there per 8 ft?"
@@ -149,7 +149,7 @@ def test_examples_pair_the_cot_prompt_with_the_rationale(tiny_model, tokenizer):
     assert prompt.rstrip().endswith("assistant") and prompt.count(q0) == 1  # worked examples, never its own answer
 
 
-def test_rft_trains_and_reloads_on_a_tiny_model(tmp_path, tiny_base):
+def test_rft_trains_and_reloads_on_a_tiny_model(tmp_path, tiny_base, fp32_policy):
     rows = [[q, a, worked(a)] for q, a in Dataset("train").data[:4]]
     data = tmp_path / "rft.json"
     data.write_text(json.dumps(rows))
@@ -158,14 +158,19 @@ def test_rft_trains_and_reloads_on_a_tiny_model(tmp_path, tiny_base):
     from peft import PeftModel
     from safetensors.torch import load_file
 
-    model = rft.load(out)
-    assert isinstance(model, rft.RFTModel) and isinstance(model.model, PeftModel)
+    unmerged = sft.load_adapter(out, rft.RFTModel, merge=False)
+    assert isinstance(unmerged, rft.RFTModel) and isinstance(unmerged.model, PeftModel)
     saved = load_file(out / "adapter_model.safetensors")
-    loaded = {n: p for n, p in model.model.named_parameters() if "lora_" in n}
-    assert len(saved) == len(loaded) > 0
+    loaded = {n.replace(".default.weight", ".weight"): p for n, p in unmerged.model.named_parameters() if "lora_" in n}
+    assert set(saved) == set(loaded) and saved
     for name, tensor in saved.items():  # the weights in memory are the ones trained and saved
-        assert torch.equal(loaded[name.replace(".weight", ".default.weight")].to(tensor.dtype), tensor.to(loaded[name.replace(".weight", ".default.weight")].device)), name
+        assert torch.equal(loaded[name].to(tensor.device, tensor.dtype), tensor), name
     assert any(t.abs().sum() > 0 for n, t in saved.items() if "lora_B" in n)  # B starts at zero: it trained
+    merged = rft.load(out)  # for inference: merged into the base weights, the same greedy answers
+    assert not isinstance(merged.model, PeftModel)
+    prompts = [merged.format_prompt(q) for q, _ in Dataset("valid").data[:3]]
+    merged.max_new_tokens = unmerged.max_new_tokens = 8
+    assert merged.batched_generate(prompts) == unmerged.batched_generate(prompts)
 
 
 def test_rft_without_data_is_a_clear_error(tmp_path):

@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -41,9 +42,10 @@ def test_trimmed_logits_give_the_same_loss(tiny_model, tokenizer):
     full = sft.collate(examples, tokenizer.pad_token_id, pad_to=max(len(e["input_ids"]) for e in examples))
     trimmed = sft.collate(examples, tokenizer.pad_token_id)
     assert trimmed["logits_to_keep"] < full["input_ids"].shape[1]
+    on_device = lambda batch: {k: v.to(tiny_model.device) if torch.is_tensor(v) else v for k, v in batch.items()}
     with torch.no_grad():
-        full_loss = tiny_model(**full).loss
-        trimmed_out = tiny_model(**trimmed)
+        full_loss = tiny_model(**on_device(full)).loss
+        trimmed_out = tiny_model(**on_device(trimmed))
     assert trimmed_out.logits.shape[1] == trimmed["logits_to_keep"]
     torch.testing.assert_close(trimmed_out.loss, full_loss)
 
@@ -85,7 +87,7 @@ def test_lora_rank_is_the_largest_that_fits_the_budget(tokenizer):
     assert sft.lora_rank(make_tiny_model(tokenizer), 1e12) == 32  # capped
 
 
-def test_saved_adapter_is_small_and_reloads_to_identical_outputs(tiny_base, tmp_path):
+def test_saved_adapter_is_small_and_reloads_to_identical_outputs(tiny_base, tmp_path, fp32_policy):
     out = tmp_path / "adapter"
     llm, _ = sft.train_model(EXAMPLES, out, checkpoint=str(tiny_base), max_steps=10, batch_size=4, learning_rate=1e-2)
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
@@ -123,14 +125,14 @@ def test_load_errors_on_a_mismatched_base(tiny_base, tmp_path, tokenizer, monkey
         sft.load(out)
 
 
-def test_accelerate_launch_with_two_cpu_processes(tiny_base, tmp_path):
+def test_two_processes_train_one_adapter(tiny_base, tmp_path):
+    """torchrun on the CPU (accelerate launch --cpu runs one process whatever --num_processes says)."""
+    pytest.importorskip("fire")
     out = tmp_path / "adapter"
-    command = [
-        sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
-        "--mixed_precision", "no", "--dynamo_backend", "no",
-        "-m", "homework.sft", "train", "--output_dir", str(out), "--max_steps", "2", "--batch_size", "2", "--max_question", "0",
-    ]
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+               "-m", "homework.sft", "train", "--output_dir", str(out), "--max_steps", "2", "--batch_size", "2", "--max_question", "0"]
     env = {**os.environ, loader.ENV_VAR: str(tiny_base), "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert (out / "adapter_config.json").is_file()
+    assert sorted(re.findall(r"^rank (\d) of (\d): 2 steps$", result.stdout, re.M)) == [("0", "2"), ("1", "2")]  # both trained
