@@ -63,8 +63,8 @@ class BaseLLM:
         ids = self.tokenizer(prompts)["input_ids"]  # tokenized once: lengths for the order, then the prefills
         order = sorted(range(len(prompts)), key=lambda i: len(ids[i]), reverse=True)  # see _generate
         columns = max(map(len, ids), default=0) + 2 * self.max_new_tokens
-        size = self.batch_size or loader.micro_batch_size(self.model, columns, n)
-        outputs = self._generate([ids[i] for i in order], n, temperature, rows=size * n, columns=columns)
+        size = min(self.batch_size or loader.micro_batch_size(self.model, columns, n), len(prompts))  # no idle rows
+        outputs = self._generate([ids[i] for i in order], n, temperature, rows=max(size, 1) * n, columns=columns)
         results = [None] * len(prompts)
         for j, i in enumerate(order):
             results[i] = outputs[j * n : (j + 1) * n]

@@ -103,10 +103,12 @@ def plot(rows: list[dict], path: Path, device: str):
     except ImportError:
         print("matplotlib is not installed: no plot")
         return
-    batched = [r for r in rows if r["mode"] == "batched"]
     fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.plot([r["batch_size"] for r in batched], [r["tok_per_s"] for r in batched], "o-", label="batched_generate")
-    ax.axhline(rows[0]["tok_per_s"], color="gray", linestyle="--", label="generate, one at a time")
+    for dtype in dict.fromkeys(r["dtype"] for r in rows):
+        ours = [r for r in rows if r["dtype"] == dtype]
+        batched = [r for r in ours if r["mode"] == "batched"]
+        line, = ax.plot([r["batch_size"] for r in batched], [r["tok_per_s"] for r in batched], "o-", label=f"batched_generate, {dtype}")
+        ax.axhline(ours[0]["tok_per_s"], color=line.get_color(), linestyle="--", label=f"one at a time, {dtype}")
     ax.set(xscale="log", xlabel="batch size", ylabel="generated tokens / s", title=f"SmolLM2 generation on {device}")
     ax.set_xticks([r["batch_size"] for r in batched], labels=[str(r["batch_size"]) for r in batched], minor=False)
     ax.minorticks_off()
@@ -122,13 +124,16 @@ def main(quick: bool = False, checkpoint: str = loader.DEFAULT_CHECKPOINT, outpu
     out.mkdir(exist_ok=True)
     valid, train = Dataset("valid").data, Dataset("train").data
 
-    llm = BaseLLM(checkpoint)
-    llm.max_new_tokens = sizes["new_tokens"]
     questions = [q for q, _ in valid[: max(sizes["batch_sizes"] + [sizes["sequential"]])]]
-    generation = bench_generation(llm, questions, sizes["sequential"], sizes["batch_sizes"])
-    best = max(r["tok_per_s"] for r in generation[1:])
-    print("generation (tokens/s):  " + "  ".join(f"{r['mode']} bs={r['batch_size']}: {r['tok_per_s']:.0f}" for r in generation))
-    print(f"  batched / sequential: {best / generation[0]['tok_per_s']:.1f}x")
+    generation = []  # fp32 beside the policy's dtype, when that is another one: the same steps in each
+    for dtype in dict.fromkeys([torch.float32, loader.policy().dtype]):
+        llm = BaseLLM(checkpoint, dtype=dtype)  # the last one (the policy's) serves the rest of the bench
+        llm.max_new_tokens = sizes["new_tokens"]
+        rows = [{**r, "dtype": str(dtype).removeprefix("torch.")} for r in bench_generation(llm, questions, sizes["sequential"], sizes["batch_sizes"])]
+        best = max(r["tok_per_s"] for r in rows[1:])
+        print(f"generation, {rows[0]['dtype']} (tokens/s):  " + "  ".join(f"{r['mode']} bs={r['batch_size']}: {r['tok_per_s']:.0f}" for r in rows))
+        print(f"  batched / sequential: {best / rows[0]['tok_per_s']:.1f}x")
+        generation += rows
 
     cot = CoTModel(checkpoint, model=llm.model, tokenizer=llm.tokenizer)  # same weights, no second load
     n, k = sizes["datagen"]

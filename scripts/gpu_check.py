@@ -101,7 +101,7 @@ def run_sft(work: Path, steps: int) -> dict:
     _, trainer = sft.train_model(examples, work / "sft", "embedded", max_steps=steps)
     losses = [log["loss"] for log in trainer.state.log_history if "loss" in log]
     final = trainer.state.log_history[-1]
-    return {"ok": bool(losses) and losses[-1] < losses[0], "steps": steps, "first_loss": losses[0] if losses else None,
+    return {"ok": len(losses) > 1 and losses[-1] < losses[0], "steps": steps, "first_loss": losses[0] if losses else None,
             "last_loss": losses[-1] if losses else None, "seconds": final.get("train_runtime"),
             "samples_per_second": final.get("train_samples_per_second")}
 
@@ -132,7 +132,7 @@ def main(argv=None) -> int:
               "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None, "tiny": args.tiny, "steps": {}}
     steps = [("tests", lambda: run_tests(args)), ("bench_quick", lambda: run_bench(work)),
              ("greedy_device_vs_cpu", lambda: compare_with_cpu(8 if args.tiny else 64)),
-             ("sft", lambda: run_sft(work, 5 if args.tiny else 100)), ("grader_enforced", lambda: run_grader(args))]
+             ("sft", lambda: run_sft(work, 20 if args.tiny else 100)), ("grader_enforced", lambda: run_grader(args))]
     for name, step in steps:
         start = time.perf_counter()
         try:

@@ -5,6 +5,12 @@ from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 from homework import loader
 
 
+@pytest.fixture(autouse=True)
+def no_forced_checkpoint(monkeypatch):
+    """A HOMEWORK_CHECKPOINT in the shell (gpu_check sets one) would override the checkpoints tests load by path."""
+    monkeypatch.delenv(loader.ENV_VAR, raising=False)
+
+
 @pytest.fixture(scope="session")
 def tokenizer():
     """The real SmolLM2 tokenizer (from the embedded model, converted on first use)."""
