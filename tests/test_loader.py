@@ -148,7 +148,7 @@ def test_a_bad_homework_dtype_is_a_one_line_error(monkeypatch):
 
 
 @pytest.mark.slow
-def test_embedded_model_loads_and_batched_equals_sequential(offline):
+def test_embedded_model_loads_and_batched_equals_sequential(offline, fp32_policy):  # bf16: padding can flip a token
     llm = BaseLLM()
     assert llm.model.name_or_path == loader.EMBEDDED
     assert llm.tokenizer.pad_token is not None and llm.tokenizer.padding_side == "left"
