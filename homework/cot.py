@@ -9,7 +9,7 @@ training set that convert between the same two units.
 from . import loader
 from .base_llm import BaseLLM
 from .data import Dataset, ask as ask_model, evaluate
-from .units import read_question, readable, with_quantity
+from .units import read_with_span, readable
 
 SYSTEM = (
     "You convert units. Be concise: state how many of the target unit make one of the source unit, "
@@ -45,7 +45,7 @@ class CoTModel(BaseLLM):
 
     def examples(self, question: str) -> list[tuple[str, str]]:
         """(question, worked answer) pairs: same unit pair first, then same category, never the question itself."""
-        reading = read_question(question)
+        reading, (start, end) = read_with_span(question) or (None, (0, 0))  # read once: its quantity is rewritten below
         pair, cat = (reading.units, reading.category) if reading else (None, "unknown")
 
         def rank(row):
@@ -55,7 +55,7 @@ class CoTModel(BaseLLM):
         for q, a, r in sorted(self.train, key=rank):  # stable: ties keep the file's order
             if q != question and r.n not in seen_n:
                 if self.examples_in_question_wording and r.units == pair:
-                    q, r = with_quantity(question, fmt(r.n)), r._replace(src=reading.src, dst=reading.dst)
+                    q, r = question[:start] + fmt(r.n) + question[end:], r._replace(src=reading.src, dst=reading.dst)
                 chosen.append((q, rationale(*r, a)))
                 seen_n.add(r.n)
             if len(chosen) == self.num_examples:

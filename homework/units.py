@@ -231,7 +231,7 @@ def _source(question: str, units: list[Mention]) -> Mention:
     return (after_from or [m for m in units if asked and m.spelling not in asked] or units)[0]
 
 
-def _read(question: str) -> tuple[Reading, tuple[int, int]] | None:
+def read_with_span(question: str) -> tuple[Reading, tuple[int, int]] | None:
     """(reading, (start, end) of the quantity in the question), or None: see read_question."""
     if not isinstance(question, str):
         return None
@@ -276,14 +276,8 @@ def read_question(question: str) -> Reading | None:
     counts ("How many inches in 3 feet?": feet), else the one after "from", else the one that "how many"
     does not ask for, else the first. None when the question has no single quantity, not exactly two
     units, or two units that no one category has. Never raises."""
-    read = _read(question)
+    read = read_with_span(question)
     return read and read[0]
-
-
-def with_quantity(question: str, text: str) -> str | None:
-    """The question with its quantity written as `text` instead ("3 ft to in" -> "7 ft to in"), or None."""
-    read = _read(question)
-    return read and question[: read[1][0]] + text + question[read[1][1] :]
 
 
 def readable(rows: list, stage: str) -> list[tuple[list, Reading]]:
