@@ -50,17 +50,17 @@ def check_size(llm):
     return llm
 
 
-def generation(module, batched: bool, num_questions: int = NUM_GENERATION_QUESTIONS) -> dict:
+def generation(module, batched: bool, num_questions: int | None = None) -> dict:
     llm = check_size(module.BaseLLM())
-    questions = [module.data.Dataset("valid")[i][0] for i in range(num_questions)]
+    questions = [module.data.Dataset("valid")[i][0] for i in range(num_questions or NUM_GENERATION_QUESTIONS)]
     answers = llm.batched_generate(questions) if batched else [llm.generate(q) for q in questions]
     loss, real_loss = course_loss(llm, questions, answers)
     return {"loss": loss, "real_loss": real_loss}
 
 
-def accuracy(module, loader_name: str, num_questions: int = NUM_ACCURACY_QUESTIONS) -> dict:
+def accuracy(module, loader_name: str, num_questions: int | None = None) -> dict:
     llm = check_size(getattr(module, loader_name)())
-    result = module.data.benchmark(llm, module.data.Dataset("valid"), num_questions)
+    result = module.data.benchmark(llm, module.data.Dataset("valid"), num_questions or NUM_ACCURACY_QUESTIONS)
     answers = [[s.question, float(s.answer)] for s in result.samples]
     return {"accuracy": float(result.accuracy), "answer_rate": float(result.answer_rate), "answers": answers}
 
@@ -68,11 +68,11 @@ def accuracy(module, loader_name: str, num_questions: int = NUM_ACCURACY_QUESTIO
 # name: (title, what it runs given the module and a number of questions (None: the course's), points,
 #        time limit in s on the course's GPU, bounds of the scale)
 CASES = {
-    "generate": ("generate, one question at a time", lambda m, n: generation(m, False, n or NUM_GENERATION_QUESTIONS), 10, 40, (8.0, 6.2)),
-    "batched_generate": ("batched_generate", lambda m, n: generation(m, True, n or NUM_GENERATION_QUESTIONS), 15, 15, (8.0, 6.2)),
-    "cot": ("CoT model", lambda m, n: accuracy(m, "load_cot", n or NUM_ACCURACY_QUESTIONS), 25, 60, (0.0, 0.4)),
-    "sft": ("SFT model", lambda m, n: accuracy(m, "load_sft", n or NUM_ACCURACY_QUESTIONS), 25, 60, (0.4, 0.6)),
-    "rft": ("RFT model", lambda m, n: accuracy(m, "load_rft", n or NUM_ACCURACY_QUESTIONS), 25, 60, (0.6, 0.7)),
+    "generate": ("generate, one question at a time", lambda m, n: generation(m, False, n), 10, 40, (8.0, 6.2)),
+    "batched_generate": ("batched_generate", lambda m, n: generation(m, True, n), 15, 15, (8.0, 6.2)),
+    "cot": ("CoT model", lambda m, n: accuracy(m, "load_cot", n), 25, 60, (0.0, 0.4)),
+    "sft": ("SFT model", lambda m, n: accuracy(m, "load_sft", n), 25, 60, (0.4, 0.6)),
+    "rft": ("RFT model", lambda m, n: accuracy(m, "load_rft", n), 25, 60, (0.6, 0.7)),
 }
 RFT_EXTRA_CREDIT = (5, (0.7, 0.8))  # points above 100, from the RFT case's accuracy
 

@@ -9,8 +9,9 @@
     python -m homework.rft ask "How many inches in 3 feet?"   # one question; --show_prompt prints the prompt
     python -m homework.rft show                    # a training example, the trained tokens in [brackets]
 
-The RFT model is prompted as the CoT model is: a few-shot chat whose worked examples are training questions
-of the same unit pair. Training on its own verified rationales under that prompt teaches it to take the
+The RFT model is prompted with the CoT chat (`cot.RFTModel`): worked examples are training questions of the
+same unit pair, as written in the training set (the CoT model rewords them; the shipped adapter was trained
+on them as written). Training on its own verified rationales under that prompt teaches it to take the
 factor from the examples and to multiply it out correctly, which the prompt alone does not.
 """
 import json

@@ -162,7 +162,7 @@ def save_adapter(peft_model, output_dir: Path):
 def load_adapter(path: str | Path, model_class=BaseLLM, merge: bool = True) -> BaseLLM:
     """A model_class holding the base model the adapter in `path` records, with the adapter loaded and, for
     inference, merged into the base weights (unmerged, every linear layer runs its LoRA as extra small ops
-    at every decode step: the RFT model took 114 s for 100 valid questions unmerged and 66 s merged, bf16 CPU)."""
+    at every decode step; see docs/PERFORMANCE.md)."""
     from peft import PeftConfig, PeftModel
 
     path = Path(path)

@@ -7,7 +7,6 @@ from homework.base_llm import BaseLLM
 
 @pytest.fixture
 def offline(monkeypatch):
-    monkeypatch.delenv(loader.ENV_VAR, raising=False)
     monkeypatch.setattr(loader, "_hub_reachable", lambda timeout=2.0: False)
     monkeypatch.setattr(loader, "_in_hf_cache", lambda name: False)
 
@@ -61,7 +60,6 @@ def test_bad_checkpoints_get_one_line_errors(offline, checkpoint, message):
 
 @pytest.mark.parametrize("checkpoint", ["bad name!", "-org/model", "org/model.", "a" * 120 + "/b"])
 def test_malformed_hub_names_get_one_line_errors(monkeypatch, checkpoint):
-    monkeypatch.delenv(loader.ENV_VAR, raising=False)
     monkeypatch.setattr(loader, "_hub_reachable", lambda timeout=2.0: False)  # the real cache lookup validates the name
     with pytest.raises(loader.CheckpointError, match="neither a model directory nor a hub name") as info:
         loader.resolve(checkpoint)
