@@ -2,7 +2,9 @@
 
     python -m homework.base_llm test      # completes two short prompts, one at a time and batched
 """
+import contextlib
 import math
+import os
 import re
 
 import torch
@@ -27,6 +29,17 @@ def parse_answer(text: str) -> float:
             except ValueError:
                 pass
     return math.nan
+
+
+@contextlib.contextmanager
+def onednn(enabled: bool):
+    """torch.backends.mkldnn.enabled for a block, then as it was."""
+    before = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = enabled
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = before
 
 
 class BaseLLM:
@@ -87,11 +100,15 @@ class BaseLLM:
         running, started = [], 0  # which output each row writes to; how many prompts have started
         cache = RowCache(self.model, rows, columns)
         cache_name = cache_argument(self.model)  # looked up once, not on every step
+        prefix = self._shared_prefix(prompts, cache_name)
+        # oneDNN's bf16 matmul is slow for a single row on a CPU: a lone row's decode steps take PyTorch's own
+        # kernels (135M model, 2 cores: 51-57 ms a step against 67-78; from 2 rows up oneDNN wins; PERFORMANCE.md)
+        one_row_slow = self.device.type == "cpu" and self.model.dtype == torch.bfloat16
         bar = tqdm(total=len(prompts), desc="generate", disable=len(prompts) <= 3 * rows // n, leave=False)
         while running or started < len(prompts):
             new = min((rows - len(running)) // n, len(prompts) - started)
             if new > 0:
-                state = self._prefill(prompts[started : started + new], n, cache, cache_name)
+                state = self._prefill(prompts[started : started + new], n, cache, cache_name, prefix)
                 if running:
                     state = [torch.cat(pair) for pair in zip((logits, mask, position), state)]
                 logits, mask, position = state
@@ -114,17 +131,39 @@ class BaseLLM:
                 continue
             mask = torch.cat([cache.make_room(mask), mask.new_ones(len(running), 1)], dim=1)
             position = position + 1
-            logits = self.model(input_ids=tokens[:, None], attention_mask=mask, position_ids=position, **{cache_name: cache}, use_cache=True).logits[:, -1]
+            with onednn(enabled=not (len(running) == 1 and one_row_slow)):
+                logits = self.model(input_ids=tokens[:, None], attention_mask=mask, position_ids=position, **{cache_name: cache}, use_cache=True).logits[:, -1]
         bar.close()
         return self.tokenizer.batch_decode(outputs, skip_special_tokens=True)
 
-    def _prefill(self, prompts: list[list[int]], n: int, cache: RowCache, cache_name: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _shared_prefix(self, prompts: list[list[int]], cache_name: str, min_tokens: int = 16) -> DynamicCache | None:
+        """The KV cache of the tokens every prompt starts with (a few-shot prompt's system line and template),
+        computed once; `_prefill` then runs only what follows it. None when prompts share under `min_tokens`."""
+        if len(prompts) < 2:
+            return None
+        length = len(os.path.commonprefix(prompts))
+        length = min(length, min(map(len, prompts)) - 1)  # every prompt keeps a token of its own to predict from
+        if length < min_tokens:
+            return None
+        prefix = DynamicCache(config=self.model.config)
+        self.model(input_ids=torch.tensor([prompts[0][:length]], device=self.device), **{cache_name: prefix}, use_cache=True, logits_to_keep=1)
+        return prefix
+
+    def _prefill(self, prompts: list[list[int]], n: int, cache: RowCache, cache_name: str, prefix: DynamicCache | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Run new (tokenized) prompts through the model once and add `n` rows for each to `cache`. Returns the
-        new rows' next-token logits, attention masks (as wide as the cache) and last positions."""
-        inputs = self.tokenizer.pad({"input_ids": prompts}, return_tensors="pt").to(self.device)  # on the left
+        new rows' next-token logits, attention masks (as wide as the cache) and last positions.
+
+        With a `prefix` cache, only the tokens after it run: each prompt's rest is left-padded and attends to the
+        prefix across that padding (masked), as a plain left-padded row attends across its own."""
+        shared = prefix.get_seq_length() if prefix is not None else 0
+        inputs = self.tokenizer.pad({"input_ids": [ids[shared:] for ids in prompts]}, return_tensors="pt").to(self.device)  # on the left
         mask = inputs["attention_mask"]
-        position = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding: real tokens count from 0
+        position = shared + (mask.cumsum(-1) - 1).clamp(min=0)  # left padding: real tokens count on from the prefix
         prefilled = DynamicCache(config=self.model.config)
+        if shared:
+            for i, layer in enumerate(prefix.layers):
+                prefilled.update(*(x.expand(len(prompts), -1, -1, -1).contiguous() for x in (layer.keys, layer.values)), i)
+            mask = torch.cat([mask.new_ones(len(prompts), shared), mask], dim=1)
         logits = self.model(input_ids=inputs["input_ids"], attention_mask=mask, position_ids=position,
                             **{cache_name: prefilled}, use_cache=True, logits_to_keep=1).logits[:, -1]
         cache.admit(prefilled, n)

@@ -6,6 +6,8 @@
                                       # expert iteration by hand: the RFT model samples the uncovered questions
     python -m homework.datagen data/rft.json --extend --adapter homework/rft_model --rationalize
                                       # the same, with the true answer as a hint in the prompt (STaR's rationalization)
+    python -m homework.datagen data/rft.json --extend --adapter homework/rft_model --rationalize --more_wordings 1
+                                      # ... and each training question asked once more in other words
 
 Rows are [question, answer, reasoning]. Progress is saved atomically after every chunk in
 OUTPUT.partial; a killed run started again resumes from there.
@@ -24,7 +26,7 @@ from .base_llm import parse_answer
 from .cot import RFTModel
 from .data import Dataset, is_answer_valid
 from .sft import load_adapter
-from .units import readable
+from .units import readable, reword
 
 SAMPLER_CHECKPOINT = "HuggingFaceTB/SmolLM2-1.7B-Instruct"
 _EQUATION = re.compile(r"(-?[\d,]*\.?\d+(?:[eE][-+]?\d+)?)\s*([*/x×])\s*(-?[\d,]*\.?\d+(?:[eE][-+]?\d+)?)\s*=\s*(-?[\d,]*\.?\d+(?:[eE][-+]?\d+)?)")
@@ -115,6 +117,7 @@ def generate_dataset(
     adapter: str | None = None,
     extend: bool = False,
     rationalize: bool = False,
+    more_wordings: int = 0,
 ):
     """Sample rationales for the training questions and write the verified ones to output_json.
 
@@ -123,7 +126,10 @@ def generate_dataset(
     `adapter`, that is one round of expert iteration by hand.
     rationalize: each prompt states the true answer as a hint, as STaR's rationalization does for the
     questions a model fails on its own; a kept rationale must still work that answer out, and it is trained
-    on under the plain prompt, without the hint."""
+    on under the plain prompt, without the hint.
+    more_wordings: each training question is also asked this many times in other words (`units.reword`:
+    another of the generator's phrasings, other spellings of its units, a quantity such as 2.5, 40 or
+    1,500), so RFT learns to read and multiply what people type, not only our generator's sentences."""
     torch.manual_seed(seed)  # an uninterrupted run repeats itself; a resumed one continues with a fresh stream
 
     output = Path(output_json)
@@ -131,7 +137,10 @@ def generate_dataset(
     progress = output.with_name(output.name + ".partial")
     rows = json.loads(output.read_text()) if extend and output.exists() else []
     covered = {q for q, _, _ in rows}
-    questions = [(q, a) for (q, a), _ in readable(Dataset("train").data[:max_question], "datagen") if q not in covered]
+    train = [row for row, _ in readable(Dataset("train").data[:max_question], "datagen")]
+    train += reword(train, seed, more_wordings) if more_wordings else []
+    held_out = {q for q, _ in Dataset("valid").data}  # a rewording may not ask a validation question
+    questions = [(q, a) for q, a in train if q not in covered and q not in held_out]
     model = load_adapter(adapter, RFTModel) if adapter else RFTModel(checkpoint)  # sampled as RFT will prompt
     results = sample_rationales(model, questions, oversample, temperature, progress, rationalize=rationalize)
     report(results, oversample)

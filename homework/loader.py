@@ -82,12 +82,15 @@ def policy() -> Policy:
     else:
         bf16 = cpu_has_native_bf16()
         dtype, why = (torch.bfloat16, "a CPU with native bf16 (avx512_bf16/AMX)") if bf16 else (torch.float32, "a CPU without native bf16")
-        device, train_dtype, precision, checkpointing, enforce = torch.device("cpu"), torch.float32, {"use_cpu": True}, False, False
+        # bf16 autocast over fp32 weights: RFT steps 10.4 s against 14.0 s in fp32, the loss alike (docs/PERFORMANCE.md)
+        device, train_dtype, precision, checkpointing, enforce = torch.device("cpu"), torch.float32, {"use_cpu": True, "bf16": bf16}, False, False
     forced = os.environ.get(DTYPE_ENV_VAR)
     if forced:
         if forced not in ("float32", "bfloat16", "float16"):
             raise CheckpointError(f"{DTYPE_ENV_VAR}={forced!r}: use float32, bfloat16 or float16")
         dtype, why = getattr(torch, forced), f"{DTYPE_ENV_VAR}={forced}"
+        if device.type == "cpu":
+            precision = {"use_cpu": True, "bf16": forced == "bfloat16"}  # fp16 autocast is not a CPU option
     print(f"device: {device.type}, dtype: {str(dtype).removeprefix('torch.')} ({why})", file=sys.stderr)
     return Policy(device, dtype, train_dtype, precision, checkpointing, enforce, why)
 

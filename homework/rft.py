@@ -57,6 +57,7 @@ def train(
     batch_size: int = 8,
     max_steps: int = -1,  # > 0: stop after this many steps (a quick run)
     seed: int = 0,
+    init_adapter: str | None = None,  # train on from this adapter (e.g. homework/rft_model) instead of a fresh LoRA
 ):
     """Train on `data` and save the adapter to output_dir.
 
@@ -66,6 +67,8 @@ def train(
     path = Path(data)
     if not path.is_file():
         raise loader.CheckpointError(f"no RFT data at {path}: run python -m homework.datagen {path} first")
+    if rounds > 1 and init_adapter:
+        raise loader.CheckpointError("--init_adapter trains one round: each round of --rounds starts a fresh LoRA")
     if rounds > 1 and int(os.environ.get("WORLD_SIZE", 1)) > 1:
         raise loader.CheckpointError("--rounds > 1 runs in one process: the sampling between rounds is not distributed")
     rows = [row for row, _ in readable(json.loads(path.read_text()), "RFT")]
@@ -75,7 +78,8 @@ def train(
         with tempfile.TemporaryDirectory() as sampler_dir:  # only the last round's adapter is kept
             _, trainer = sft.train_model(examples_from(model, rows), output_dir if last else sampler_dir, checkpoint,
                                          lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout, learning_rate=learning_rate,
-                                         epochs=epochs, batch_size=batch_size, max_steps=max_steps, seed=seed, llm=model)
+                                         epochs=epochs, batch_size=batch_size, max_steps=max_steps, seed=seed, llm=model,
+                                         init_adapter=init_adapter)
         if not trainer.is_world_process_zero():
             continue
         line = f"round {round_}: trained on {len(rows)} rationales"

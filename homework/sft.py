@@ -90,18 +90,25 @@ def train_model(
     model=None,
     tokenizer=None,
     llm: BaseLLM | None = None,
+    init_adapter: str | Path | None = None,
 ):
     """LoRA-train on (prompt, completion) pairs; save only the adapter to output_dir. Trains `llm` (e.g. an
     RFTModel already built), else a BaseLLM around model/tokenizer or the checkpoint. Returns that llm, now
-    holding the trained PeftModel, and the Trainer."""
-    from peft import LoraConfig, get_peft_model
+    holding the trained PeftModel, and the Trainer. init_adapter: train on from that saved adapter (its rank
+    and alpha) instead of a fresh LoRA."""
+    from peft import LoraConfig, PeftModel, get_peft_model
     from transformers import Trainer, TrainingArguments
 
     policy = loader.policy()
     llm = llm or BaseLLM(checkpoint, model=model, tokenizer=tokenizer, dtype=policy.train_dtype)
     lora_r = lora_r or lora_rank(llm.model)
     config = LoraConfig(r=lora_r, lora_alpha=lora_alpha or 4 * lora_r, lora_dropout=lora_dropout, target_modules="all-linear", bias="none", task_type="CAUSAL_LM")
-    peft_model = get_peft_model(llm.model, config)
+    if init_adapter:
+        if not (Path(init_adapter) / "adapter_config.json").is_file():
+            raise loader.CheckpointError(f"no adapter in {init_adapter} (adapter_config.json missing)")
+        peft_model = PeftModel.from_pretrained(llm.model, init_adapter, is_trainable=True)
+    else:
+        peft_model = get_peft_model(llm.model, config)
     peft_model.print_trainable_parameters()
     if policy.gradient_checkpointing:
         peft_model.enable_input_require_grads()  # gradient checkpointing needs inputs that require grad
@@ -122,7 +129,7 @@ def train_model(
         logging_steps=10,
         save_strategy="no",  # only the final adapter is kept
         gradient_checkpointing=policy.gradient_checkpointing,
-        **policy.trainer_flags,  # CUDA: bf16 or fp16 mixed precision (fp32 master weights); CPU: use_cpu
+        **policy.trainer_flags,  # bf16 or fp16 autocast (fp32 master weights) where the device has it; CPU: use_cpu
         seed=seed,
         dataloader_pin_memory=llm.device.type == "cuda",
         disable_tqdm=False,

@@ -329,6 +329,49 @@ def make_rows(seed: int = 0, count: int = 2000) -> list[list]:
     return rows
 
 
+def _quantity(rng: random.Random) -> tuple[int | float, str]:
+    """A quantity as people write one: mostly small integers, then decimals, tens and round thousands
+    (with or without a thousands separator). (value, text)."""
+    kind = rng.random()
+    if kind < 0.45:
+        n = rng.randint(1, 10)
+    elif kind < 0.70:
+        n = rng.choice([rng.randint(0, 9) + rng.choice([0.25, 0.5, 0.75]), round(rng.uniform(0.1, 10), 1)])
+    elif kind < 0.85:
+        n = rng.randint(11, 100)
+    else:
+        n = rng.randint(1, 9) * rng.choice([100, 1000]) + rng.choice([0, 0, 500])
+        if n >= 1000 and rng.random() < 0.5:
+            return n, f"{n:,}"
+    return n, str(n)
+
+
+def reword(rows: list[list], seed: int = 0, copies: int = 1) -> list[list]:
+    """Each [question, answer] row asked again `copies` times: another of the generator's PHRASINGS, other
+    spellings of its two units (SPELLINGS: "kg" may become "kilos"), another quantity (`_quantity`). The
+    answer scales with the quantity, so no converter is needed. A rewording must read back as the same
+    conversion (`read_question`), or it is dropped. For training data only: the evaluation sets keep their
+    own wordings."""
+    rng = random.Random(seed)
+    out, seen = [], {q for q, _ in rows}
+    for question, answer in rows:
+        reading = read_question(question)
+        if reading is None or not reading.n:
+            continue
+        table = SPELLINGS[reading.category]
+        for _ in range(copies):
+            src = rng.choice([s for s, e in table.items() if e == table[reading.src]])
+            dst = rng.choice([s for s, e in table.items() if e == table[reading.dst]])
+            n, text = _quantity(rng)
+            new = rng.choice(PHRASINGS).format(n=text, src=src, dst=dst)
+            new_answer = float(f"{answer / reading.n * n:.10g}")
+            if new in seen or read_question(new) != Reading(n, src, dst) or not 0.01 <= new_answer <= 1e11:
+                continue
+            seen.add(new)
+            out.append([new, new_answer])
+    return out
+
+
 def main(seed: int = 0, size: int = 1000):
     """Write data/train.json and data/valid.json, `size` rows each, no question shared between them."""
     rows = make_rows(seed, 2 * size)

@@ -1,3 +1,5 @@
+import os
+
 import pytest
 import torch
 
@@ -18,6 +20,50 @@ def test_batched_greedy_equals_sequential(tiny_model, tokenizer):
     sequential = [llm.generate(p) for p in PROMPTS]
     assert llm.batched_generate(PROMPTS) == sequential
     assert len(set(sequential)) > 1  # the prompts really lead somewhere different
+
+
+def test_a_shared_prefix_runs_once_and_changes_no_token(tiny_model, tokenizer):
+    # A few-shot prompt's system line is the same in every prompt: it is prefilled once, as one row, and
+    # each prompt's prefill runs only the rest, with the same greedy completions as each prompt alone.
+    llm = BaseLLM(model=tiny_model, tokenizer=tokenizer)
+    llm.max_new_tokens = 10
+    system = "You convert units. State the factor, multiply, and give the number in answer tags, nothing else."
+    prompts = [f"{system}\n{p}" for p in PROMPTS]
+    sequential = [llm.generate(p) for p in prompts]  # one prompt alone shares nothing
+    ids = tokenizer(prompts)["input_ids"]
+    shared = len(os.path.commonprefix(ids))
+    assert shared >= 16
+
+    original_forward, calls = tiny_model.forward, []
+
+    def forward(*args, **kwargs):
+        calls.append(tuple(kwargs["input_ids"].shape))
+        return original_forward(*args, **kwargs)
+
+    tiny_model.forward = forward
+    assert llm.batched_generate(prompts) == sequential
+    assert calls[:2] == [(1, shared), (len(prompts), max(map(len, ids)) - shared)]
+    assert len(set(sequential)) > 1
+
+
+def test_a_lone_bf16_row_decodes_without_onednn_on_a_cpu(tiny_model, tokenizer):
+    model = tiny_model.to("cpu", torch.bfloat16)
+    llm = BaseLLM(model=model, tokenizer=tokenizer)
+    llm.max_new_tokens, llm.stop_strings = 4, []
+    original_forward, seen = model.forward, []
+
+    def forward(*args, **kwargs):
+        seen.append((kwargs["input_ids"].shape[0], kwargs["input_ids"].shape[1] > 1, torch.backends.mkldnn.enabled))
+        return original_forward(*args, **kwargs)
+
+    model.forward = forward
+    before = torch.backends.mkldnn.enabled
+    llm.generate(PROMPTS[1])
+    llm.batched_generate(PROMPTS[1:3])
+    assert torch.backends.mkldnn.enabled == before
+    lone_steps = [on for rows, prefill, on in seen if rows == 1 and not prefill]
+    assert lone_steps and not any(lone_steps)  # every one-row decode step ran without oneDNN
+    assert all(on == before for rows, prefill, on in seen if rows > 1 or prefill)  # prefills and batches with it
 
 
 def test_micro_batches_keep_the_callers_order(tiny_model, tokenizer, monkeypatch):

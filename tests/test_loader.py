@@ -102,9 +102,9 @@ def test_the_policy_is_decided_once(capsys):
 
 
 @pytest.mark.parametrize("flags,cuda,bf16,dtype,precision", [
-    ("avx512_bf16 avx512_vnni", False, None, torch.bfloat16, {"use_cpu": True}),
-    ("amx_bf16", False, None, torch.bfloat16, {"use_cpu": True}),
-    ("avx2 avx512f", False, None, torch.float32, {"use_cpu": True}),
+    ("avx512_bf16 avx512_vnni", False, None, torch.bfloat16, {"use_cpu": True, "bf16": True}),  # bf16 autocast, fp32 weights
+    ("amx_bf16", False, None, torch.bfloat16, {"use_cpu": True, "bf16": True}),
+    ("avx2 avx512f", False, None, torch.float32, {"use_cpu": True, "bf16": False}),
     ("", True, True, torch.bfloat16, {"bf16": True, "fp16": False}),
     ("", True, False, torch.float16, {"bf16": False, "fp16": True}),
 ], ids=["cpu avx512_bf16", "cpu amx", "cpu without bf16", "cuda with bf16", "cuda without bf16 (T4)"])
@@ -130,9 +130,12 @@ def test_homework_dtype_overrides_the_inference_dtype(monkeypatch, value, dtype)
     monkeypatch.setenv(loader.DTYPE_ENV_VAR, value)
     loader.policy.cache_clear()
     try:
-        assert loader.policy().dtype == dtype
+        chosen = loader.policy()
     finally:
         loader.policy.cache_clear()
+    assert chosen.dtype == dtype
+    if chosen.device.type == "cpu":  # training follows it: bf16 autocast only when bf16 is asked for
+        assert chosen.trainer_flags == {"use_cpu": True, "bf16": value == "bfloat16"}
 
 
 def test_a_bad_homework_dtype_is_a_one_line_error(monkeypatch):

@@ -1,5 +1,6 @@
 """The question reader against questions as people type them. No model is involved."""
 import json
+import re
 import time
 
 import pytest
@@ -165,3 +166,36 @@ def test_reworded_answers_agree_with_pint():
         cat = units.pair_category(src, dst)
         expected = (n * ureg(units.SPELLINGS[cat][src]) / ureg(units.SPELLINGS[cat][dst])).to("dimensionless").magnitude
         assert answer == pytest.approx(expected, rel=1e-12), q
+
+
+# --- training questions asked in other words (units.reword, for datagen --more_wordings) ---
+
+
+def test_reword_asks_the_same_conversion_in_the_generators_phrasings():
+    import pint
+
+    ureg = pint.UnitRegistry()
+    train = Dataset("train").data[:300]
+    rows = units.reword(train, seed=1, copies=2)
+    assert len(rows) >= 0.9 * 2 * len(train)  # few are dropped (a clash, an answer out of range)
+    templates = [re.compile(re.escape(p).replace(r"\{n\}", "(?P<n>.+)").replace(r"\{src\}", ".+").replace(r"\{dst\}", ".+"))
+                 for p in units.PHRASINGS]
+    quantities = set()
+    for q, answer in rows:
+        assert any(t.fullmatch(q) for t in templates), q  # the generator's phrasings, never the reworded set's
+        n, src, dst = units.read_question(q)
+        cat = units.pair_category(src, dst)
+        expected = (n * ureg(units.SPELLINGS[cat][src]) / ureg(units.SPELLINGS[cat][dst])).to("dimensionless").magnitude
+        assert answer == pytest.approx(expected, rel=1e-6), q
+        quantities.add(type(n) is float or n > 10)
+    assert quantities == {True, False}  # other quantities than the generator's 1 to 10
+    assert not {q for q, _ in rows} & {q for split in ("train", "valid") for q, _ in Dataset(split).data}
+    assert not {q for q, _ in rows} & {q for q, _ in REWORDED}
+    assert units.reword(train, seed=1, copies=2) == rows  # seeded
+
+
+def test_reword_uses_other_spellings_of_the_same_units():
+    rows = units.reword([["How many g are there per 6 kg?", 6000.0]], seed=0, copies=40)
+    spellings = {units.read_question(q)[1:] for q, _ in rows}
+    assert len(spellings) > 5 and all(units.SPELLINGS["mass"][s] == "kilogram" and units.SPELLINGS["mass"][d] == "gram"
+                                      for s, d in spellings)

@@ -5,7 +5,7 @@ import os
 import pytest
 import torch
 
-from homework import datagen, loader, rft, sft
+from homework import datagen, loader, rft, sft, units
 from homework.data import DATA_DIR, Dataset
 
 TRUTH = 96.0  # "How many in are there per 8 ft?"
@@ -173,6 +173,33 @@ def test_rft_trains_and_reloads_on_a_tiny_model(tmp_path, tiny_base, fp32_policy
     assert merged.batched_generate(prompts) == unmerged.batched_generate(prompts)
 
 
+def test_init_adapter_trains_on_from_the_saved_adapter(tmp_path, tiny_base, fp32_policy):
+    from safetensors.torch import load_file
+
+    rows = [[q, a, worked(a)] for q, a in Dataset("train").data[:4]]
+    data = tmp_path / "rft.json"
+    data.write_text(json.dumps(rows))
+    first, still, moved = tmp_path / "first", tmp_path / "still", tmp_path / "moved"
+    rft.train(str(first), str(data), max_question=0, checkpoint=str(tiny_base), max_steps=2, batch_size=2, lora_r=4, learning_rate=1e-2)
+    for out, lr in ((still, 0.0), (moved, 1e-2)):
+        rft.train(str(out), str(data), max_question=0, checkpoint=str(tiny_base), max_steps=2, batch_size=2,
+                  init_adapter=str(first), learning_rate=lr)
+    saved = {name: load_file(path / "adapter_model.safetensors") for name, path in (("first", first), ("still", still), ("moved", moved))}
+    assert json.loads((still / "adapter_config.json").read_text())["r"] == 4  # the first adapter's rank, not the default
+    # With no learning it saves the adapter it started from (a fresh LoRA has B = 0 and a random A) ...
+    assert set(saved["still"]) == set(saved["first"]) and all(torch.equal(saved["still"][n], t) for n, t in saved["first"].items())
+    assert any(t.abs().sum() > 0 for n, t in saved["first"].items() if "lora_B" in n)
+    # ... and with learning it moves on from there.
+    assert any(not torch.equal(saved["moved"][n], t) for n, t in saved["first"].items())
+
+
+def test_init_adapter_needs_an_adapter(tmp_path, tiny_base):
+    data = tmp_path / "rft.json"
+    data.write_text(json.dumps([[q, a, worked(a)] for q, a in Dataset("train").data[:2]]))
+    with pytest.raises(loader.CheckpointError, match="no adapter in"):
+        rft.train(str(tmp_path / "m"), str(data), max_question=0, checkpoint=str(tiny_base), init_adapter=str(tmp_path))
+
+
 def test_rft_without_data_is_a_clear_error(tmp_path):
     with pytest.raises(loader.CheckpointError, match="run python -m homework.datagen"):
         rft.train(str(tmp_path / "m"), str(tmp_path / "missing.json"))
@@ -243,3 +270,21 @@ def test_show_brackets_the_rationale_and_nothing_of_the_prompt(tmp_path, tiny_ba
     trained = "".join(re.findall(r"\[(.*?)\]", out, flags=re.S))
     assert trained == worked(a) + "<|im_end|>"  # the rationale and EOS
     assert out.startswith("<|im_start|>system") and f"{q}<|im_end|>" in out
+
+
+def test_datagen_more_wordings_samples_each_question_in_other_words_too(tmp_path, monkeypatch):
+    train = Dataset("train").data
+    sampled = []
+    monkeypatch.setattr(datagen, "RFTModel", lambda checkpoint: "the CoT model")
+
+    def fake_sample(model, questions, oversample, temperature, progress, rationalize):
+        sampled.extend(questions)
+        return {q: [a, worked(a), 1] for q, a in questions}
+
+    monkeypatch.setattr(datagen, "sample_rationales", fake_sample)
+    out = tmp_path / "rft.json"
+    datagen.generate_dataset(str(out), oversample=2, max_question=3, more_wordings=2, seed=4)
+    originals, others = [tuple(x) for x in train[:3]], sampled[3:]
+    assert [tuple(x) for x in sampled[:3]] == originals and len(others) >= 4
+    assert [list(x) for x in others] == units.reword(train[:3], seed=4, copies=2)
+    assert [row[:2] for row in json.loads(out.read_text())] == [list(x) for x in sampled]
