@@ -14,6 +14,18 @@ PROMPTS = [
 ]
 
 
+def record_calls(model, what) -> list:
+    """what(kwargs) of every forward call of `model` from now on, in order."""
+    original, seen = model.forward, []
+
+    def forward(*args, **kwargs):
+        seen.append(what(kwargs))
+        return original(*args, **kwargs)
+
+    model.forward = forward
+    return seen
+
+
 def test_batched_greedy_equals_sequential(tiny_model, tokenizer):
     llm = BaseLLM(model=tiny_model, tokenizer=tokenizer)
     llm.max_new_tokens = 12
@@ -34,13 +46,7 @@ def test_a_shared_prefix_runs_once_and_changes_no_token(tiny_model, tokenizer):
     shared = len(os.path.commonprefix(ids))
     assert shared >= 16
 
-    original_forward, calls = tiny_model.forward, []
-
-    def forward(*args, **kwargs):
-        calls.append(tuple(kwargs["input_ids"].shape))
-        return original_forward(*args, **kwargs)
-
-    tiny_model.forward = forward
+    calls = record_calls(tiny_model, lambda kwargs: tuple(kwargs["input_ids"].shape))
     assert llm.batched_generate(prompts) == sequential
     assert calls[:2] == [(1, shared), (len(prompts), max(map(len, ids)) - shared)]
     assert len(set(sequential)) > 1
@@ -50,20 +56,14 @@ def test_a_lone_bf16_row_decodes_without_onednn_on_a_cpu(tiny_model, tokenizer):
     model = tiny_model.to("cpu", torch.bfloat16)
     llm = BaseLLM(model=model, tokenizer=tokenizer)
     llm.max_new_tokens, llm.stop_strings = 4, []
-    original_forward, seen = model.forward, []
-
-    def forward(*args, **kwargs):
-        seen.append((kwargs["input_ids"].shape[0], kwargs["input_ids"].shape[1] > 1, torch.backends.mkldnn.enabled))
-        return original_forward(*args, **kwargs)
-
-    model.forward = forward
+    seen = record_calls(model, lambda kwargs: (*kwargs["input_ids"].shape, torch.backends.mkldnn.enabled))
     before = torch.backends.mkldnn.enabled
     llm.generate(PROMPTS[1])
     llm.batched_generate(PROMPTS[1:3])
     assert torch.backends.mkldnn.enabled == before
-    lone_steps = [on for rows, prefill, on in seen if rows == 1 and not prefill]
+    lone_steps = [on for rows, tokens, on in seen if rows == 1 and tokens == 1]
     assert lone_steps and not any(lone_steps)  # every one-row decode step ran without oneDNN
-    assert all(on == before for rows, prefill, on in seen if rows > 1 or prefill)  # prefills and batches with it
+    assert all(on == before for rows, tokens, on in seen if rows > 1 or tokens > 1)  # prefills and batches with it
 
 
 def test_micro_batches_keep_the_callers_order(tiny_model, tokenizer, monkeypatch):
@@ -83,13 +83,7 @@ def test_a_prompt_starts_as_soon_as_a_row_is_free(tiny_model, tokenizer):
     llm.stop_strings = [tokenizer.decode(first[1:3]).strip() or tokenizer.decode(first[1:4])]
     sequential = [llm.generate(p) for p in PROMPTS]
 
-    original_forward, calls = tiny_model.forward, []
-
-    def forward(*args, **kwargs):
-        calls.append(tuple(kwargs["input_ids"].shape))
-        return original_forward(*args, **kwargs)
-
-    tiny_model.forward = forward
+    calls = record_calls(tiny_model, lambda kwargs: tuple(kwargs["input_ids"].shape))
     assert llm.batched_generate(PROMPTS) == sequential
     # a prefill of one prompt (one row was free), then a step of two rows: the new one and a running one
     assert any(calls[i][0] == 1 and calls[i][1] > 1 and calls[i + 1] == (2, 1) for i in range(len(calls) - 1))
