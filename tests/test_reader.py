@@ -86,6 +86,12 @@ CASES = [
     ("", None, "empty text"),
     (None, None, "not even text"),
     ("How many in are in 3 ft?", (3, "ft", "in"), "the inch after 'how many', the preposition after 'are'"),
+    ("How many minutes in a day?", (1, "day", "minutes"), "'a' is one, right before its unit"),
+    ("What is 1,024 MB in GB?", (1024, "MB", "GB"), "a thousands separator in a number that isn't round"),
+    ("If a car travels at 30 m/s, what is its speed in km/h?", (30, "m/s", "km/h"), "a word problem: 'a car' is no quantity"),
+    ("A file is 4 GB. How many MB is that?", (4, "GB", "MB"), "two sentences, the question in the second"),
+    ("What is 5 feet 2 inches in cm?", None, "a compound length: three units, two of them counted"),
+    ("What's 2 cups in ml?", None, "a unit we don't know, beside one we do"),
 ]
 
 
