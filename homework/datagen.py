@@ -138,7 +138,7 @@ def generate_dataset(
     rows = json.loads(output.read_text()) if extend and output.exists() else []
     covered = {q for q, _, _ in rows}
     train = [row for row, _ in readable(Dataset("train").data[:max_question], "datagen")]
-    train += reword(train, seed, more_wordings) if more_wordings else []
+    train += reword(train, seed, more_wordings)  # none when more_wordings is 0
     held_out = {q for q, _ in Dataset("valid").data}  # a rewording may not ask a validation question
     questions = [(q, a) for q, a in train if q not in covered and q not in held_out]
     model = load_adapter(adapter, RFTModel) if adapter else RFTModel(checkpoint)  # sampled as RFT will prompt

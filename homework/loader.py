@@ -64,7 +64,7 @@ class Policy:
     device: torch.device
     dtype: torch.dtype  # the weights for inference
     train_dtype: torch.dtype  # the base weights while training: fp32 on a CPU; the LoRA weights are fp32 always
-    trainer_flags: dict  # TrainingArguments flags: CUDA mixed precision (fp32 master weights); use_cpu, which lets torchrun run DDP on CPUs
+    trainer_flags: dict  # TrainingArguments flags: bf16/fp16 autocast (fp32 master weights); use_cpu, which lets torchrun run DDP on CPUs
     gradient_checkpointing: bool
     enforce_time_limits: bool  # the course's limits assume a GPU
     why: str
@@ -82,15 +82,15 @@ def policy() -> Policy:
     else:
         bf16 = cpu_has_native_bf16()
         dtype, why = (torch.bfloat16, "a CPU with native bf16 (avx512_bf16/AMX)") if bf16 else (torch.float32, "a CPU without native bf16")
-        # bf16 autocast over fp32 weights: RFT steps 10.4 s against 14.0 s in fp32, the loss alike (docs/PERFORMANCE.md)
-        device, train_dtype, precision, checkpointing, enforce = torch.device("cpu"), torch.float32, {"use_cpu": True, "bf16": bf16}, False, False
+        device, train_dtype, precision, checkpointing, enforce = torch.device("cpu"), torch.float32, {}, False, False
     forced = os.environ.get(DTYPE_ENV_VAR)
     if forced:
         if forced not in ("float32", "bfloat16", "float16"):
             raise CheckpointError(f"{DTYPE_ENV_VAR}={forced!r}: use float32, bfloat16 or float16")
         dtype, why = getattr(torch, forced), f"{DTYPE_ENV_VAR}={forced}"
-        if device.type == "cpu":
-            precision = {"use_cpu": True, "bf16": forced == "bfloat16"}  # fp16 autocast is not a CPU option
+    if device.type == "cpu":  # trains as it infers: bf16 autocast over fp32 weights (an RFT step 10.4 s against
+        # 14.0 s in fp32, the loss alike; docs/PERFORMANCE.md), else fp32. fp16 autocast is no CPU option.
+        precision = {"use_cpu": True, "bf16": dtype == torch.bfloat16}
     print(f"device: {device.type}, dtype: {str(dtype).removeprefix('torch.')} ({why})", file=sys.stderr)
     return Policy(device, dtype, train_dtype, precision, checkpointing, enforce, why)
 

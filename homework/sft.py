@@ -101,13 +101,11 @@ def train_model(
 
     policy = loader.policy()
     llm = llm or BaseLLM(checkpoint, model=model, tokenizer=tokenizer, dtype=policy.train_dtype)
-    lora_r = lora_r or lora_rank(llm.model)
-    config = LoraConfig(r=lora_r, lora_alpha=lora_alpha or 4 * lora_r, lora_dropout=lora_dropout, target_modules="all-linear", bias="none", task_type="CAUSAL_LM")
     if init_adapter:
-        if not (Path(init_adapter) / "adapter_config.json").is_file():
-            raise loader.CheckpointError(f"no adapter in {init_adapter} (adapter_config.json missing)")
-        peft_model = PeftModel.from_pretrained(llm.model, init_adapter, is_trainable=True)
+        peft_model = PeftModel.from_pretrained(llm.model, require_adapter(init_adapter), is_trainable=True)
     else:
+        lora_r = lora_r or lora_rank(llm.model)
+        config = LoraConfig(r=lora_r, lora_alpha=lora_alpha or 4 * lora_r, lora_dropout=lora_dropout, target_modules="all-linear", bias="none", task_type="CAUSAL_LM")
         peft_model = get_peft_model(llm.model, config)
     peft_model.print_trainable_parameters()
     if policy.gradient_checkpointing:
@@ -166,15 +164,21 @@ def save_adapter(peft_model, output_dir: Path):
         shutil.rmtree(leftover)
 
 
+def require_adapter(path: str | Path) -> Path:
+    """`path` as a Path if it holds a saved adapter, else a one-line error."""
+    path = Path(path)
+    if not (path / "adapter_config.json").is_file():
+        raise loader.CheckpointError(f"no adapter in {path} (adapter_config.json missing): train one first")
+    return path
+
+
 def load_adapter(path: str | Path, model_class=BaseLLM, merge: bool = True) -> BaseLLM:
     """A model_class holding the base model the adapter in `path` records, with the adapter loaded and, for
     inference, merged into the base weights (unmerged, every linear layer runs its LoRA as extra small ops
     at every decode step; see docs/PERFORMANCE.md)."""
     from peft import PeftConfig, PeftModel
 
-    path = Path(path)
-    if not (path / "adapter_config.json").is_file():
-        raise loader.CheckpointError(f"no adapter in {path} (adapter_config.json missing): train one first")
+    path = require_adapter(path)
     base = PeftConfig.from_pretrained(path).base_model_name_or_path
     llm = model_class(base)
     if llm.model.name_or_path != base:
