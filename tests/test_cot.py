@@ -5,7 +5,7 @@ import sys
 import pytest
 
 from homework.base_llm import parse_answer
-from homework.cot import CoTModel, RFTModel, fmt, rationale
+from homework.cot import CoTModel, RFTModel, fmt, plain_numbers, rationale, shaped
 from homework.data import Dataset, is_answer_valid
 from homework.units import read_question
 
@@ -53,7 +53,48 @@ def test_examples_are_asked_in_the_question_wording(cot):
     assert all(worked.startswith("1 kilos = 1000 grammes. ") for _, worked in examples)
     rft = RFTModel(model=cot.model, tokenizer=cot.tokenizer)  # as the shipped adapter was trained
     training = dict(Dataset("train").data)
-    assert all(q in training and read_question(q).units == ("kilogram", "gram") for q, _ in rft.examples(question))
+    assert all(q in training and read_question(q).units == ("kilogram", "gram") for q, _ in rft.examples("how many grammes in 2 kilos"))
+    # a quantity the training rows don't ask: those rows, as written, with the quantity alone changed
+    for q, _ in rft.examples(question):
+        reading = read_question(q)
+        assert reading.units == ("kilogram", "gram") and reading.n % 1 == 0.5
+        assert any(q.replace(fmt(reading.n), fmt(reading.n - 0.5)) == t for t in training), q
+
+
+@pytest.mark.parametrize("question,shape", [
+    ("how many grammes in 2.5 kilos", lambda n: n % 1 == 0.5 and n < 10),  # halves, as the question's
+    ("convert 1,500 kg to g", lambda n: n % 1000 == 500 and 1500 <= n < 10000),  # _500
+    ("4000 kg to g", lambda n: n % 1000 == 0 and 1000 <= n < 10000),
+    ("what is 0.25 kg in g", lambda n: round(n * 100) % 10 == 5 and n < 1),
+    ("37 kg in g", lambda n: n % 10 == 7 and 10 < n < 100),
+    ("6 kg in g", lambda n: n == int(n) and 1 <= n <= 10),  # as the training rows ask: their own quantities
+])
+def test_example_quantities_take_the_question_shape(cot, question, shape):
+    """The examples multiply quantities like the question's, so the product the model writes is one it saw
+    worked: 2.5 -> 1.5, 7.5, ...; 1,500 -> 2500, 7500; 37 -> 27, 77."""
+    examples = cot.examples(question)
+    quantities = [read_question(q).n for q, _ in examples]
+    assert len(set(quantities)) == cot.num_examples and all(shape(n) for n in quantities), quantities
+
+
+@pytest.mark.parametrize("n,digit,expected", [(8.5, 3, 3.5), (4000, 7, 7000), (1500, 2, 2500), (0.25, 9, 0.95), (37, 1, 17), (0.05, 3, 0.03), (6, 9, 9)])
+def test_shaped_replaces_the_first_digit(n, digit, expected):
+    assert shaped(n, digit) == expected
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("convert 1,500 kg to g", "convert 1500 kg to g"),
+    ("12,345,678.5 bytes", "12345678.5 bytes"),
+    ("1,5 kg", "1,5 kg"),  # a decimal comma, not a separator
+    ("3 ft, 4 in", "3 ft, 4 in"),
+    ("10,0000", "10,0000"),
+])
+def test_plain_numbers_drops_thousands_separators_only(text, expected):
+    assert plain_numbers(text) == expected
+
+
+def test_the_question_reaches_the_model_without_thousands_separators(cot):
+    assert cot.format_prompt("convert 1,500 kg to g").endswith("<|im_start|>user\nconvert 1500 kg to g<|im_end|>\n<|im_start|>assistant\n")
 
 
 def test_examples_prefer_the_same_unit_pair_then_the_same_category(cot):
@@ -61,11 +102,34 @@ def test_examples_prefer_the_same_unit_pair_then_the_same_category(cot):
         examples = cot.examples(question)
         assert len(examples) == cot.num_examples
         assert all(read_question(q).units == ("kilogram", "gram") for q, _ in examples)
-    # no training question converts pounds to tonnes: the examples come from the same category
+
+
+def test_a_pair_no_training_row_converts_borrows_the_factor_from_the_others(cot):
+    pytest.importorskip("pint")
+    from homework.units import convert
+
+    # no training question converts pounds to tonnes: the factor comes from the other rows (tonne -> pound
+    # reversed, or through a third unit), the quantities from rows of the same category
+    pair = ("pound", "metric_ton")
+    assert pair not in cot.factors
+    assert cot.factor(pair) == pytest.approx(convert(1, "lb", "tonne"), rel=1e-4)
     question = "How many tonnes in 3 lbs?"
-    assert not [q for q, _ in Dataset("train").data if read_question(q).units == ("pound", "metric_ton")]
     examples = cot.examples(question)
-    assert len(examples) == cot.num_examples and {read_question(q).category for q, _ in examples} == {"mass"}
+    assert len(examples) == cot.num_examples
+    for q, worked in examples:
+        assert read_question(q).units == pair and q.startswith("How many tonnes in ")
+        assert worked.startswith("1 lbs = 0.000453592 tonnes. ")
+
+
+def test_factor_is_none_when_the_training_rows_cannot_tell(tiny_model, tokenizer, tmp_path, monkeypatch):
+    rows = [["How many gram are there per 6 kg?", 6000.0], ["How many m are there per 2 km?", 2000.0]]
+    (tmp_path / "train.json").write_text(__import__("json").dumps(rows))
+    monkeypatch.setenv("HOMEWORK_DATA", str(tmp_path))
+    cot = CoTModel(model=tiny_model, tokenizer=tokenizer)
+    assert cot.factor(("gram", "kilogram")) == pytest.approx(0.001)  # reversed
+    assert cot.factor(("kilogram", "pound")) is None  # no row reaches pounds
+    examples = cot.examples("How many lb in 3 kg?")  # then the rows as they are, the same category closest
+    assert [q for q, _ in examples] == ["How many m are there per 2 km?", "How many gram are there per 6 kg?"]
 
 
 def test_unreadable_training_rows_are_skipped_and_counted(tiny_model, tokenizer, tmp_path, monkeypatch, capsys):
@@ -73,7 +137,7 @@ def test_unreadable_training_rows_are_skipped_and_counted(tiny_model, tokenizer,
     (tmp_path / "train.json").write_text(__import__("json").dumps(rows))
     monkeypatch.setenv("HOMEWORK_DATA", str(tmp_path))
     cot = CoTModel(model=tiny_model, tokenizer=tokenizer)
-    assert [q for q, _, _ in cot.train] == [q for q, _ in rows[:5]]
+    assert [row[0] for row in cot.train] == [q for q, _ in rows[:5]]
     assert "skipped 2 of 7 rows" in capsys.readouterr().err
     assert cot.format_prompt("What is 3 kelvin in celsius?").count("<|im_start|>assistant") == 4  # never a crash
 
