@@ -45,6 +45,12 @@ def shaped(n: float, digit: int) -> float:
     return float(exact + (digit - int(exact / place)) * place)
 
 
+def with_quantity(question: str, span: tuple[int, int], n: float) -> str:
+    """The question with the quantity at `span` replaced by n."""
+    start, end = span
+    return question[:start] + fmt(n) + question[end:]
+
+
 def rationale(n: float, src: str, dst: str, answer: float) -> str:
     """The worked answer we show the model, e.g. "1 kg = 1000 gram. 6 * 1000 = 6000. <answer>6000</answer>"."""
     return f"1 {src} = {fmt(answer / n)} {dst}. {fmt(n)} * {fmt(answer / n)} = {fmt(answer)}. <answer>{fmt(answer)}</answer>"
@@ -61,7 +67,7 @@ class CoTModel(BaseLLM):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         # Read once: (question, answer, reading, quantity's span) for every training row that reads as a conversion.
-        self.train = [(q, a, *read_with_span(q)) for (q, a), _ in readable(Dataset("train").data, "CoT")]
+        self.train = [(q, a, reading, span) for (q, a), reading, span in readable(Dataset("train").data, "CoT")]
         self.factors = {r.units: a / r.n for _, a, r, _ in self.train}  # how many of one unit make one of another
 
     def factor(self, pair: tuple[str, str]) -> float | None:
@@ -72,9 +78,10 @@ class CoTModel(BaseLLM):
             return self.factors.get((u, v)) or (1 / self.factors[v, u] if (v, u) in self.factors else None)
 
         src, dst = pair
-        for via in [None, *sorted({unit for p in self.factors for unit in p})]:
-            first, second = (known(src, dst), 1.0) if via is None else (known(src, via), known(via, dst))
-            if first and second:
+        if direct := known(src, dst):
+            return direct
+        for via in sorted({unit for units in self.factors for unit in units}):
+            if (first := known(src, via)) and (second := known(via, dst)):
                 return first * second
         return None
 
@@ -86,7 +93,7 @@ class CoTModel(BaseLLM):
         and its answer scales with it, so the examples show multiplications like the one the question needs.
         A pair that no training row converts borrows the quantities of its category's rows, with the factor
         that the training answers give (`factor`)."""
-        reading, (start, end) = read_with_span(question) or (None, (0, 0))  # read once: its quantity is rewritten below
+        reading, at = read_with_span(question) or (None, (0, 0))  # read once: its quantity is rewritten below
         pair, cat = (reading.units, reading.category) if reading else (None, "unknown")
         like = reading is not None and not simple(reading.n)
         borrowed = self.factor(pair) if reading is not None and pair not in self.factors else None
@@ -95,17 +102,17 @@ class CoTModel(BaseLLM):
             return (row[2].units != pair, row[2].category != cat)
 
         chosen, seen_n = [], set()
-        for q, a, r, (s, e) in sorted(self.train, key=rank):  # stable: ties keep the file's order
+        for q, a, r, span in sorted(self.train, key=rank):  # stable: ties keep the file's order
             n = shaped(reading.n, r.n) if like and r.n < 10 else r.n
             if q == question or n in seen_n or (like and r.n >= 10):
                 continue
-            if borrowed and r.category == cat:
-                q, r, a = question[:start] + fmt(n) + question[end:], r._replace(src=reading.src, dst=reading.dst), borrowed * r.n
-            elif self.examples_in_question_wording and r.units == pair:
-                q, r = question[:start] + fmt(n) + question[end:], r._replace(src=reading.src, dst=reading.dst)
-            elif n != r.n:
-                q = q[:s] + fmt(n) + q[e:]
-            chosen.append((plain_numbers(q), rationale(n, r.src, r.dst, a / r.n * n)))
+            borrowing = borrowed is not None and r.category == cat
+            factor = borrowed if borrowing else a / r.n
+            if borrowing or (self.examples_in_question_wording and r.units == pair):
+                q, r = with_quantity(question, at, n), r._replace(src=reading.src, dst=reading.dst)
+            elif n != r.n:  # else the row as written
+                q = with_quantity(q, span, n)
+            chosen.append((plain_numbers(q), rationale(n, r.src, r.dst, factor * n)))
             seen_n.add(n)
             if len(chosen) == self.num_examples:
                 break

@@ -137,7 +137,7 @@ def generate_dataset(
     progress = output.with_name(output.name + ".partial")
     rows = json.loads(output.read_text()) if extend and output.exists() else []
     covered = {q for q, _, _ in rows}
-    train = [row for row, _ in readable(Dataset("train").data[:max_question], "datagen")]
+    train = [row for row, *_ in readable(Dataset("train").data[:max_question], "datagen")]
     train += reword(train, seed, more_wordings)  # none when more_wordings is 0
     held_out = {q for q, _ in Dataset("valid").data}  # a rewording may not ask a validation question
     questions = [(q, a) for q, a in train if q not in covered and q not in held_out]

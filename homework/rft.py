@@ -71,7 +71,7 @@ def train(
         raise loader.CheckpointError("--init_adapter trains one round: each round of --rounds starts a fresh LoRA")
     if rounds > 1 and int(os.environ.get("WORLD_SIZE", 1)) > 1:
         raise loader.CheckpointError("--rounds > 1 runs in one process: the sampling between rounds is not distributed")
-    rows = [row for row, _ in readable(json.loads(path.read_text()), "RFT")]
+    rows = [row for row, *_ in readable(json.loads(path.read_text()), "RFT")]
     model = RFTModel(checkpoint, dtype=loader.policy().train_dtype)  # loaded once; each round trains a fresh LoRA on it
     for round_ in range(1, rounds + 1):
         start, last = time.time(), round_ == rounds
@@ -88,7 +88,7 @@ def train(
             line += f", accuracy={result.accuracy:.2f} answer_rate={result.answer_rate:.2f}"
         if not last:
             covered = {q for q, _, _ in rows}
-            missing = [(q, a) for (q, a), _ in readable(Dataset("train").data, "RFT") if q not in covered][:resample_limit]
+            missing = [(q, a) for (q, a), *_ in readable(Dataset("train").data, "RFT") if q not in covered][:resample_limit]
             results = sample_rationales(model, missing, oversample, temperature, rationalize=rationalize)
             stats = report(results, oversample)
             rows = rows + [[q, a, r] for q, (a, r, _) in results.items() if r is not None]

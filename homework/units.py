@@ -280,10 +280,11 @@ def read_question(question: str) -> Reading | None:
     return read and read[0]
 
 
-def readable(rows: list, stage: str) -> list[tuple[list, Reading]]:
-    """(row, reading) for the rows whose question (row[0]) reads as a conversion of a non-zero quantity.
-    Prints how many were skipped, so data in other wordings never fails silently or crashes a stage."""
-    kept = [(row, reading) for row in rows if (reading := read_question(row[0])) and reading.n]
+def readable(rows: list, stage: str) -> list[tuple[list, Reading, tuple[int, int]]]:
+    """(row, reading, the quantity's span) for the rows whose question (row[0]) reads as a conversion of a
+    non-zero quantity. Prints how many were skipped, so data in other wordings never fails silently or
+    crashes a stage."""
+    kept = [(row, *read) for row in rows if (read := read_with_span(row[0])) and read[0].n]
     if len(kept) < len(rows):
         print(f"{stage}: skipped {len(rows) - len(kept)} of {len(rows)} rows whose question does not read as a conversion", file=sys.stderr)
     return kept
