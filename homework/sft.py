@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from . import loader
-from .base_llm import BaseLLM
+from .base_llm import BaseLLM, positions
 from .cot import fmt
 from .data import Dataset, ask as ask_model, evaluate
 
@@ -58,7 +58,7 @@ def collate(examples: list[dict], pad_token_id: int, pad_to: int | None = None) 
         # the first label is predicted from the position just before it, hence the -1
         first_label = min(next(i for i, label in enumerate(e["labels"]) if label != -100) for e in examples)
         start = max(first_label - 1, 0)
-        batch["logits_to_keep"] = length - start
+        batch["logits_to_keep"] = positions(start, length)
         batch["labels"] = batch["labels"][:, start:]
     return batch
 

@@ -32,8 +32,9 @@ def test_labels_are_masked_on_the_prompt_and_padding(tokenizer):
     assert dynamic["input_ids"].shape == (2, len(long["input_ids"]))
     assert torch.equal(dynamic["input_ids"], fixed["input_ids"][:, : len(long["input_ids"])])
     # logits only from the last prompt token of the shorter prompt on; labels cut to match
-    keep = dynamic["logits_to_keep"]
-    assert keep == len(long["input_ids"]) - (prompt_len - 1) and dynamic["labels"].shape == (2, keep)
+    keep = len(dynamic["logits_to_keep"])  # positions, as indices (an int makes torch copy lm_head per row)
+    assert dynamic["logits_to_keep"].tolist() == list(range(prompt_len - 1, len(long["input_ids"])))
+    assert dynamic["labels"].shape == (2, keep)
     assert torch.equal(dynamic["labels"], fixed["labels"][:, len(long["input_ids"]) - keep : len(long["input_ids"])])
 
 
@@ -41,12 +42,12 @@ def test_trimmed_logits_give_the_same_loss(tiny_model, tokenizer):
     examples = [sft.tokenize(tokenizer, q, a) for q, a in EXAMPLES[:2] + [("Please turn 2 gallon into cm**3, now.", sft.answer_text(7570.8))]]
     full = sft.collate(examples, tokenizer.pad_token_id, pad_to=max(len(e["input_ids"]) for e in examples))
     trimmed = sft.collate(examples, tokenizer.pad_token_id)
-    assert trimmed["logits_to_keep"] < full["input_ids"].shape[1]
+    assert len(trimmed["logits_to_keep"]) < full["input_ids"].shape[1]
     on_device = lambda batch: {k: v.to(tiny_model.device) if torch.is_tensor(v) else v for k, v in batch.items()}
     with torch.no_grad():
         full_loss = tiny_model(**on_device(full)).loss
         trimmed_out = tiny_model(**on_device(trimmed))
-    assert trimmed_out.logits.shape[1] == trimmed["logits_to_keep"]
+    assert trimmed_out.logits.shape[1] == len(trimmed["logits_to_keep"])
     torch.testing.assert_close(trimmed_out.loss, full_loss)
 
 
