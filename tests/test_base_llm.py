@@ -52,6 +52,21 @@ def test_a_shared_prefix_runs_once_and_changes_no_token(tiny_model, tokenizer):
     assert len(set(sequential)) > 1
 
 
+def test_prefill_projects_only_the_last_positions_without_copying_lm_head(tiny_model, tokenizer):
+    # logits_to_keep=1 slices the hidden states to a strided view, and torch's matmul then copies lm_head's
+    # weight once per row (half of a 16-prompt prefill on a CPU). By index, lm_head is one plain matmul.
+    llm = BaseLLM(model=tiny_model, tokenizer=tokenizer)
+    llm.max_new_tokens = 3
+    weight = tuple(tiny_model.lm_head.weight.T.shape)
+    with torch.profiler.profile(record_shapes=True) as prof:
+        llm.batched_generate(PROMPTS)
+    shapes = [tuple(s) for e in prof.events() for s in e.input_shapes if isinstance(s, list) and len(s) == 3]
+    assert not [s for s in shapes if s[1:] == weight]  # no per-row copy of the weight ([rows, hidden, vocab])
+    logits = record_calls(tiny_model, lambda kwargs: kwargs.get("logits_to_keep"))
+    llm.batched_generate(PROMPTS)
+    assert torch.is_tensor(logits[0]) and logits[0].tolist() == [max(len(ids) for ids in tokenizer(PROMPTS)["input_ids"]) - 1]
+
+
 def test_a_lone_bf16_row_decodes_without_onednn_on_a_cpu(tiny_model, tokenizer):
     model = tiny_model.to("cpu", torch.bfloat16)
     llm = BaseLLM(model=model, tokenizer=tokenizer)
