@@ -45,6 +45,11 @@ def shaped(n: float, digit: int) -> float:
     return float(exact + (digit - int(exact / place)) * place)
 
 
+def leading_digit(x: float) -> int:
+    """The first significant digit: 7 for 7, 70 and 0.7; 1 for 10."""
+    return int(f"{abs(x):e}"[0])
+
+
 def with_quantity(question: str, span: tuple[int, int], n: float) -> str:
     """The question with the quantity at `span` replaced by n."""
     start, end = span
@@ -86,25 +91,32 @@ class CoTModel(BaseLLM):
         return None
 
     def examples(self, question: str) -> list[tuple[str, str]]:
-        """(question, worked answer) pairs: same unit pair first, then same category, never the question itself.
+        """(question, worked answer) pairs: same unit pair first, then same category, never the question itself
+        (no example converts the question's quantity between its two units, however it is worded).
 
         A quantity unlike the training questions' (8.5, 40, 1,500) is matched: each example's quantity takes the
-        question's shape with the training row's digit in front (3.5, 70, 2,500 from a row that asks 3, 7, 2),
+        question's shape with the training row's digit in front (3.5, 70, 2,500 from a row that asks 3, 7, 2; 1.5 from a row that asks 10),
         and its answer scales with it, so the examples show multiplications like the one the question needs.
-        A pair that no training row converts borrows the quantities of its category's rows, with the factor
-        that the training answers give (`factor`)."""
+        A pair that no training row converts, or whose rows all ask the question's own quantity, borrows the
+        quantities of its category's rows, with the factor that the training answers give (`factor`)."""
         reading, at = read_with_span(question) or (None, (0, 0))  # read once: its quantity is rewritten below
         pair, cat = (reading.units, reading.category) if reading else (None, "unknown")
         like = reading is not None and not simple(reading.n)
-        borrowed = self.factor(pair) if reading is not None and pair not in self.factors else None
+
+        def quantity(r) -> float:  # an example's quantity: the row's own, or its first digit in the question's shape
+            return shaped(reading.n, leading_digit(r.n)) if like else r.n
+
+        # the pair's own rows, unless there are none or each would ask the question's quantity: then borrow
+        own = reading is not None and any(r.units == pair and quantity(r) != reading.n for _, _, r, _ in self.train)
+        borrowed = self.factor(pair) if reading is not None and not own else None
 
         def rank(row):
             return (row[2].units != pair, row[2].category != cat)
 
         chosen, seen_n = [], set()
         for q, a, r, span in sorted(self.train, key=rank):  # stable: ties keep the file's order
-            n = shaped(reading.n, r.n) if like and r.n < 10 else r.n
-            if q == question or n in seen_n or (like and r.n >= 10):
+            n = quantity(r)
+            if q == question or n in seen_n:
                 continue
             borrowing = borrowed is not None and r.category == cat
             factor = borrowed if borrowing else a / r.n
@@ -112,6 +124,8 @@ class CoTModel(BaseLLM):
                 q, r = with_quantity(question, at, n), r._replace(src=reading.src, dst=reading.dst)
             elif n != r.n:  # else the row as written
                 q = with_quantity(q, span, n)
+            if reading is not None and (r.units, n) == (pair, reading.n):
+                continue  # the question's own conversion, in any words: its answer would be in the prompt
             chosen.append((plain_numbers(q), rationale(n, r.src, r.dst, factor * n)))
             seen_n.add(n)
             if len(chosen) == self.num_examples:

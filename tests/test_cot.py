@@ -5,9 +5,9 @@ import sys
 import pytest
 
 from homework.base_llm import parse_answer
-from homework.cot import CoTModel, RFTModel, fmt, plain_numbers, rationale, shaped
+from homework.cot import CoTModel, RFTModel, fmt, leading_digit, plain_numbers, rationale, shaped, with_quantity
 from homework.data import Dataset, is_answer_valid
-from homework.units import read_question
+from homework.units import read_question, read_with_span
 
 
 @pytest.fixture
@@ -46,6 +46,21 @@ def test_every_example_answer_is_correct(cot):
             assert float(n) * float(factor) == pytest.approx(float(product), rel=1e-4)
 
 
+@pytest.mark.parametrize("model_class", [CoTModel, RFTModel])
+def test_no_example_is_the_question_itself_in_other_words(cot, model_class):
+    # A training row that converts the same quantity between the same units (or the question reworded with
+    # that row's quantity) would put the answer in the prompt: about a third of the valid questions had one.
+    model = model_class(model=cot.model, tokenizer=cot.tokenizer)
+    questions = [q for q, _ in Dataset("valid").data[:300] + Dataset("reworded").data[:100]]
+    assert "Please turn 2 gallon into cm**3." in questions
+    asked = [(read_question(q), [read_question(e) for e, _ in model.examples(q)]) for q in questions]
+    assert all(len(examples) == model.num_examples for _, examples in asked)
+    assert not [r for r, examples in asked if (r.units, r.n) in {(e.units, e.n) for e in examples}]
+    # and each still shows its own pair, at another quantity: the closest example (borrowed, in the question's
+    # words, where that pair's training rows all ask the question's quantity: "Please turn 2 gallon into cm**3.")
+    assert all(examples[-1].units == r.units for r, examples in asked)
+
+
 def test_examples_are_asked_in_the_question_wording(cot):
     question = "how many grammes in 2.5 kilos"
     examples = cot.examples(question)
@@ -54,11 +69,12 @@ def test_examples_are_asked_in_the_question_wording(cot):
     rft = RFTModel(model=cot.model, tokenizer=cot.tokenizer)  # as the shipped adapter was trained
     training = dict(Dataset("train").data)
     assert all(q in training and read_question(q).units == ("kilogram", "gram") for q, _ in rft.examples("how many grammes in 2 kilos"))
-    # a quantity the training rows don't ask: those rows, as written, with the quantity alone changed
+    # a quantity the training rows don't ask: those rows, as written, with the quantity alone changed (3 -> 3.5, 10 -> 1.5)
+    rows = [(t, *read_with_span(t)) for t in training]
     for q, _ in rft.examples(question):
         reading = read_question(q)
         assert reading.units == ("kilogram", "gram") and reading.n % 1 == 0.5
-        assert any(q.replace(fmt(reading.n), fmt(reading.n - 0.5)) == t for t in training), q
+        assert any(with_quantity(t, span, reading.n) == q and leading_digit(r.n) == int(reading.n) for t, r, span in rows), q
 
 
 @pytest.mark.parametrize("question,shape", [
@@ -75,6 +91,20 @@ def test_example_quantities_take_the_question_shape(cot, question, shape):
     examples = cot.examples(question)
     quantities = [read_question(q).n for q, _ in examples]
     assert len(set(quantities)) == cot.num_examples and all(shape(n) for n in quantities), quantities
+
+
+def test_a_pair_whose_training_rows_all_ask_10_still_gives_the_closest_example(cot):
+    # The training rows that convert g to kg all ask 10 g. A question of 500 g gets one of them as 100 g
+    # (10's first digit, 500's shape), right before the question, not only other pairs' factors.
+    assert {read_question(q).n for q, _ in Dataset("train").data if read_question(q).units == ("gram", "kilogram")} == {10}
+    for model in (cot, RFTModel(model=cot.model, tokenizer=cot.tokenizer)):
+        closest = read_question(model.examples("Convert 500 g to kg.")[-1][0])
+        assert (closest.units, closest.n) == (("gram", "kilogram"), 100)
+
+
+@pytest.mark.parametrize("x,digit", [(7, 7), (70, 7), (0.7, 7), (10, 1), (2.5, 2), (1500, 1)])
+def test_leading_digit(x, digit):
+    assert leading_digit(x) == digit
 
 
 @pytest.mark.parametrize("n,digit,expected", [(8.5, 3, 3.5), (4000, 7, 7000), (1500, 2, 2500), (0.25, 9, 0.95), (37, 1, 17), (0.05, 3, 0.03), (6, 9, 9)])
