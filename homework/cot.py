@@ -106,8 +106,8 @@ class CoTModel(BaseLLM):
         def quantity(r) -> float:  # an example's quantity: the row's own, or its first digit in the question's shape
             return shaped(reading.n, leading_digit(r.n)) if like else r.n
 
-        # the pair's own rows, unless there are none or each would ask the question's quantity: then borrow
-        own = reading is not None and any(r.units == pair and quantity(r) != reading.n for _, _, r, _ in self.train)
+        # the pair's own rows, unless there are none (or no reading: pair is None) or each asks the question's quantity: then borrow
+        own = any(r.units == pair and quantity(r) != reading.n for _, _, r, _ in self.train)
         borrowed = self.factor(pair) if reading is not None and not own else None
 
         def rank(row):
@@ -115,17 +115,15 @@ class CoTModel(BaseLLM):
 
         chosen, seen_n = [], set()
         for q, a, r, span in sorted(self.train, key=rank):  # stable: ties keep the file's order
-            n = quantity(r)
-            if q == question or n in seen_n:
+            n, borrowing = quantity(r), borrowed is not None and r.category == cat
+            # never the question's own conversion, in any words: its answer would be in the prompt
+            if q == question or n in seen_n or ((borrowing or r.units == pair) and n == reading.n):
                 continue
-            borrowing = borrowed is not None and r.category == cat
             factor = borrowed if borrowing else a / r.n
             if borrowing or (self.examples_in_question_wording and r.units == pair):
                 q, r = with_quantity(question, at, n), r._replace(src=reading.src, dst=reading.dst)
             elif n != r.n:  # else the row as written
                 q = with_quantity(q, span, n)
-            if reading is not None and (r.units, n) == (pair, reading.n):
-                continue  # the question's own conversion, in any words: its answer would be in the prompt
             chosen.append((plain_numbers(q), rationale(n, r.src, r.dst, factor * n)))
             seen_n.add(n)
             if len(chosen) == self.num_examples:
