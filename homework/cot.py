@@ -56,9 +56,20 @@ def with_quantity(question: str, span: tuple[int, int], n: float) -> str:
     return question[:start] + fmt(n) + question[end:]
 
 
-def rationale(n: float, src: str, dst: str, answer: float) -> str:
-    """The worked answer we show the model, e.g. "1 kg = 1000 gram. 6 * 1000 = 6000. <answer>6000</answer>"."""
-    return f"1 {src} = {fmt(answer / n)} {dst}. {fmt(n)} * {fmt(answer / n)} = {fmt(answer)}. <answer>{fmt(answer)}</answer>"
+def rounded(x: float, digits: int) -> float:
+    """x to `digits` significant digits, whole numbers kept whole: 0.453592 -> 0.4536, 1609.34 -> 1609, 36525 -> 36525."""
+    if abs(x) < 1:
+        return float(f"{x:.{digits}g}")
+    return round(x, max(digits - len(str(int(abs(x)))), 0))
+
+
+def rationale(n: float, src: str, dst: str, answer: float, digits: int | None = None) -> str:
+    """The worked answer we show the model, e.g. "1 kg = 1000 gram. 6 * 1000 = 6000. <answer>6000</answer>".
+    With `digits`, the factor is rounded to that many significant digits and the product worked out from it
+    ("1 lb = 0.4536 kg. 4 * 0.4536 = 1.8144."): a shorter product to copy the pattern of."""
+    factor = answer / n if digits is None else rounded(answer / n, digits)
+    product = answer if digits is None else rounded(n * factor, digits + 1)
+    return f"1 {src} = {fmt(factor)} {dst}. {fmt(n)} * {fmt(factor)} = {fmt(product)}. <answer>{fmt(product)}</answer>"
 
 
 class CoTModel(BaseLLM):
@@ -68,6 +79,9 @@ class CoTModel(BaseLLM):
     # ("how many grammes in 2 kilos" -> "how many grammes in 3 kilos"), so the model copies a worked
     # answer of the same form. Off: the training rows as they are written (how the RFT adapter was trained).
     examples_in_question_wording = True
+    # Factors in the worked examples to 4 significant digits (0.4536, not 0.453592), well inside the 5% the
+    # grader allows: first 100 valid 0.39 -> 0.43, reworded 0.33 -> 0.35 (EXPERIMENTS.md). None: 6, as fmt writes them.
+    factor_digits: int | None = 4
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -124,7 +138,7 @@ class CoTModel(BaseLLM):
                 q, r = with_quantity(question, at, n), r._replace(src=reading.src, dst=reading.dst)
             elif n != r.n:  # else the row as written
                 q = with_quantity(q, span, n)
-            chosen.append((plain_numbers(q), rationale(n, r.src, r.dst, factor * n)))
+            chosen.append((plain_numbers(q), rationale(n, r.src, r.dst, factor * n, self.factor_digits)))
             seen_n.add(n)
             if len(chosen) == self.num_examples:
                 break
@@ -146,6 +160,7 @@ class RFTModel(CoTModel):
     valid / reworded: 0.91 / 0.80.)"""
 
     examples_in_question_wording = False
+    factor_digits = None  # the adapter was trained on factors to 6 digits
 
 
 def load(checkpoint: str = loader.DEFAULT_CHECKPOINT) -> CoTModel:

@@ -5,7 +5,7 @@ import sys
 import pytest
 
 from homework.base_llm import parse_answer
-from homework.cot import CoTModel, RFTModel, fmt, leading_digit, plain_numbers, rationale, shaped, with_quantity
+from homework.cot import CoTModel, RFTModel, fmt, leading_digit, plain_numbers, rationale, rounded, shaped, with_quantity
 from homework.data import Dataset, is_answer_valid
 from homework.units import read_question, read_with_span
 
@@ -148,7 +148,7 @@ def test_a_pair_no_training_row_converts_borrows_the_factor_from_the_others(cot)
     assert len(examples) == cot.num_examples
     for q, worked in examples:
         assert read_question(q).units == pair and q.startswith("How many tonnes in ")
-        assert worked.startswith("1 lbs = 0.000453592 tonnes. ")
+        assert worked.startswith("1 lbs = 0.0004536 tonnes. ")  # factor_digits = 4
 
 
 def test_factor_is_none_when_the_training_rows_cannot_tell(tiny_model, tokenizer, tmp_path, monkeypatch):
@@ -179,6 +179,30 @@ def test_fmt(x, text):
 
 def test_rationale_reads_as_intended():
     assert rationale(6, "kg", "g", 6000.0) == "1 kg = 1000 g. 6 * 1000 = 6000. <answer>6000</answer>"
+    assert rationale(4, "lb", "kg", 4 * 0.453592) == "1 lb = 0.453592 kg. 4 * 0.453592 = 1.81437. <answer>1.81437</answer>"
+    # rounded: the product is worked out from the rounded factor, not rounded from the true answer
+    assert rationale(4, "lb", "kg", 4 * 0.453592, digits=4) == "1 lb = 0.4536 kg. 4 * 0.4536 = 1.8144. <answer>1.8144</answer>"
+    assert rationale(2.5, "mi", "m", 2.5 * 1609.344, digits=4) == "1 mi = 1609 m. 2.5 * 1609 = 4022.5. <answer>4022.5</answer>"
+
+
+@pytest.mark.parametrize("x,digits,expected,why", [
+    (0.453592, 4, 0.4536, "significant digits, not decimals"),
+    (0.0003048, 4, 0.0003048, "leading zeros don't count"),
+    (0.0166667, 4, 0.01667, "rounds half up here"),
+    (28.3495, 4, 28.35, "decimals that are left"),
+    (1609.34, 4, 1609, "four digits before the point: none after"),
+    (36525, 4, 36525, "a whole number is never cut to 36520"),
+    (310462.5, 5, 310462, "nor a product"),
+])
+def test_rounded(x, digits, expected, why):
+    assert rounded(x, digits) == expected, why
+
+
+def test_cot_rounds_its_factors_and_rft_keeps_the_form_it_was_trained_on(tiny_model, tokenizer):
+    question = "How many kg are there per 7 lb?"
+    cot, rft = (model_class(model=tiny_model, tokenizer=tokenizer) for model_class in (CoTModel, RFTModel))
+    factors = [{re.search(r"= (\S+) ", worked).group(1) for _, worked in model.examples(question)} for model in (cot, rft)]
+    assert factors == [{"0.4536"}, {"0.453592"}]
 
 
 @pytest.mark.slow
