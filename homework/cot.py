@@ -29,8 +29,15 @@ def fmt(x: float) -> str:
 
 
 def plain_numbers(text: str) -> str:
-    """Thousands separators dropped: "1,500 kg" -> "1500 kg". The model reads "1,500" as 1 and then 500."""
-    return re.sub(r"(?<=\d),(?=\d{3}(?!\d))", "", text)
+    """Thousands separators dropped and fractions written as decimals: "1,500 kg" -> "1500 kg", "1 1/2 hours" ->
+    "1.5 hours". The model reads "1,500" as 1 and then 500, and "1/2" as 1 and 2."""
+    text = re.sub(r"(?<=\d),(?=\d{3}(?!\d))", "", text)
+
+    def decimal(m: re.Match) -> str:
+        whole, top, bottom = int(m.group(1) or 0), int(m.group(2)), int(m.group(3))
+        return fmt(whole + top / bottom) if bottom else m.group()
+
+    return re.sub(r"(?<![\w.,/])(?:(\d+)\s+)?(\d+)/(\d+)(?![\w.,/]?\d)", decimal, text)
 
 
 def simple(n: float) -> bool:

@@ -159,7 +159,8 @@ _UNIT = re.compile(
     )
     + r")(?![\w^*/])"
 )
-_QUANTITY = re.compile(r"(?<![\w.,])(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)(?![\w.,]?\d)")
+# 1,500 or 2.5 or .75, a fraction (1/2) or a whole number and a fraction (1 1/2), but no part of another number
+_QUANTITY = re.compile(r"(?<![\w.,/])(\d+\s+\d+/\d+|\d+/\d+|\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)(?![\w.,/]?\d)")
 _NUMBER_WORDS = {w: i for i, w in enumerate("zero one two three four five six seven eight nine ten".split())}
 _NUMBER_WORDS |= {"a": 1, "an": 1, "twelve": 12, "dozen": 12, "hundred": 100, "thousand": 1000}
 # Words before "in" that make it the inch: "how many in", "a quantity of in", "ft to in", "5 ft in in".
@@ -210,7 +211,13 @@ def _quantities(question: str, mentions: list[Mention]) -> list[tuple[int, int, 
     found = []
     for match in _QUANTITY.finditer("".join(masked)):
         text = match.group().replace(",", "")
-        found.append((match.start(), match.end(), float(text) if "." in text else int(text)))
+        if "/" in text:  # 1/2, 1 1/2
+            *whole, fraction = text.split()
+            top, bottom = map(int, fraction.split("/"))
+            if bottom:
+                found.append((match.start(), match.end(), int(whole[0] if whole else 0) + top / bottom))
+        else:
+            found.append((match.start(), match.end(), float(text) if "." in text else int(text)))
     return found
 
 

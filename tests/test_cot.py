@@ -118,8 +118,13 @@ def test_shaped_replaces_the_first_digit(n, digit, expected):
     ("1,5 kg", "1,5 kg"),  # a decimal comma, not a separator
     ("3 ft, 4 in", "3 ft, 4 in"),
     ("10,0000", "10,0000"),
+    ("How many mm is 1/2 inch?", "How many mm is 0.5 inch?"),
+    ("Convert 1 1/2 hours to minutes", "Convert 1.5 hours to minutes"),
+    ("5 km/h in m/s", "5 km/h in m/s"),  # a unit's slash
+    ("1/0 kg", "1/0 kg"),
+    ("1/3 mile", "0.333333 mile"),
 ])
-def test_plain_numbers_drops_thousands_separators_only(text, expected):
+def test_plain_numbers_drops_thousands_separators_and_writes_fractions_as_decimals(text, expected):
     assert plain_numbers(text) == expected
 
 
