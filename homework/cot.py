@@ -12,7 +12,7 @@ from decimal import Decimal
 from . import loader
 from .base_llm import BaseLLM
 from .data import Dataset, ask as ask_model, evaluate
-from .units import read_with_span, readable
+from .units import FRACTION, number, read_with_span, readable
 
 SYSTEM = (
     "You convert units. Be concise: state how many of the target unit make one of the source unit, "
@@ -32,12 +32,7 @@ def plain_numbers(text: str) -> str:
     """Thousands separators dropped and fractions written as decimals: "1,500 kg" -> "1500 kg", "1 1/2 hours" ->
     "1.5 hours". The model reads "1,500" as 1 and then 500, and "1/2" as 1 and 2."""
     text = re.sub(r"(?<=\d),(?=\d{3}(?!\d))", "", text)
-
-    def decimal(m: re.Match) -> str:
-        whole, top, bottom = int(m.group(1) or 0), int(m.group(2)), int(m.group(3))
-        return fmt(whole + top / bottom) if bottom else m.group()
-
-    return re.sub(r"(?<![\w.,/])(?:(\d+)\s+)?(\d+)/(\d+)(?![\w.,/]?\d)", decimal, text)
+    return FRACTION.sub(lambda m: m.group() if (value := number(m.group())) is None else fmt(value), text)
 
 
 def simple(n: float) -> bool:
@@ -74,9 +69,11 @@ def rationale(n: float, src: str, dst: str, answer: float, digits: int | None = 
     """The worked answer we show the model, e.g. "1 kg = 1000 gram. 6 * 1000 = 6000. <answer>6000</answer>".
     With `digits`, the factor is rounded to that many significant digits and the product worked out from it
     ("1 lb = 0.4536 kg. 4 * 0.4536 = 1.8144."): a shorter product to copy the pattern of."""
-    factor = answer / n if digits is None else rounded(answer / n, digits)
-    product = answer if digits is None else rounded(n * factor, digits + 1)
-    return f"1 {src} = {fmt(factor)} {dst}. {fmt(n)} * {fmt(factor)} = {fmt(product)}. <answer>{fmt(product)}</answer>"
+    factor = answer / n
+    if digits is not None:
+        factor = rounded(factor, digits)
+        answer = rounded(n * factor, digits + 1)
+    return f"1 {src} = {fmt(factor)} {dst}. {fmt(n)} * {fmt(factor)} = {fmt(answer)}. <answer>{fmt(answer)}</answer>"
 
 
 class CoTModel(BaseLLM):

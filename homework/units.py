@@ -159,8 +159,11 @@ _UNIT = re.compile(
     )
     + r")(?![\w^*/])"
 )
-# 1,500 or 2.5 or .75, a fraction (1/2) or a whole number and a fraction (1 1/2), but no part of another number
-_QUANTITY = re.compile(r"(?<![\w.,/])(\d+\s+\d+/\d+|\d+/\d+|\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)(?![\w.,/]?\d)")
+# A fraction (1/2) or a whole number and a fraction (1 1/2), then 1,500 or 2.5 or .75, but no part of another number
+_NOT_PART_OF_A_NUMBER = (r"(?<![\w.,/])(", r")(?![\w.,/]?\d)")
+_FRACTION = r"\d+\s+\d+/\d+|\d+/\d+"
+FRACTION = re.compile(_FRACTION.join(_NOT_PART_OF_A_NUMBER))
+_QUANTITY = re.compile((_FRACTION + r"|\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+").join(_NOT_PART_OF_A_NUMBER))
 _NUMBER_WORDS = {w: i for i, w in enumerate("zero one two three four five six seven eight nine ten".split())}
 _NUMBER_WORDS |= {"a": 1, "an": 1, "twelve": 12, "dozen": 12, "hundred": 100, "thousand": 1000}
 # Words before "in" that make it the inch: "how many in", "a quantity of in", "ft to in", "5 ft in in".
@@ -210,15 +213,19 @@ def _quantities(question: str, mentions: list[Mention]) -> list[tuple[int, int, 
         masked[m.start : m.end] = " " * (m.end - m.start)
     found = []
     for match in _QUANTITY.finditer("".join(masked)):
-        text = match.group().replace(",", "")
-        if "/" in text:  # 1/2, 1 1/2
-            *whole, fraction = text.split()
-            top, bottom = map(int, fraction.split("/"))
-            if bottom:
-                found.append((match.start(), match.end(), int(whole[0] if whole else 0) + top / bottom))
-        else:
-            found.append((match.start(), match.end(), float(text) if "." in text else int(text)))
+        if (value := number(match.group())) is not None:
+            found.append((match.start(), match.end(), value))
     return found
+
+
+def number(text: str) -> int | float | None:
+    """The value of a number that _QUANTITY matches: "1,500" 1500, "2.5" 2.5, "1 1/2" 1.5; None for "1/0"."""
+    text = text.replace(",", "")
+    if "/" not in text:
+        return float(text) if "." in text else int(text)
+    *whole, fraction = text.split()
+    top, bottom = map(int, fraction.split("/"))
+    return int(whole[0] if whole else 0) + top / bottom if bottom else None
 
 
 def _adjacent(question: str, end: int, start: int) -> bool:

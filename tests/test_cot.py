@@ -122,6 +122,7 @@ def test_shaped_replaces_the_first_digit(n, digit, expected):
     ("Convert 1 1/2 hours to minutes", "Convert 1.5 hours to minutes"),
     ("5 km/h in m/s", "5 km/h in m/s"),  # a unit's slash
     ("1/0 kg", "1/0 kg"),
+    ("1 1/0 kg", "1 1/0 kg"),
     ("1/3 mile", "0.333333 mile"),
 ])
 def test_plain_numbers_drops_thousands_separators_and_writes_fractions_as_decimals(text, expected):

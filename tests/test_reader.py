@@ -41,6 +41,7 @@ CASES = [
     ("How many millimetres is 1/2 inch?", (0.5, "inch", "millimetres"), "a fraction, not the 2 of it"),
     ("Convert 1 1/2 hours to minutes", (1.5, "hours", "minutes"), "a whole number and a fraction"),
     ("1/0 kg in g", None, "no quantity: a fraction over zero"),
+    ("1 1/0 kg in g", None, "nor a whole number and one"),
     ("How many grams in kilograms?", None, "no quantity"),
     ("1,000 g to kg", (1000, "g", "kg"), "a thousands separator"),
     ("Convert 12,500.5 mL to l", (12500.5, "mL", "l"), "a separator and a decimal"),
