@@ -204,11 +204,11 @@ def test_rounded(x, digits, expected, why):
     assert rounded(x, digits) == expected, why
 
 
-def test_cot_rounds_its_factors_and_rft_keeps_the_form_it_was_trained_on(tiny_model, tokenizer):
+def test_cot_and_rft_round_their_factors(tiny_model, tokenizer):
     question = "How many kg are there per 7 lb?"
     cot, rft = (model_class(model=tiny_model, tokenizer=tokenizer) for model_class in (CoTModel, RFTModel))
     factors = [{re.search(r"= (\S+) ", worked).group(1) for _, worked in model.examples(question)} for model in (cot, rft)]
-    assert factors == [{"0.4536"}, {"0.453592"}]
+    assert factors == [{"0.4536"}, {"0.4536"}]  # the form the shipped RFT adapter was trained on
 
 
 @pytest.mark.slow
