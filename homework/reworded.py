@@ -5,7 +5,7 @@ that the training data never uses. For evaluation only: never trained on, never 
     python -m homework.cot test --split reworded
 
 Quantities are integers, halves ("2.5") and round thousands ("1,500"); units are any spelling the reader
-knows (`units.SPELLINGS`: "lbs", "fl oz", "kph", "metres", ...), singular or plural as it falls.
+knows (`units.WRITTEN`: "lbs", "fl oz", "kph", "metres", ...), singular or plural as it falls.
 Every answer is pint's.
 """
 import json
@@ -88,9 +88,9 @@ def make_rows(seed: int = 0, count: int = 300) -> list[tuple[str, float, tuple]]
     rng = random.Random(seed)
     rows = []
     while len(rows) < count:
-        cat = rng.choice(list(units.SPELLINGS))
+        cat = rng.choice(list(units.WRITTEN))
         by_unit = {}  # pint expression -> its spellings
-        for spelling, expression in units.SPELLINGS[cat].items():
+        for spelling, expression in units.WRITTEN[cat].items():
             by_unit.setdefault(expression, []).append(spelling)
         src_unit, dst_unit = rng.sample(sorted(by_unit), 2)
         src, dst = rng.choice(by_unit[src_unit]), rng.choice(by_unit[dst_unit])

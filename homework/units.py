@@ -131,8 +131,31 @@ MORE_SPELLINGS = {
     },
 }
 
-# What the reader knows: {category: {spelling: pint expression}}, the generator's spellings and the others.
-SPELLINGS = {cat: {**UNITS[cat], **MORE_SPELLINGS[cat]} for cat in UNITS}
+# The spellings our generators write from ({category: {spelling: pint expression}}): `reword` and
+# homework/reworded.py. Fixed, so that the data they made stays reproducible.
+WRITTEN = {cat: {**UNITS[cat], **MORE_SPELLINGS[cat]} for cat in UNITS}
+
+
+def _composed_speeds() -> dict[str, str]:
+    """Each speed of the table as people compose it from a length and a time: "miles/hour", "km per hr",
+    "metres a second", "inches/sec". Only the five pairs of the table: "km/s" stays unknown."""
+    lengths = {
+        "foot": ["ft", "foot", "feet"], "inch": ["in", "inch", "inches"], "meter": ["m", "meter", "meters", "metre", "metres"],
+        "kilometer": ["km", "kilometer", "kilometers", "kilometre", "kilometres"], "mile": ["mi", "mile", "miles"],
+    }
+    times = {"second": ["s", "sec", "second"], "hour": ["h", "hr", "hour"]}
+    composed = {}
+    for length, time in (("foot", "second"), ("inch", "second"), ("kilometer", "hour"), ("meter", "second"), ("mile", "hour")):
+        for l in lengths[length]:
+            for t in times[time]:
+                composed[f"{l}/{t}"] = composed[f"{l} per {t}"] = f"{length} / {time}"
+            if l not in ("m", "in"):  # "miles an hour", "km an hour", "metres a second"; not "m a second"
+                composed[f"{l} {'an' if time == 'hour' else 'a'} {time}"] = f"{length} / {time}"
+    return composed
+
+
+# What the reader knows: the written spellings, and speeds composed as people write them.
+SPELLINGS = {cat: {**table, **(_composed_speeds() if cat == "speed" else {})} for cat, table in WRITTEN.items()}
 _MEANINGS = {}  # spelling -> {category: pint expression}; most spellings have one category, "ounce" two
 for _cat, _spellings in SPELLINGS.items():
     for _spelling, _expression in _spellings.items():
@@ -363,7 +386,7 @@ def _quantity(rng: random.Random) -> tuple[int | float, str]:
 
 def reword(rows: list[list], seed: int = 0, copies: int = 1) -> list[list]:
     """Each [question, answer] row asked again `copies` times: another of the generator's PHRASINGS, other
-    spellings of its two units (SPELLINGS: "kg" may become "kilos"), another quantity (`_quantity`). The
+    spellings of its two units (WRITTEN: "kg" may become "kilos"), another quantity (`_quantity`). The
     answer scales with the quantity, so no converter is needed. A rewording must read back as the same
     conversion (`read_question`), or it is dropped. For training data only: the evaluation sets keep their
     own wordings."""
@@ -373,10 +396,10 @@ def reword(rows: list[list], seed: int = 0, copies: int = 1) -> list[list]:
         reading = read_question(question)
         if reading is None or not reading.n:
             continue
-        table = SPELLINGS[reading.category]
+        table, (src_unit, dst_unit) = WRITTEN[reading.category], reading.units
         for _ in range(copies):
-            src = rng.choice([s for s, e in table.items() if e == table[reading.src]])
-            dst = rng.choice([s for s, e in table.items() if e == table[reading.dst]])
+            src = rng.choice([s for s, e in table.items() if e == src_unit])
+            dst = rng.choice([s for s, e in table.items() if e == dst_unit])
             n, text = _quantity(rng)
             new = rng.choice(PHRASINGS).format(n=text, src=src, dst=dst)
             new_answer = float(f"{answer / reading.n * n:.10g}")

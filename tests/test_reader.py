@@ -96,6 +96,14 @@ CASES = [
     ("A file is 4 GB. How many MB is that?", (4, "GB", "MB"), "two sentences, the question in the second"),
     ("What is 5 feet 2 inches in cm?", None, "a compound length: three units, two of them counted"),
     ("What's 2 cups in ml?", None, "a unit we don't know, beside one we do"),
+    ("Convert 5 miles/hour to km/h", (5, "miles/hour", "km/h"), "a speed composed of a length and a time"),
+    ("3 km per hour in m/s", (3, "km per hour", "m/s"), "an abbreviation per a word"),
+    ("2 inches/sec to ft/s", (2, "inches/sec", "ft/s"), "inches over sec"),
+    ("9 in/sec in m/s", (9, "in/sec", "m/s"), "in/sec is the inch, in before m/s the preposition"),
+    ("100 km an hour in mph", (100, "km an hour", "mph"), "an hour"),
+    ("3 metres a second in km/h", (3, "metres a second", "km/h"), "a second, British spelling"),
+    ("7 km/s in m/s", None, "a speed the table lacks: km is not read out of km/s"),
+    ("5 ft/min to m/s", None, "nor ft out of ft/min"),
 ]
 
 
