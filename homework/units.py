@@ -191,6 +191,9 @@ _NUMBER_WORDS = {w: i for i, w in enumerate("zero one two three four five six se
 _NUMBER_WORDS |= {"a": 1, "an": 1, "twelve": 12, "dozen": 12, "hundred": 100, "thousand": 1000}
 # Words before "in" that make it the inch: "how many in", "a quantity of in", "ft to in", "5 ft in in".
 _BEFORE_INCH = {"many", "much", "of", "to", "into", "in", "using", "from", "convert"}
+# A length raised to a power by a word before it: "square feet", "sq. km", "cubic inches", "cu ft" (the table's
+# own "cubic meter" is one spelling, matched whole). An area, or a volume the table lacks: not that length.
+_POWER_WORD = re.compile(r"\b(?:square|sq|cubic|cu)\.?\s*$", re.I)
 
 
 class Mention(NamedTuple):
@@ -273,6 +276,8 @@ def read_with_span(question: str) -> tuple[Reading, tuple[int, int]] | None:
     if not isinstance(question, str):
         return None
     mentions = _mentions(question)
+    if any(_POWER_WORD.search(question[: m.start]) for m in mentions):  # "2 square meters in square feet" is no length question
+        return None
     quantities = _quantities(question, mentions)
     if not quantities:  # a quantity in words counts only right before a unit: "in a kilogram", "two hours"
         words = [(w.start(), w.end(), _NUMBER_WORDS.get(w.group().lower())) for w in re.finditer(r"[A-Za-z]+", question)]
@@ -312,7 +317,7 @@ def read_question(question: str) -> Reading | None:
     The units are any spellings of SPELLINGS, wherever they stand; the source is the unit the quantity
     counts ("How many inches in 3 feet?": feet), else the one after "from", else the one that "how many"
     does not ask for, else the first. None when the question has no single quantity, not exactly two
-    units, or two units that no one category has. Never raises."""
+    units, two units that no one category has, or a length squared or cubed in words ("square feet"). Never raises."""
     read = read_with_span(question)
     return read and read[0]
 

@@ -104,6 +104,11 @@ CASES = [
     ("3 metres a second in km/h", (3, "metres a second", "km/h"), "a second, British spelling"),
     ("7 km/s in m/s", None, "a speed the table lacks: km is not read out of km/s"),
     ("5 ft/min to m/s", None, "nor ft out of ft/min"),
+    ("What is 2 square meters in square feet?", None, "areas: two lengths squared in words are no length question"),
+    ("How many sq. ft in 3 m?", None, "sq. ft is an area"),
+    ("How many cubic inches in 2 cubic feet?", None, "volumes the table lacks are no length question"),
+    ("3 cu ft in in", None, "cu ft is a volume"),
+    ("2 cubic meters in litres", (2, "cubic meters", "litres"), "the table's own cubic spelling still reads"),
 ]
 
 
