@@ -12,7 +12,7 @@ from decimal import Decimal
 from . import loader
 from .base_llm import BaseLLM
 from .data import Dataset, ask as ask_model, evaluate
-from .units import FRACTION, number, read_with_span, readable
+from .units import NOT_DECIMAL, number, read_with_span, readable
 
 SYSTEM = (
     "You convert units. Be concise: state how many of the target unit make one of the source unit, "
@@ -29,10 +29,10 @@ def fmt(x: float) -> str:
 
 
 def plain_numbers(text: str) -> str:
-    """Thousands separators dropped and fractions written as decimals: "1,500 kg" -> "1500 kg", "1 1/2 hours" ->
-    "1.5 hours". The model reads "1,500" as 1 and then 500, and "1/2" as 1 and 2."""
+    """Thousands separators dropped, fractions and exponents written as decimals: "1,500 kg" -> "1500 kg", "1 1/2
+    hours" -> "1.5 hours", "1.5e-3 km" -> "0.0015 km". The model reads "1,500" as 1 and then 500, and "1/2" as 1 and 2."""
     text = re.sub(r"(?<=\d),(?=\d{3}(?!\d))", "", text)
-    return FRACTION.sub(lambda m: m.group() if (value := number(m.group())) is None else fmt(value), text)
+    return NOT_DECIMAL.sub(lambda m: m.group() if (value := number(m.group())) is None else fmt(value), text)
 
 
 def simple(n: float) -> bool:

@@ -182,11 +182,14 @@ _UNIT = re.compile(
     )
     + r")(?![\w^*/])"
 )
-# A fraction (1/2) or a whole number and a fraction (1 1/2), then 1,500 or 2.5 or .75, but no part of another number
+# A fraction (1/2) or a whole number and a fraction (1 1/2), an exponent (1.5e-3), then 1,500 or 2.5 or .75, but no
+# part of another number
 _NOT_PART_OF_A_NUMBER = (r"(?<![\w.,/])(", r")(?![\w.,/]?\d)")
 _FRACTION = r"\d+\s+\d+/\d+|\d+/\d+"
-FRACTION = re.compile(_FRACTION.join(_NOT_PART_OF_A_NUMBER))
-_QUANTITY = re.compile((_FRACTION + r"|\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+").join(_NOT_PART_OF_A_NUMBER))
+_EXPONENT = r"(?:\d+(?:\.\d+)?|\.\d+)[eE][-+]?\d+"
+# The quantities that a model reads better as decimals: 1/2, 1 1/2, 1.5e-3 (cot.plain_numbers)
+NOT_DECIMAL = re.compile(f"{_FRACTION}|{_EXPONENT}".join(_NOT_PART_OF_A_NUMBER))
+_QUANTITY = re.compile((f"{_FRACTION}|{_EXPONENT}|" + r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+").join(_NOT_PART_OF_A_NUMBER))
 _NUMBER_WORDS = {w: i for i, w in enumerate("zero one two three four five six seven eight nine ten".split())}
 _NUMBER_WORDS |= {"a": 1, "an": 1, "twelve": 12, "dozen": 12, "hundred": 100, "thousand": 1000}
 # Words before "in" that make it the inch: "how many in", "a quantity of in", "ft to in", "5 ft in in".
@@ -245,10 +248,10 @@ def _quantities(question: str, mentions: list[Mention]) -> list[tuple[int, int, 
 
 
 def number(text: str) -> int | float | None:
-    """The value of a number that _QUANTITY matches: "1,500" 1500, "2.5" 2.5, "1 1/2" 1.5; None for "1/0"."""
+    """The value of a number that _QUANTITY matches: "1,500" 1500, "2.5" 2.5, "1.5e-3" 0.0015, "1 1/2" 1.5; None for "1/0"."""
     text = text.replace(",", "")
     if "/" not in text:
-        return float(text) if "." in text else int(text)
+        return int(text) if text.isdigit() else float(text)
     *whole, fraction = text.split()
     top, bottom = map(int, fraction.split("/"))
     return int(whole[0] if whole else 0) + top / bottom if bottom else None
@@ -262,6 +265,12 @@ def _adjacent(question: str, end: int, start: int) -> bool:
 def _word_before(question: str, start: int) -> str:
     words = re.findall(r"[A-Za-z]+", question[:start])
     return words[-1].lower() if words else ""
+
+
+def _restates(question: str, first: Mention, second: Mention) -> bool:
+    """`second` is `first` again, in brackets right after it: "9 ounces (oz)", "4 gallons (gal)"."""
+    bracketed = re.fullmatch(r"\s*\(\s*", question[first.end : second.start]) and re.match(r"\s*\)", question[second.end :])
+    return bool(bracketed) and bool(_MEANINGS[first.spelling].items() & _MEANINGS[second.spelling].items())
 
 
 def _source(question: str, units: list[Mention]) -> Mention:
@@ -294,6 +303,7 @@ def read_with_span(question: str) -> tuple[Reading, tuple[int, int]] | None:
         return counted or last or (_word_before(question, m.start) in _BEFORE_INCH and not followed)
 
     units = [m for m in mentions if is_unit(m)]
+    units = [m for i, m in enumerate(units) if not (i and _restates(question, units[i - 1], m))]  # "9 ounces (oz)"
     if len({m.spelling for m in units}) != 2:
         return None
     counted = [(q, m) for q in quantities for m in units if _adjacent(question, q[1], m.start)]

@@ -124,8 +124,11 @@ def test_shaped_replaces_the_first_digit(n, digit, expected):
     ("1/0 kg", "1/0 kg"),
     ("1 1/0 kg", "1 1/0 kg"),
     ("1/3 mile", "0.333333 mile"),
+    ("Convert 1.5e-3 km to mm", "Convert 0.0015 km to mm"),
+    ("4.5E2 m", "450 m"),
+    ("version 3e", "version 3e"),  # no exponent digits: left as written
 ])
-def test_plain_numbers_drops_thousands_separators_and_writes_fractions_as_decimals(text, expected):
+def test_plain_numbers_drops_thousands_separators_and_writes_fractions_and_exponents_as_decimals(text, expected):
     assert plain_numbers(text) == expected
 
 

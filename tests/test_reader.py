@@ -109,6 +109,10 @@ CASES = [
     ("How many cubic inches in 2 cubic feet?", None, "volumes the table lacks are no length question"),
     ("3 cu ft in in", None, "cu ft is a volume"),
     ("2 cubic meters in litres", (2, "cubic meters", "litres"), "the table's own cubic spelling still reads"),
+    ("Convert 1.5e-3 km to mm", (0.0015, "km", "mm"), "an exponent: not the 3 of it"),
+    ("4.5E2 m to km", (450.0, "m", "km"), "a capital E"),
+    ("Convert 9 ounces (oz) to grams (g)", (9, "ounces", "grams"), "each unit restated in brackets"),
+    ("How many litres (L) in 4 gallons (gal)?", (4, "gallons", "litres"), "brackets, the target first"),
 ]
 
 
