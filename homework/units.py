@@ -137,17 +137,16 @@ WRITTEN = {cat: {**UNITS[cat], **MORE_SPELLINGS[cat]} for cat in UNITS}
 
 
 def _composed_speeds() -> dict[str, str]:
-    """Each speed of the table as people compose it from a length and a time: "miles/hour", "km per hr",
-    "metres a second", "inches/sec". Only the five pairs of the table: "km/s" stays unknown."""
-    lengths = {
-        "foot": ["ft", "foot", "feet"], "inch": ["in", "inch", "inches"], "meter": ["m", "meter", "meters", "metre", "metres"],
-        "kilometer": ["km", "kilometer", "kilometers", "kilometre", "kilometres"], "mile": ["mi", "mile", "miles"],
-    }
-    times = {"second": ["s", "sec", "second"], "hour": ["h", "hr", "hour"]}
+    """Each speed of the table as people compose it from the written spellings of a length and a time:
+    "miles/hour", "km per hr", "metres a second", "inches/sec". Only the five pairs of the table: "km/s" stays unknown."""
+
+    def written(cat: str, unit: str) -> list[str]:
+        return [spelling for spelling, expression in WRITTEN[cat].items() if expression == unit]
+
     composed = {}
     for length, time in (("foot", "second"), ("inch", "second"), ("kilometer", "hour"), ("meter", "second"), ("mile", "hour")):
-        for l in lengths[length]:
-            for t in times[time]:
+        for l in written("length", length):
+            for t in written("time", time):
                 composed[f"{l}/{t}"] = composed[f"{l} per {t}"] = f"{length} / {time}"
             if l not in ("m", "in"):  # "miles an hour", "km an hour", "metres a second"; not "m a second"
                 composed[f"{l} {'an' if time == 'hour' else 'a'} {time}"] = f"{length} / {time}"
@@ -185,18 +184,17 @@ _UNIT = re.compile(
 # A fraction (1/2) or a whole number and a fraction (1 1/2), an exponent (1.5e-3), then 1,500 or 2.5 or .75, but no
 # part of another number
 _NOT_PART_OF_A_NUMBER = (r"(?<![\w.,/])(", r")(?![\w.,/]?\d)")
-_FRACTION = r"\d+\s+\d+/\d+|\d+/\d+"
-_EXPONENT = r"(?:\d+(?:\.\d+)?|\.\d+)[eE][-+]?\d+"
-# The quantities that a model reads better as decimals: 1/2, 1 1/2, 1.5e-3 (cot.plain_numbers)
-NOT_DECIMAL = re.compile(f"{_FRACTION}|{_EXPONENT}".join(_NOT_PART_OF_A_NUMBER))
-_QUANTITY = re.compile((f"{_FRACTION}|{_EXPONENT}|" + r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+").join(_NOT_PART_OF_A_NUMBER))
+_NOT_DECIMAL = r"\d+\s+\d+/\d+|\d+/\d+|(?:\d+(?:\.\d+)?|\.\d+)[eE][-+]?\d+"  # 1 1/2, 1/2, 1.5e-3
+# The quantities that a model reads better as decimals (cot.plain_numbers)
+NOT_DECIMAL = re.compile(_NOT_DECIMAL.join(_NOT_PART_OF_A_NUMBER))
+_QUANTITY = re.compile((_NOT_DECIMAL + r"|\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+").join(_NOT_PART_OF_A_NUMBER))
 _NUMBER_WORDS = {w: i for i, w in enumerate("zero one two three four five six seven eight nine ten".split())}
 _NUMBER_WORDS |= {"a": 1, "an": 1, "twelve": 12, "dozen": 12, "hundred": 100, "thousand": 1000}
 # Words before "in" that make it the inch: "how many in", "a quantity of in", "ft to in", "5 ft in in".
 _BEFORE_INCH = {"many", "much", "of", "to", "into", "in", "using", "from", "convert"}
 # A length raised to a power by a word before it: "square feet", "sq. km", "cubic inches", "cu ft" (the table's
 # own "cubic meter" is one spelling, matched whole). An area, or a volume the table lacks: not that length.
-_POWER_WORD = re.compile(r"\b(?:square|sq|cubic|cu)\.?\s*$", re.I)
+_POWER_WORDS = {"square", "sq", "cubic", "cu"}
 
 
 class Mention(NamedTuple):
@@ -285,7 +283,7 @@ def read_with_span(question: str) -> tuple[Reading, tuple[int, int]] | None:
     if not isinstance(question, str):
         return None
     mentions = _mentions(question)
-    if any(_POWER_WORD.search(question[: m.start]) for m in mentions):  # "2 square meters in square feet" is no length question
+    if any(_word_before(question, m.start) in _POWER_WORDS for m in mentions):  # "2 square meters in square feet": no length question
         return None
     quantities = _quantities(question, mentions)
     if not quantities:  # a quantity in words counts only right before a unit: "in a kilogram", "two hours"
