@@ -1,6 +1,8 @@
-"""Supervised fine-tuning: LoRA on "question <answer>number</answer>", no chat template.
+"""Supervised fine-tuning: LoRA on "question <answer>number</answer>", no chat template. The question is read
+first and asked in one wording ("Convert 3 foot to inch." for "How many inches in 3 feet?" and "3 ft to in"),
+so the model learns conversions, not sentences; each training question is also asked with other quantities.
 
-    python -m homework.sft train                  # trains, saves homework/sft_model, prints the accuracy
+    python -m homework.sft train                  # trains, saves homework/sft_model, prints the accuracy (~30 min on 2 cores)
     python -m homework.sft test                   # evaluates homework/sft_model (or: test PATH)
     python -m homework.sft test --split reworded  # ... on the same questions asked in other words
     python -m homework.sft ask "How many inches in 3 feet?"
@@ -17,8 +19,9 @@ import torch
 
 from . import loader
 from .base_llm import BaseLLM, positions
-from .cot import fmt
+from .cot import fmt, plain_numbers
 from .data import Dataset, ask as ask_model, evaluate
+from .units import read_question, reword, unit_name
 
 MODEL_DIR = Path(__file__).resolve().parent / "sft_model"
 
@@ -30,6 +33,24 @@ def round_answer(x: float) -> float:
 
 def answer_text(answer: float) -> str:
     return f" <answer>{fmt(round_answer(answer))}</answer>"
+
+
+def plain_question(question: str) -> str:
+    """The question in one wording, with one name per unit: "How many inches in 3 feet?", "3 ft to in" and
+    "Express 3 foot in in." all become "Convert 3 foot to inch.". Without any reasoning written, what the
+    model learns of a conversion in one wording barely carries over to another (docs/EXPERIMENTS.md), so
+    the reader's work is done before the model sees the question. A question that doesn't read is kept as
+    written (numbers made plain)."""
+    reading = read_question(question)
+    if reading is None:
+        return plain_numbers(question)
+    src, dst = map(unit_name, reading.units)
+    return f"Convert {fmt(reading.n)} {src} to {dst}."
+
+
+class SFTModel(BaseLLM):
+    def format_prompt(self, question: str) -> str:
+        return plain_question(question)
 
 
 def tokenize(tokenizer, prompt: str, completion: str) -> dict:
@@ -192,8 +213,8 @@ def load_adapter(path: str | Path, model_class=BaseLLM, merge: bool = True) -> B
     return llm
 
 
-def load(path: str | Path = MODEL_DIR) -> BaseLLM:
-    return load_adapter(path)
+def load(path: str | Path = MODEL_DIR) -> SFTModel:
+    return load_adapter(path, SFTModel)
 
 
 def train(
@@ -204,15 +225,20 @@ def train(
     lora_alpha: int | None = None,  # None: 4 x lora_r
     lora_dropout: float = 0.0,
     learning_rate: float = 5e-4,
-    epochs: float = 6,
+    epochs: float = 2,
     batch_size: int = 8,
     max_steps: int = -1,  # > 0: stop after this many steps (a quick run)
     seed: int = 0,
+    more_wordings: int = 6,  # each training question also asked this many times with another quantity (units.reword)
 ):
-    """Train on the training set, save the adapter, then print the accuracy on the first max_question valid questions."""
-    examples = [(q, answer_text(a)) for q, a in Dataset("train").data]
+    """Train on the training set (each question also with `more_wordings` other quantities), save the adapter,
+    then print the accuracy on the first max_question valid questions."""
+    rows = Dataset("train").data
+    rows = rows + reword(rows, seed, more_wordings)  # none when more_wordings is 0
+    examples = [(plain_question(q), answer_text(a)) for q, a in rows]
+    llm = SFTModel(checkpoint, dtype=loader.policy().train_dtype)
     llm, trainer = train_model(examples, output_dir, checkpoint, lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
-                               learning_rate=learning_rate, epochs=epochs, batch_size=batch_size, max_steps=max_steps, seed=seed)
+                               learning_rate=learning_rate, epochs=epochs, batch_size=batch_size, max_steps=max_steps, seed=seed, llm=llm)
     if max_question and trainer.is_world_process_zero():
         evaluate(llm, max_question)
 
@@ -233,11 +259,12 @@ def show_tokens(tokenizer, prompt: str, completion: str):
 
 
 def show(index: int = 0, checkpoint: str = loader.DEFAULT_CHECKPOINT):
-    """Print training example `index` token by token; [brackets] mark the tokens the loss is computed on."""
+    """Print training example `index` as the model sees it, token by token; [brackets] mark the tokens the loss is computed on."""
     from transformers import AutoTokenizer
 
     question, answer = Dataset("train")[index]
-    show_tokens(AutoTokenizer.from_pretrained(loader.resolve(checkpoint)[0]), question, answer_text(answer))
+    print(f"question: {question}")
+    show_tokens(AutoTokenizer.from_pretrained(loader.resolve(checkpoint)[0]), plain_question(question), answer_text(answer))
 
 
 if __name__ == "__main__":

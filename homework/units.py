@@ -340,6 +340,17 @@ def readable(rows: list, stage: str) -> list[tuple[list, Reading, tuple[int, int
     return kept
 
 
+def unit_name(expression: str) -> str:
+    """One name for a unit, whatever spelling a question used: "kilogram" for kg, kilos and kgs; "cubic
+    centimeter" for cc and cm^3; "mile per hour" for mph and miles/hour."""
+    if expression in ("cc", "centimeter ** 3"):
+        return "cubic centimeter"
+    if expression == "10 * year":
+        return "decade"
+    name = expression.removesuffix(" ** 3").replace("_", " ").replace(" / ", " per ")
+    return f"cubic {name}" if expression.endswith(" ** 3") else name
+
+
 def category(question: str) -> str:
     """The unit category a question asks about, or "unknown" if it doesn't read."""
     reading = read_question(question)

@@ -7,10 +7,52 @@ import sys
 import pytest
 import torch
 
-from homework import loader, sft
+from homework import loader, sft, units
+from homework.data import Dataset
 from tests.conftest import make_tiny_model
 
 EXAMPLES = [("How many gram are there per 6 kg?", sft.answer_text(6000.0)), ("What is 4 yard in ft?", sft.answer_text(12.0))] * 8
+
+
+def test_plain_question_asks_every_wording_of_a_conversion_one_way():
+    wordings = ["How many inches in 3 feet?", "3 ft to inches", "Express 3 foot in in.", "From ft to in, what is 3 units?",
+                "How many in are there per 3 ft?", "3 FEET = ? INCHES"]
+    assert {sft.plain_question(q) for q in wordings} == {"Convert 3 foot to inch."}
+    assert sft.plain_question("How many ounce is 6 quart?") == "Convert 6 quart to fluid ounce."  # ounce beside a volume
+    assert sft.plain_question("5 oz in grams") == "Convert 5 ounce to gram."
+    assert sft.plain_question("Convert 1,500 mL to l") == "Convert 1500 milliliter to liter."
+    assert sft.plain_question("How many cc in 2.5 m^3?") == "Convert 2.5 cubic meter to cubic centimeter."
+    assert sft.plain_question("What's 10 mph in km/h") == "Convert 10 mile per hour to kilometer per hour."
+    # a question that doesn't read is asked as written, numbers made plain
+    assert sft.plain_question("3 kelvin in celsius") == "3 kelvin in celsius"
+    assert sft.plain_question("What is 1,500 furlongs?") == "What is 1500 furlongs?"
+
+
+def test_each_unit_has_one_name():
+    names = {}
+    for table in units.SPELLINGS.values():
+        for expression in table.values():
+            names.setdefault(units.unit_name(expression), set()).add(expression)
+    shared = [group for group in names.values() if len(group) > 1]
+    assert shared == [{"cc", "centimeter ** 3"}]  # pint's cc is the cubic centimeter
+    assert units.unit_name("fluid_ounce") == "fluid ounce" and units.unit_name("10 * year") == "decade"
+
+
+def test_train_and_load_ask_the_plain_question(tiny_base, tmp_path, monkeypatch, fp32_policy):
+    trained_on = []
+    real = sft.train_model
+    monkeypatch.setattr(sft, "train_model", lambda examples, *a, **k: trained_on.extend(examples) or real(examples, *a, **k))
+    out = tmp_path / "adapter"
+    sft.train(output_dir=str(out), checkpoint=str(tiny_base), max_steps=1, batch_size=4, max_question=0, more_wordings=1)
+    train = Dataset("train")
+    question, answer = train[0]
+    assert trained_on[0] == (sft.plain_question(question), sft.answer_text(answer)) and trained_on[0][0] != question
+    # then each training question once more, with another quantity: the same pair of units, the answer scaled
+    assert len(train) < len(trained_on) <= 2 * len(train)
+    assert all(prompt.startswith("Convert ") for prompt, _ in trained_on)
+    assert len({prompt for prompt, _ in trained_on}) > 1.5 * len({sft.plain_question(q) for q, _ in train.data})
+    model = sft.load(out)
+    assert isinstance(model, sft.SFTModel) and model.format_prompt(question) == trained_on[0][0]
 
 
 def test_labels_are_masked_on_the_prompt_and_padding(tokenizer):
