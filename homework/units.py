@@ -343,10 +343,9 @@ def readable(rows: list, stage: str) -> list[tuple[list, Reading, tuple[int, int
 def unit_name(expression: str) -> str:
     """One name for a unit, whatever spelling a question used: "kilogram" for kg, kilos and kgs; "cubic
     centimeter" for cc and cm^3; "mile per hour" for mph and miles/hour."""
-    if expression in ("cc", "centimeter ** 3"):
-        return "cubic centimeter"
-    if expression == "10 * year":
-        return "decade"
+    named = {"cc": "cubic centimeter", "10 * year": "decade"}  # pint's cc is the cubic centimeter
+    if expression in named:
+        return named[expression]
     name = expression.removesuffix(" ** 3").replace("_", " ").replace(" / ", " per ")
     return f"cubic {name}" if expression.endswith(" ** 3") else name
 
