@@ -29,8 +29,11 @@ def fmt(x: float) -> str:
 
 
 def plain_numbers(text: str) -> str:
-    """Thousands separators dropped, fractions and exponents written as decimals: "1,500 kg" -> "1500 kg", "1 1/2
-    hours" -> "1.5 hours", "1.5e-3 km" -> "0.0015 km". The model reads "1,500" as 1 and then 500, and "1/2" as 1 and 2."""
+    """Thousands separators dropped, fractions, exponents and a quantity in words written as decimals: "1,500 kg" ->
+    "1500 kg", "1 1/2 hours" -> "1.5 hours", "1.5e-3 km" -> "0.0015 km", "two thousand metres" -> "2000 metres". The
+    model reads "1,500" as 1 and then 500, and "1/2" as 1 and 2."""
+    if (read := read_with_span(text)) and re.search("[A-Za-z]", text[slice(*read[1])]):
+        text = with_quantity(text, read[1], read[0].n)
     text = re.sub(r"(?<=\d),(?=\d{3}(?!\d))", "", text)
     return NOT_DECIMAL.sub(lambda m: m.group() if (value := number(m.group())) is None else fmt(value), text)
 

@@ -188,8 +188,15 @@ _NOT_DECIMAL = r"\d+\s+\d+/\d+|\d+/\d+|(?:\d+(?:\.\d+)?|\.\d+)[eE][-+]?\d+"  # 1
 # The quantities that a model reads better as decimals (cot.plain_numbers)
 NOT_DECIMAL = re.compile(_NOT_DECIMAL.join(_NOT_PART_OF_A_NUMBER))
 _QUANTITY = re.compile((_NOT_DECIMAL + r"|\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+").join(_NOT_PART_OF_A_NUMBER))
-_NUMBER_WORDS = {w: i for i, w in enumerate("zero one two three four five six seven eight nine ten".split())}
-_NUMBER_WORDS |= {"a": 1, "an": 1, "twelve": 12, "dozen": 12, "hundred": 100, "thousand": 1000}
+# Quantities in words: "a", "twenty-five", "two thousand", "a dozen", "half a", "three quarters of an", "three and a half"
+_ONES = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen"
+_TENS = "twenty thirty forty fifty sixty seventy eighty ninety"
+_WORD_VALUES = {w: i for i, w in enumerate(_ONES.split())} | {w: 10 * i for i, w in enumerate(_TENS.split(), 2)} | {"a": 1, "an": 1}
+_SCALES = {"dozen": 12, "hundred": 100, "thousand": 1000, "million": 1_000_000}
+_FRACTIONS = {"half": 0.5, "halves": 0.5, "quarter": 0.25, "quarters": 0.25}
+_WORD = "(?:" + "|".join([*_WORD_VALUES, *_SCALES, *_FRACTIONS, "and", "of"]) + ")"
+_WORDS_BEFORE = re.compile(rf"(?<![\w-]){_WORD}(?:[\s-]+{_WORD})*[\s-]*$", re.I)  # a run of them ending where a unit starts
+_AND_FRACTION = re.compile(r"\s+and\s+((?:a|an|one|three)\s+(?:half|quarters?))\b", re.I)  # "2 and a half", "an hour and a half"
 # Words before "in" that make it the inch: "how many in", "a quantity of in", "ft to in", "5 ft in in".
 _BEFORE_INCH = {"many", "much", "of", "to", "into", "in", "using", "from", "convert"}
 # A length raised to a power by a word before it: "square feet", "sq. km", "cubic inches", "cu ft" (the table's
@@ -238,10 +245,64 @@ def _quantities(question: str, mentions: list[Mention]) -> list[tuple[int, int, 
     masked = list(question)
     for m in mentions:
         masked[m.start : m.end] = " " * (m.end - m.start)
-    found = []
-    for match in _QUANTITY.finditer("".join(masked)):
+    masked, found = "".join(masked), []
+    for match in _QUANTITY.finditer(masked):
         if (value := number(match.group())) is not None:
-            found.append((match.start(), match.end(), value))
+            end = match.end()
+            if and_fraction := _AND_FRACTION.match(masked, end):  # "2 and a half kg"
+                value, end = value + _fraction_in_words(and_fraction.group(1).lower().split()), and_fraction.end()
+            found.append((match.start(), end, value))
+    return found
+
+
+def _integer_in_words(words: list[str]) -> int | None:
+    """"a" 1, "twenty five" 25, "two hundred and five" 205, "a dozen" 12, "two thousand" 2000; None if the words are no number."""
+    total, current = 0, 0
+    for before, word in zip([None, *words], words):
+        if word in _WORD_VALUES:
+            value = _WORD_VALUES[word]
+            if current and not (current >= 20 and current % 10 == 0 and value < 10 or current % 100 == 0 and value < 100):
+                return None  # "five five", "twenty thirty"
+            current += value
+        elif word in ("dozen", "hundred"):
+            current = (current or 1) * _SCALES[word]
+        elif word in _SCALES:
+            total, current = total + (current or 1) * _SCALES[word], 0
+        elif not (word == "and" and before in _SCALES):  # "one hundred and five"
+            return None
+    return total + current
+
+
+def _fraction_in_words(words: list[str]) -> float | None:
+    """"half" 0.5, "a quarter" 0.25, "three quarters" 0.75; None otherwise."""
+    *count, fraction = words
+    n = _integer_in_words(count) if count else 1
+    return n * _FRACTIONS[fraction] if fraction in _FRACTIONS and n is not None else None
+
+
+def _words_value(words: list[str]) -> int | float | None:
+    """The value of a quantity written in words (lower case, one word an item): "two thousand" 2000, "three and a
+    half" 3.5, "half a" 0.5 (the article of "half a gallon"), "a quarter of an" 0.25; None if they are no number."""
+    while len(words) > 1 and words[-1] in ("a", "an", "of") and _FRACTIONS.keys() & set(words):  # "a quarter of an hour"
+        words = words[:-1]
+    if "and" in words and _FRACTIONS.keys() & set(words):  # "three and a half": a whole number, then a fraction
+        at = len(words) - 1 - words[::-1].index("and")
+        whole, fraction = (_integer_in_words(words[:at]) if at else None), _fraction_in_words(words[at + 1 :])
+        return None if whole is None or fraction is None else whole + fraction
+    return _fraction_in_words(words) if words[-1] in _FRACTIONS else _integer_in_words(words)
+
+
+def _quantities_in_words(question: str, mentions: list[Mention]) -> list[tuple[int, int, int | float]]:
+    """(start, end, value) of each quantity in words right before a unit: "in a kilogram", "two thousand metres", "half
+    a gallon". The longest run of words that reads as a number, so "the weight of a pound" is 1."""
+    found = []
+    for m in mentions:
+        if run := _WORDS_BEFORE.search(question[: m.start]):
+            words = list(re.finditer(r"[A-Za-z]+", run.group()))
+            for i, first in enumerate(words):
+                if (value := _words_value([w.group().lower() for w in words[i:]])) is not None:
+                    found.append((run.start() + first.start(), run.start() + words[-1].end(), value))
+                    break
     return found
 
 
@@ -285,10 +346,9 @@ def read_with_span(question: str) -> tuple[Reading, tuple[int, int]] | None:
     mentions = _mentions(question)
     if any(_word_before(question, m.start) in _POWER_WORDS for m in mentions):  # "2 square meters in square feet": no length question
         return None
-    quantities = _quantities(question, mentions)
-    if not quantities:  # a quantity in words counts only right before a unit: "in a kilogram", "two hours"
-        words = [(w.start(), w.end(), _NUMBER_WORDS.get(w.group().lower())) for w in re.finditer(r"[A-Za-z]+", question)]
-        quantities = [w for w in words if w[2] is not None and any(_adjacent(question, w[1], m.start) for m in mentions)]
+    if any(_AND_FRACTION.match(question, m.end) for m in mentions):  # "an hour and a half": the quantity has a unit inside
+        return None
+    quantities = _quantities(question, mentions) or _quantities_in_words(question, mentions)  # words only right before a unit
 
     def is_unit(m: Mention) -> bool:
         if m.spelling != "in":
@@ -322,10 +382,12 @@ def read_with_span(question: str) -> tuple[Reading, tuple[int, int]] | None:
 def read_question(question: str) -> Reading | None:
     """(quantity, source spelling, target spelling) of a conversion question in any wording, or None.
 
-    The units are any spellings of SPELLINGS, wherever they stand; the source is the unit the quantity
-    counts ("How many inches in 3 feet?": feet), else the one after "from", else the one that "how many"
-    does not ask for, else the first. None when the question has no single quantity, not exactly two
-    units, two units that no one category has, or a length squared or cubed in words ("square feet"). Never raises."""
+    The quantity is written in digits ("6", "2.5", "1,500", "1 1/2", "2 and a half") or, right before its unit, in
+    words ("a", "twenty-five", "two thousand", "half a", "three and a half"). The units are any spellings of
+    SPELLINGS, wherever they stand; the source is the unit the quantity counts ("How many inches in 3 feet?":
+    feet), else the one after "from", else the one that "how many" does not ask for, else the first. None when
+    the question has no single quantity ("an hour and a half" has its unit inside), not exactly two units, two
+    units that no one category has, or a length squared or cubed in words ("square feet"). Never raises."""
     read = read_with_span(question)
     return read and read[0]
 

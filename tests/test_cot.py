@@ -127,8 +127,12 @@ def test_shaped_replaces_the_first_digit(n, digit, expected):
     ("Convert 1.5e-3 km to mm", "Convert 0.0015 km to mm"),
     ("4.5E2 m", "450 m"),
     ("version 3e", "version 3e"),  # no exponent digits: left as written
+    ("Convert two thousand meters to km", "Convert 2000 meters to km"),
+    ("How many liters in half a gallon?", "How many liters in 0.5 gallon?"),
+    ("How many grams in a kilogram?", "How many grams in 1 kilogram?"),
+    ("How many minutes in an hour and a half?", "How many minutes in an hour and a half?"),  # no reading: as written
 ])
-def test_plain_numbers_drops_thousands_separators_and_writes_fractions_and_exponents_as_decimals(text, expected):
+def test_plain_numbers_drops_thousands_separators_and_writes_fractions_exponents_and_words_as_decimals(text, expected):
     assert plain_numbers(text) == expected
 
 

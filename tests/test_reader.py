@@ -113,6 +113,18 @@ CASES = [
     ("4.5E2 m to km", (450.0, "m", "km"), "a capital E"),
     ("Convert 9 ounces (oz) to grams (g)", (9, "ounces", "grams"), "each unit restated in brackets"),
     ("How many litres (L) in 4 gallons (gal)?", (4, "gallons", "litres"), "brackets, the target first"),
+    ("How many grams in fifteen pounds?", (15, "pounds", "grams"), "a teen in words"),
+    ("twenty-five miles to km", (25, "miles", "km"), "tens and ones joined by a hyphen"),
+    ("Convert two thousand meters to km", (2000, "meters", "km"), "two thousand, not the thousand alone"),
+    ("two hundred and fifty grams in ounces", (250, "grams", "ounces"), "hundreds with a British 'and'"),
+    ("a million bytes in MB", (1000000, "bytes", "MB"), "a million"),
+    ("How many liters in half a gallon?", (0.5, "gallon", "liters"), "half a: not the 'a' alone"),
+    ("What is a quarter of a mile in feet?", (0.25, "mile", "feet"), "a quarter of a"),
+    ("Convert three quarters of an hour to minutes", (0.75, "hour", "minutes"), "three quarters of an"),
+    ("three and a half hours in minutes", (3.5, "hours", "minutes"), "a whole number and a half, in words"),
+    ("2 and a half kg to lb", (2.5, "kg", "lb"), "digits and a half"),
+    ("How many minutes in an hour and a half?", None, "the half after its unit: no one quantity to rewrite"),
+    ("the weight of a pound in grams", (1, "pound", "grams"), "'of a' is one: 'of' starts no number"),
 ]
 
 
