@@ -196,6 +196,10 @@ def test_rationale_reads_as_intended():
     # rounded: the product is worked out from the rounded factor, not rounded from the true answer
     assert rationale(4, "lb", "kg", 4 * 0.453592, digits=4) == "1 lb = 0.4536 kg. 4 * 0.4536 = 1.8144. <answer>1.8144</answer>"
     assert rationale(2.5, "mi", "m", 2.5 * 1609.344, digits=4) == "1 mi = 1609 m. 2.5 * 1609 = 4022.5. <answer>4022.5</answer>"
+    # a thousand or more, counted in its power of ten: the product is of a number under 10, as for the training questions
+    assert rationale(2500, "g", "oz", 2500 * 0.035274, digits=4) == "1000 g = 35.27 oz. 2.5 * 35.27 = 88.175. <answer>88.175</answer>"
+    assert rationale(40000, "m", "km", 40.0) == "10000 m = 10 km. 4 * 10 = 40. <answer>40</answer>"
+    assert rationale(370, "kg", "lb", 370 * 2.20462, digits=4) == "1 kg = 2.205 lb. 370 * 2.205 = 815.85. <answer>815.85</answer>"
 
 
 @pytest.mark.parametrize("x,digits,expected,why", [
