@@ -26,7 +26,7 @@ from .base_llm import parse_answer
 from .cot import RFTModel
 from .data import Dataset, is_answer_valid
 from .sft import load_adapter
-from .units import readable, reword
+from .units import read_question, readable, reword
 
 SAMPLER_CHECKPOINT = "HuggingFaceTB/SmolLM2-1.7B-Instruct"
 _EQUATION = re.compile(r"(-?[\d,]*\.?\d+(?:[eE][-+]?\d+)?)\s*([*/x×])\s*(-?[\d,]*\.?\d+(?:[eE][-+]?\d+)?)\s*=\s*(-?[\d,]*\.?\d+(?:[eE][-+]?\d+)?)")
@@ -50,11 +50,24 @@ def arithmetic_holds(text: str, answer: float, relative_tolerance: float = 0.001
     return bool(results) and math.isclose(results[-1], answer, rel_tol=relative_tolerance)
 
 
-def select(correct_answer: float, completions: list[str]) -> str | None:
-    """The first completion graded correct (by the grader's own check) that works its answer out, or None."""
+_STATEMENT = re.compile(r"\s*(\d[\d,]*\.?\d*)\s*[A-Za-z][^=]*?=\s*(\d[\d,]*\.?\d*(?:[eE][-+]?\d+)?)\s*[A-Za-z]")  # "1000 g = 35.27 oz"
+
+
+def states_the_factor(text: str, factor: float, relative_tolerance: float = 0.01) -> bool:
+    """The text opens with a true statement of the factor (how many of the target unit make one of the
+    source): "1 kg = 1000 g." or "1000 g = 35.27 oz." for 0.03527. Arithmetic alone lets a false one through
+    ("2 miles = 5280 feet. 2 * 5280 = 10560.": 429 of the 2252 shipped rationales state none, or a false one)."""
+    match = _STATEMENT.match(text)
+    return bool(match) and _num(match.group(1)) > 0 and math.isclose(_num(match.group(2)) / _num(match.group(1)), factor, rel_tol=relative_tolerance)
+
+
+def select(correct_answer: float, completions: list[str], quantity: float | None = None) -> str | None:
+    """The first completion graded correct (by the grader's own check) that works its answer out, or None.
+    With the question's quantity, it must also open with a true statement of the factor (`states_the_factor`)."""
     for completion in completions:
         answer = parse_answer(completion)
-        if is_answer_valid(answer, correct_answer) and arithmetic_holds(completion, answer):
+        if (is_answer_valid(answer, correct_answer) and arithmetic_holds(completion, answer)
+                and (not quantity or states_the_factor(completion, correct_answer / quantity))):
             return completion.strip()
     return None
 
@@ -86,7 +99,7 @@ def sample_rationales(model, questions: list[tuple[str, float]], oversample: int
             samples = model.batched_generate(prompts, num_return_sequences=oversample, temperature=temperature)
             for (q, a), completions in zip(batch, samples):
                 n_correct = sum(is_answer_valid(parse_answer(c), a) for c in completions)
-                done[q] = [a, select(a, completions), n_correct]
+                done[q] = [a, select(a, completions, (reading := read_question(q)) and reading.n), n_correct]
             if progress:
                 write_json_atomic(progress, done)
             bar.update(len(batch))

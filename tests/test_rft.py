@@ -12,9 +12,9 @@ from homework.data import DATA_DIR, Dataset
 TRUTH = 96.0  # "How many in are there per 8 ft?"
 
 
-def worked(answer) -> str:
-    """The shortest rationale that works its answer out."""
-    return f"1 * {answer} = {answer}. <answer>{answer}</answer>"
+def worked(answer, quantity=1) -> str:
+    """The shortest rationale that states the factor of a question of `quantity` and works its answer out."""
+    return f"{quantity} x = {answer} y. 1 * {answer} = {answer}. <answer>{answer}</answer>"
 
 
 @pytest.mark.parametrize(
@@ -45,6 +45,7 @@ def test_shipped_rationales_are_correct_and_consistent():
             assert truth[question] == answer
         else:  # a training question asked again in other words (units.reword): pint's answer
             assert math.isclose(answer, units.convert(*units.read_question(question)), rel_tol=1e-6), question
+        # the shipped rows were kept by the check of their time, arithmetic alone (no quantity: no statement check)
         assert datagen.select(answer, [reasoning]) == reasoning, reasoning
 
 
@@ -54,6 +55,19 @@ def test_select_keeps_a_correct_sample_and_drops_the_rest():
     right = " 1 ft = 12 in. 8 * 12 = 96. <answer>96</answer>"
     assert datagen.select(TRUTH, [wrong, lucky, right]) == right.strip()
     assert datagen.select(TRUTH, [wrong, lucky, "no answer at all"]) is None
+
+
+@pytest.mark.parametrize("text,kept,why", [
+    ("1 ft = 12 in. 8 * 12 = 96. <answer>96</answer>", True, "the factor, stated per one foot"),
+    ("1000 ft = 12000 in. 0.008 * 12000 = 96. <answer>96</answer>", True, "per a power of ten"),
+    ("8 ft = 12 in. 8 * 12 = 96. <answer>96</answer>", False, "the quantity stated with the factor: false"),
+    ("8 * 12 = 96. <answer>96</answer>", False, "no statement at all"),
+    ("1 ft = 10 in. 8 * 12 = 96. <answer>96</answer>", False, "a wrong factor stated, the right one multiplied"),
+    ("0 ft = 12 in. 8 * 12 = 96. <answer>96</answer>", False, "zero of a unit: no factor, and no crash"),
+])
+def test_select_with_the_quantity_also_asks_for_a_true_statement_of_the_factor(text, kept, why):
+    assert (datagen.select(TRUTH, [text], quantity=8) is not None) == kept, why
+    assert datagen.select(TRUTH, [text]) is not None or "8 * 12 = 96" not in text  # without it, arithmetic alone
 
 
 class FakeSampler:
@@ -73,7 +87,7 @@ class FakeSampler:
         self.calls += 1
         self.seen += prompts
         answers = [self.truth[p] if self.index[p] % 2 == 0 else -1 for p in prompts]
-        return [[worked(a)] * num_return_sequences for a in answers]
+        return [[worked(a, units.read_question(p).n)] * num_return_sequences for p, a in zip(prompts, answers)]
 
 
 class HintedSampler(FakeSampler):
@@ -84,7 +98,7 @@ class HintedSampler(FakeSampler):
 
     def batched_generate(self, prompts, num_return_sequences, temperature):
         self.seen += prompts
-        return [[worked(hint if hint is not None else -1)] * num_return_sequences for _, hint in prompts]
+        return [[worked(hint if hint is not None else -1, units.read_question(q).n)] * num_return_sequences for q, hint in prompts]
 
 
 def test_rationalize_samples_with_the_answer_as_a_hint():
@@ -94,7 +108,7 @@ def test_rationalize_samples_with_the_answer_as_a_hint():
     sampler = HintedSampler(questions)
     hinted = datagen.sample_rationales(sampler, questions, 2, 0.7, rationalize=True)
     assert sampler.seen == [(q, a) for q, a in questions]  # each prompt stated its true answer
-    assert [hinted[q][1] for q, _ in questions] == [worked(a) for _, a in questions]
+    assert [hinted[q][1] for q, _ in questions] == [worked(a, units.read_question(q).n) for q, a in questions]
 
 
 def test_a_killed_run_resumes_without_duplicates(tmp_path):
@@ -116,7 +130,7 @@ class AwkwardSampler(FakeSampler):
 
     def batched_generate(self, prompts, num_return_sequences, temperature):
         groups = super().batched_generate(prompts, num_return_sequences, temperature)
-        return [[f'He said "so"], [\nthen {completion}' for completion in group] for group in groups]
+        return [[f'{completion} He said "so"], [\nthen' for completion in group] for group in groups]
 
 
 def test_awkward_rationales_survive_a_kill_and_resume(tmp_path):
