@@ -67,7 +67,7 @@ def test_select_keeps_a_correct_sample_and_drops_the_rest():
 ])
 def test_select_with_the_quantity_also_asks_for_a_true_statement_of_the_factor(text, kept, why):
     assert (datagen.select(TRUTH, [text], quantity=8) is not None) == kept, why
-    assert datagen.select(TRUTH, [text]) is not None or "8 * 12 = 96" not in text  # without it, arithmetic alone
+    assert datagen.select(TRUTH, [text]) is not None  # without the quantity, arithmetic alone: every one of these holds
 
 
 class FakeSampler:
