@@ -26,7 +26,7 @@ from .base_llm import parse_answer
 from .cot import RFTModel
 from .data import Dataset, is_answer_valid
 from .sft import load_adapter
-from .units import read_question, readable, reword
+from .units import on_grid, read_question, readable, reword
 
 SAMPLER_CHECKPOINT = "HuggingFaceTB/SmolLM2-1.7B-Instruct"
 _EQUATION = re.compile(r"(-?[\d,]*\.?\d+(?:[eE][-+]?\d+)?)\s*([*/x×])\s*(-?[\d,]*\.?\d+(?:[eE][-+]?\d+)?)\s*=\s*(-?[\d,]*\.?\d+(?:[eE][-+]?\d+)?)")
@@ -131,6 +131,7 @@ def generate_dataset(
     extend: bool = False,
     rationalize: bool = False,
     more_wordings: int = 0,
+    grid: bool = False,
 ):
     """Sample rationales for the training questions and write the verified ones to output_json.
 
@@ -142,7 +143,10 @@ def generate_dataset(
     on under the plain prompt, without the hint.
     more_wordings: each training question is also asked this many times in other words (`units.reword`:
     another of the generator's phrasings, other spellings of its units, a quantity such as 2.5, 40 or
-    1,500), so RFT learns to read and multiply what people type, not only our generator's sentences."""
+    1,500), so RFT learns to read and multiply what people type, not only our generator's sentences.
+    grid: each unit pair of the training questions is also asked at every quantity of `units.GRID` (1 to 10,
+    0.5 to 9.5) that neither they nor output_json's rows ask (`units.on_grid`), so RFT trains on each pair's
+    products at the quantities people ask most."""
     torch.manual_seed(seed)  # an uninterrupted run repeats itself; a resumed one continues with a fresh stream
 
     output = Path(output_json)
@@ -152,6 +156,7 @@ def generate_dataset(
     covered = {q for q, _, _ in rows}
     train = [row for row, *_ in readable(Dataset("train").data[:max_question], "datagen")]
     train += reword(train, seed, more_wordings)  # none when more_wordings is 0
+    train += on_grid(train + [row[:2] for row in rows], seed=seed) if grid else []
     held_out = {q for q, _ in Dataset("valid").data}  # a rewording may not ask a validation question
     questions = [(q, a) for q, a in train if q not in covered and q not in held_out]
     model = load_adapter(adapter, RFTModel) if adapter else RFTModel(checkpoint)  # sampled as RFT will prompt

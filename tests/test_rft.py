@@ -291,8 +291,9 @@ def test_show_brackets_the_rationale_and_nothing_of_the_prompt(tmp_path, tiny_ba
     assert out.startswith("<|im_start|>system") and f"{q}<|im_end|>" in out
 
 
-def test_datagen_more_wordings_samples_each_question_in_other_words_too(tmp_path, monkeypatch):
-    train = Dataset("train").data
+def sample_everything(monkeypatch) -> list:
+    """datagen with the base CoT model faked, and a sampler that gets every question right: the questions it
+    was asked, in order."""
     sampled = []
     monkeypatch.setattr(datagen, "RFTModel", lambda checkpoint: "the CoT model")
 
@@ -301,9 +302,26 @@ def test_datagen_more_wordings_samples_each_question_in_other_words_too(tmp_path
         return {q: [a, worked(a), 1] for q, a in questions}
 
     monkeypatch.setattr(datagen, "sample_rationales", fake_sample)
+    return sampled
+
+
+def test_datagen_more_wordings_samples_each_question_in_other_words_too(tmp_path, monkeypatch):
+    train = Dataset("train").data
+    sampled = sample_everything(monkeypatch)
     out = tmp_path / "rft.json"
     datagen.generate_dataset(str(out), oversample=2, max_question=3, more_wordings=2, seed=4)
     originals, others = [tuple(x) for x in train[:3]], sampled[3:]
     assert [tuple(x) for x in sampled[:3]] == originals and len(others) >= 4
     assert [list(x) for x in others] == units.reword(train[:3], seed=4, copies=2)
     assert [row[:2] for row in json.loads(out.read_text())] == [list(x) for x in sampled]
+
+
+def test_datagen_grid_samples_each_pair_at_the_quantities_no_row_asks(tmp_path, monkeypatch):
+    train = Dataset("train").data
+    out = tmp_path / "rft.json"
+    rows = [[q, a, worked(a)] for q, a in train[:2]]
+    out.write_text(json.dumps(rows))
+    sampled = sample_everything(monkeypatch)
+    datagen.generate_dataset(str(out), oversample=2, max_question=3, extend=True, grid=True, seed=2)
+    assert [list(x) for x in sampled] == [train[2]] + units.on_grid(train[:3], seed=2)  # the uncovered row, then the grid
+    assert len(sampled) > 3 and json.loads(out.read_text())[:2] == rows
