@@ -49,6 +49,16 @@ def test_shipped_rationales_are_correct_and_consistent():
         assert datagen.select(answer, [reasoning]) == reasoning, reasoning
 
 
+def test_shipped_rationales_count_thousands_in_their_power_of_ten():
+    # as the prompt's examples do (cot.rationale): "1000 MB = 1000000 KB. 5 * 1000000 = 5000000." for 5000 MB
+    rows = [(q, a, r, units.read_question(q).n) for q, a, r in json.loads((DATA_DIR / "rft.json").read_text())]
+    big = [(q, a, r, n) for q, a, r, n in rows if n >= 1000]
+    assert len(big) >= 100
+    for question, answer, reasoning, n in big:
+        assert reasoning.startswith(f"{10 ** (len(str(int(n))) - 1)} "), reasoning
+        assert datagen.select(answer, [reasoning], n) == reasoning, reasoning  # a true statement of that factor
+
+
 def test_select_keeps_a_correct_sample_and_drops_the_rest():
     wrong = "1 ft = 10 in. 8 * 10 = 80. <answer>80</answer>"
     lucky = "1 ft = 12 in. 8 * 12 = 100. <answer>100</answer>"
