@@ -243,25 +243,29 @@ def test_reword_uses_other_spellings_of_the_same_units():
 # --- each training pair asked at the common quantities (units.on_grid, for datagen --grid) ---
 
 
+def conversion(question: str) -> tuple[tuple[str, str], float]:
+    """(the two units, the quantity) that a question asks, whatever its wording and spellings."""
+    reading = units.read_question(question)
+    return reading.units, reading.n
+
+
 def test_on_grid_asks_every_pair_at_each_quantity_its_rows_do_not():
     rows = [["How many g are there per 6 kg?", 6000.0], ["What is 2 kilograms in grams?", 2000.0],
             ["How many ft are there per 3 yd?", 9.0]]
     grid = units.on_grid(rows, quantities=[1, 2, 2.5, 6], seed=3)
-    asked = [(units.read_question(q).units, units.read_question(q).n, a) for q, a in grid]
-    assert asked == [(("kilogram", "gram"), 1, 1000.0), (("kilogram", "gram"), 2.5, 2500.0),  # not 2 or 6: the rows ask them
-                     (("yard", "foot"), 1, 3.0), (("yard", "foot"), 2, 6.0), (("yard", "foot"), 2.5, 7.5), (("yard", "foot"), 6, 18.0)]
+    assert [(*conversion(q), a) for q, a in grid] == [
+        (("kilogram", "gram"), 1, 1000.0), (("kilogram", "gram"), 2.5, 2500.0),  # not 2 or 6: the rows ask them
+        (("yard", "foot"), 1, 3.0), (("yard", "foot"), 2, 6.0), (("yard", "foot"), 2.5, 7.5), (("yard", "foot"), 6, 18.0)]
     assert units.on_grid(rows, quantities=[1, 2, 2.5, 6], seed=3) == grid  # seeded
 
 
 def test_on_grid_of_the_training_set_stays_in_the_generators_phrasings_with_pints_answers():
-    import pint
-
-    ureg = pint.UnitRegistry()
     train = Dataset("train").data
     grid = units.on_grid(train)
-    per_unit = {units.read_question(q).units: a / units.read_question(q).n for q, a in train}
-    asked = {(r.units, r.n) for q, _ in train + grid for r in [units.read_question(q)]}
-    assert len(asked) == len(grid) + len({(units.read_question(q).units, units.read_question(q).n) for q, _ in train})
+    per_unit = {pair: a / n for q, a in train for pair, n in [conversion(q)]}
+    trained = {conversion(q) for q, _ in train}
+    asked = trained | {conversion(q) for q, _ in grid}
+    assert len(asked) == len(grid) + len(trained)  # no grid question asks what a training row asks
     left_out = [(pair, n) for pair in per_unit for n in units.GRID if (pair, n) not in asked]
     # answers too small to grade (a byte in GB), and a few questions that read back in another spelling of the
     # same unit ("Work out 8 pt in units of fl. oz." reads "fl. oz.", not "fl. oz"), which `_asked` drops
@@ -271,9 +275,6 @@ def test_on_grid_of_the_training_set_stays_in_the_generators_phrasings_with_pint
                  for p in units.PHRASINGS]
     for q, answer in grid[::7]:
         assert any(t.fullmatch(q) for t in templates), q
-        n, src, dst = units.read_question(q)
-        assert n in units.GRID
-        cat = units.pair_category(src, dst)
-        expected = (n * ureg(units.SPELLINGS[cat][src]) / ureg(units.SPELLINGS[cat][dst])).to("dimensionless").magnitude
-        assert answer == pytest.approx(expected, rel=1e-6), q
+        assert conversion(q)[1] in units.GRID
+        assert answer == pytest.approx(units.convert(*units.read_question(q)), rel=1e-6), q  # pint's answer
     assert not {q for q, _ in grid} & {q for q, _ in REWORDED}
