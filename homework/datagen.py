@@ -8,6 +8,8 @@
                                       # the same, with the true answer as a hint in the prompt (STaR's rationalization)
     python -m homework.datagen data/rft.json --extend --adapter homework/rft_model --rationalize --more_wordings 1
                                       # ... and each training question asked once more in other words
+    python -m homework.datagen data/rft.json --extend --adapter homework/rft_model --rationalize --grid --thousands 3
+                                      # ... and each unit pair at the small quantities no row asks, and at 3 thousands
 
 Rows are [question, answer, reasoning]. Progress is saved atomically after every chunk in
 OUTPUT.partial; a killed run started again resumes from there.
@@ -26,7 +28,7 @@ from .base_llm import parse_answer
 from .cot import RFTModel
 from .data import Dataset, is_answer_valid
 from .sft import load_adapter
-from .units import on_grid, read_question, readable, reword
+from .units import THOUSANDS, on_grid, read_question, readable, reword
 
 SAMPLER_CHECKPOINT = "HuggingFaceTB/SmolLM2-1.7B-Instruct"
 _EQUATION = re.compile(r"(-?[\d,]*\.?\d+(?:[eE][-+]?\d+)?)\s*([*/x×])\s*(-?[\d,]*\.?\d+(?:[eE][-+]?\d+)?)\s*=\s*(-?[\d,]*\.?\d+(?:[eE][-+]?\d+)?)")
@@ -132,6 +134,7 @@ def generate_dataset(
     rationalize: bool = False,
     more_wordings: int = 0,
     grid: bool = False,
+    thousands: int = 0,
 ):
     """Sample rationales for the training questions and write the verified ones to output_json.
 
@@ -146,7 +149,9 @@ def generate_dataset(
     1,500), so RFT learns to read and multiply what people type, not only our generator's sentences.
     grid: each unit pair of the training questions is also asked at every quantity of `units.GRID` (1 to 10,
     0.5 to 9.5) that neither they nor output_json's rows ask (`units.on_grid`), so RFT trains on each pair's
-    products at the quantities people ask most."""
+    products at the quantities people ask most.
+    thousands: each unit pair is also asked at this many quantities from 1000 to 9500 (`units.THOUSANDS`, picked
+    at random) that no row asks: the prompt counts them in thousands ("1000 ft = 0.3048 km. 1.5 * 0.3048 =")."""
     torch.manual_seed(seed)  # an uninterrupted run repeats itself; a resumed one continues with a fresh stream
 
     output = Path(output_json)
@@ -157,6 +162,7 @@ def generate_dataset(
     train = [row for row, *_ in readable(Dataset("train").data[:max_question], "datagen")]
     train += reword(train, seed, more_wordings)  # none when more_wordings is 0
     train += on_grid(train + [row[:2] for row in rows], seed=seed) if grid else []
+    train += on_grid(train + [row[:2] for row in rows], THOUSANDS, seed, per_pair=thousands) if thousands else []
     held_out = {q for q, _ in Dataset("valid").data}  # a rewording may not ask a validation question
     questions = [(q, a) for q, a in train if q not in covered and q not in held_out]
     model = load_adapter(adapter, RFTModel) if adapter else RFTModel(checkpoint)  # sampled as RFT will prompt

@@ -509,14 +509,17 @@ def reword(rows: list[list], seed: int = 0, copies: int = 1) -> list[list]:
 
 
 GRID = [*range(1, 11), *(i + 0.5 for i in range(10))]  # 1 to 10 and 0.5 to 9.5: the quantities people ask most
+THOUSANDS = [500 * i for i in range(2, 20)]  # 1000 to 9500: "1,500 ft", counted in thousands in the prompt
 
 
-def on_grid(rows: list[list], quantities: list[int | float] = GRID, seed: int = 0) -> list[list]:
+def on_grid(rows: list[list], quantities: list[int | float] = GRID, seed: int = 0, per_pair: int | None = None) -> list[list]:
     """Every unit pair that `rows` convert, asked at each of `quantities` that none of its rows asks: in one of
     the generator's PHRASINGS with spellings from WRITTEN, the answer scaled from the pair's first row. The
     training rows ask a pair at two or three quantities; RFT gets about 0.95 of the conversions its data asks
     (in any words), against 0.55 to 0.85 of those it has to multiply out afresh (docs/EXPERIMENTS.md). For
-    training data only, like `reword`."""
+    training data only, like `reword`.
+
+    per_pair: ask each pair at only this many of those quantities, picked at random (seeded)."""
     rng = random.Random(seed)
     asked, first = set(), {}  # (units, n) that the rows ask; units -> (category, answer, n) of the pair's first row
     for question, answer in rows:
@@ -525,12 +528,12 @@ def on_grid(rows: list[list], quantities: list[int | float] = GRID, seed: int = 
             first.setdefault(reading.units, (reading.category, answer, reading.n))
     out = []
     for units, (cat, answer, n) in first.items():
-        for new_n in quantities:
-            new_answer = _scaled(answer, n, new_n)
-            if (units, new_n) in asked or not 0.01 <= new_answer <= 1e11:
-                continue
+        unasked = [new_n for new_n in quantities if (units, new_n) not in asked and 0.01 <= _scaled(answer, n, new_n) <= 1e11]
+        if per_pair is not None:
+            unasked = sorted(rng.sample(unasked, min(per_pair, len(unasked))), key=quantities.index)
+        for new_n in unasked:
             if (question := _asked(rng, *_spellings(rng, cat, units), new_n, str(new_n))) is not None:
-                out.append([question, new_answer])
+                out.append([question, _scaled(answer, n, new_n)])
     return out
 
 

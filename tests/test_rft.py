@@ -335,3 +335,14 @@ def test_datagen_grid_samples_each_pair_at_the_quantities_no_row_asks(tmp_path, 
     datagen.generate_dataset(str(out), oversample=2, max_question=3, extend=True, grid=True, seed=2)
     assert [list(x) for x in sampled] == [train[2]] + units.on_grid(train[:3], seed=2)  # the uncovered row, then the grid
     assert len(sampled) > 3 and json.loads(out.read_text())[:2] == rows
+
+
+def test_datagen_thousands_samples_each_pair_at_that_many_thousands(tmp_path, monkeypatch):
+    train = Dataset("train").data
+    sampled = sample_everything(monkeypatch)
+    datagen.generate_dataset(str(tmp_path / "rft.json"), oversample=2, max_question=3, grid=True, thousands=2, seed=5)
+    small = units.on_grid(train[:3], seed=5)
+    assert [list(x) for x in sampled] == train[:3] + small + units.on_grid(train[:3] + small, units.THOUSANDS, 5, per_pair=2)
+    thousands = [units.read_question(q) for q, _ in sampled[3 + len(small):]]
+    assert len(thousands) == 2 * len({units.read_question(q).units for q, _ in train[:3]})  # two for each pair
+    assert all(r.n in units.THOUSANDS for r in thousands)
