@@ -70,17 +70,33 @@ def benchmark(func, dataset: Dataset, max_question: int) -> BenchmarkResult:
     return BenchmarkResult.from_answers(answers, dataset, max_question)
 
 
+def quantity_kind(question: str) -> str:
+    """What kind of number the question asks about: "1 to 10" (all our generator asks), "decimal", "11 to 999",
+    "1000 and over", or "unread" when the question does not read as a conversion."""
+    from .units import read_question
+
+    if (reading := read_question(question)) is None:
+        return "unread"
+    n = reading.n
+    return "decimal" if n != int(n) else "1 to 10" if n <= 10 else "11 to 999" if n < 1000 else "1000 and over"
+
+
+def _accuracy_by(samples: list, key) -> str:
+    groups = defaultdict(list)
+    for s in samples:
+        groups[key(s.question)].append(s.is_correct)
+    return "  ".join(f"{k}={sum(v) / len(v):.2f} (n={len(v)})" for k, v in sorted(groups.items()))
+
+
 def evaluate(model, max_question: int = 100, split: str = "valid", show_misses: int = 5) -> BenchmarkResult:
-    """Benchmark on the first `max_question` questions and print the result, per unit category, and the
-    first misses with what the model wrote."""
+    """Benchmark on the first `max_question` questions and print the result, per unit category and per kind of
+    quantity (a set of other quantities scores lower for that alone), and the first misses with what the model wrote."""
     from .units import category
 
     result = benchmark(model, Dataset(split), max_question)
     print(f"accuracy={result.accuracy:.2f} answer_rate={result.answer_rate:.2f} ({len(result.samples)} {split} questions)")
-    by_category = defaultdict(list)
-    for s in result.samples:
-        by_category[category(s.question)].append(s.is_correct)
-    print("per category: " + "  ".join(f"{c}={sum(v) / len(v):.2f} (n={len(v)})" for c, v in sorted(by_category.items())))
+    print("per category: " + _accuracy_by(result.samples, category))
+    print("per quantity: " + _accuracy_by(result.samples, quantity_kind))
     misses = [s for s in result.samples if not s.is_correct][:show_misses]
     texts = model.batched_generate([model.format_prompt(s.question) for s in misses]) if misses else []
     for s, text in zip(misses, texts):

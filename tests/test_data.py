@@ -1,11 +1,12 @@
 import collections
+import json
 
 import pytest
 
 pytest.importorskip("pint", reason="computes the answers these tests check (absent on the GPU machine)")
 
 from homework import units
-from homework.data import DATA_DIR, Dataset, benchmark
+from homework.data import DATA_DIR, Dataset, benchmark, evaluate, quantity_kind
 
 SPLITS = {split: Dataset(split).data for split in ("train", "valid")}
 
@@ -93,3 +94,38 @@ def test_benchmark_scores_what_the_model_answers():
 def test_missing_split_is_a_clear_error():
     with pytest.raises(FileNotFoundError, match="no dataset split 'nope'"):
         Dataset("nope")
+
+
+@pytest.mark.parametrize("question, kind", [
+    ("How many g are there per 6 kg?", "1 to 10"),
+    ("How many g are there per 10 kg?", "1 to 10"),
+    ("convert 2.5 kg to pounds", "decimal"),
+    ("What is 40 ft in m?", "11 to 999"),
+    ("km in 1,000 ft?", "1000 and over"),
+    ("3 kelvin in celsius", "unread"),  # not a unit we know
+])
+def test_quantity_kind(question, kind):
+    assert quantity_kind(question) == kind
+
+
+def test_evaluate_reports_accuracy_per_kind_of_quantity(tmp_path, monkeypatch, capsys):
+    rows = [["How many g are there per 6 kg?", 6000.0], ["How many g are there per 2.5 kg?", 2500.0],
+            ["How many g are there per 1.5 kg?", 1500.0], ["How many g are there per 1,500 kg?", 1500000.0]]
+    (tmp_path / "valid.json").write_text(json.dumps(rows))
+    monkeypatch.setenv("HOMEWORK_DATA", str(tmp_path))
+
+    class RightOnDecimalsAndThousands:  # wrong on 6 kg and 1.5 kg
+        def answer(self, *questions):
+            return [a if i in (1, 3) else 0.0 for i, (_, a) in enumerate(rows)]
+
+        def format_prompt(self, question):
+            return question
+
+        def batched_generate(self, prompts):
+            return ["<answer>0</answer>"] * len(prompts)
+
+    evaluate(RightOnDecimalsAndThousands(), 10)
+    out = capsys.readouterr().out
+    assert "accuracy=0.50 answer_rate=1.00 (4 valid questions)" in out
+    assert "per quantity: 1 to 10=0.00 (n=1)  1000 and over=1.00 (n=1)  decimal=0.50 (n=2)\n" in out
+    assert out.count("  miss: ") == 2
