@@ -50,13 +50,16 @@ def test_shipped_rationales_are_correct_and_consistent():
 
 
 def test_shipped_rationales_count_thousands_in_their_power_of_ten():
-    # as the prompt's examples do (cot.rationale): "1000 MB = 1000000 KB. 5 * 1000000 = 5000000." for 5000 MB
+    # as the prompt's examples do (cot.rationale): "1000 MB = 1000000 KB. 5 * 1000000 = 5000000." for 5000 MB;
+    # 33 rows of --thousands state the question's own quantity first ("2500 feet = 762.08 m. 2.5 * 304.8 = 762.08.")
     rows = [(q, a, r, units.read_question(q).n) for q, a, r in json.loads((DATA_DIR / "rft.json").read_text())]
     big = [(q, a, r, n) for q, a, r, n in rows if n >= 1000]
-    assert len(big) >= 100
+    assert len(big) >= 700
     for question, answer, reasoning, n in big:
-        assert reasoning.startswith(f"{10 ** (len(str(int(n))) - 1)} "), reasoning
-        assert datagen.select(answer, [reasoning], n) == reasoning, reasoning  # a true statement of that factor
+        per = 10 ** (len(str(int(n))) - 1)
+        assert reasoning.startswith((f"{per} ", f"{n:g} ")), reasoning
+        assert float(re.search(r"([\d.]+) \* ", reasoning).group(1)) == n / per, reasoning  # 2.5 * ..., not 2500 * ...
+        assert datagen.select(answer, [reasoning], n) == reasoning, reasoning  # a true statement of the factor
 
 
 def test_select_keeps_a_correct_sample_and_drops_the_rest():
