@@ -161,8 +161,9 @@ def generate_dataset(
     covered = {q for q, _, _ in rows}
     train = [row for row, *_ in readable(Dataset("train").data[:max_question], "datagen")]
     train += reword(train, seed, more_wordings)  # none when more_wordings is 0
-    train += on_grid(train + [row[:2] for row in rows], seed=seed) if grid else []
-    train += on_grid(train + [row[:2] for row in rows], THOUSANDS, seed, per_pair=thousands) if thousands else []
+    asked = [row[:2] for row in rows]  # the output's rows: the grid skips what they ask too
+    train += on_grid(train + asked, seed=seed) if grid else []
+    train += on_grid(train + asked, THOUSANDS, seed, per_pair=thousands) if thousands else []
     held_out = {q for q, _ in Dataset("valid").data}  # a rewording may not ask a validation question
     questions = [(q, a) for q, a in train if q not in covered and q not in held_out]
     model = load_adapter(adapter, RFTModel) if adapter else RFTModel(checkpoint)  # sampled as RFT will prompt

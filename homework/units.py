@@ -528,12 +528,13 @@ def on_grid(rows: list[list], quantities: list[int | float] = GRID, seed: int = 
             first.setdefault(reading.units, (reading.category, answer, reading.n))
     out = []
     for units, (cat, answer, n) in first.items():
-        unasked = [new_n for new_n in quantities if (units, new_n) not in asked and 0.01 <= _scaled(answer, n, new_n) <= 1e11]
+        unasked = [(new_n, new_answer) for new_n in quantities
+                   if (units, new_n) not in asked and 0.01 <= (new_answer := _scaled(answer, n, new_n)) <= 1e11]
         if per_pair is not None:
-            unasked = sorted(rng.sample(unasked, min(per_pair, len(unasked))), key=quantities.index)
-        for new_n in unasked:
+            unasked = sorted(rng.sample(unasked, min(per_pair, len(unasked))), key=unasked.index)
+        for new_n, new_answer in unasked:
             if (question := _asked(rng, *_spellings(rng, cat, units), new_n, str(new_n))) is not None:
-                out.append([question, _scaled(answer, n, new_n)])
+                out.append([question, new_answer])
     return out
 
 
