@@ -87,7 +87,10 @@ def rationale(n: float, src: str, dst: str, answer: float, digits: int | None = 
 
 class CoTModel(BaseLLM):
     max_new_tokens = 64
-    num_examples = 3
+    # More worked products of the question's pair to copy the pattern of. First 100 valid / reworded, with every
+    # example of the question's pair (below): 3 0.46 / 0.44, 4 0.49 / 0.45, 6 0.52 / 0.46, 8 0.50 / 0.48,
+    # 10 0.50 / 0.47; all 300 reworded: 3 0.39, 4 0.43, 8 0.46 (EXPERIMENTS.md).
+    num_examples = 8
     # Same-pair examples asked in the question's own words and spellings, only the quantity changed
     # ("how many grammes in 2 kilos" -> "how many grammes in 3 kilos"), so the model copies a worked
     # answer of the same form. Off: the training rows as they are written (how the RFT adapter was trained).
@@ -95,6 +98,12 @@ class CoTModel(BaseLLM):
     # Factors in the worked examples to 4 significant digits (0.4536, not 0.453592), well inside the 5% the
     # grader allows: first 100 valid 0.39 -> 0.43, reworded 0.33 -> 0.35 (EXPERIMENTS.md). None: 6, as fmt writes them.
     factor_digits: int | None = 4
+    # Every example converts the question's own pair wherever the training answers give its factor (`factor`):
+    # after the pair's rows, the quantities of its category's rows, at that factor. The model copies a factor
+    # it sees in each example far better than one it sees once among other pairs' (with 3 examples, first 100
+    # valid / reworded: 0.44 / 0.37 -> 0.46 / 0.44; the prompts with fewer than 3 of the pair had scored 5/17
+    # and 7/27). Off: other pairs fill in, as the shipped RFT adapter was trained.
+    examples_all_of_the_pair = True
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -124,8 +133,9 @@ class CoTModel(BaseLLM):
         A quantity unlike the training questions' (8.5, 40, 1,500) is matched: each example's quantity takes the
         question's shape with the training row's digit in front (3.5, 70, 2,500 from a row that asks 3, 7, 2; 1.5 from a row that asks 10),
         and its answer scales with it, so the examples show multiplications like the one the question needs.
-        A pair that no training row converts, or whose rows all ask the question's own quantity, borrows the
-        quantities of its category's rows, with the factor that the training answers give (`factor`)."""
+        Past the pair's own rows (and for a pair that no training row converts, or whose rows all ask the question's
+        own quantity) the examples borrow the quantities of its category's rows, with the factor that the training
+        answers give (`factor`): all of them the question's pair (`examples_all_of_the_pair`)."""
         reading, at = read_with_span(question) or (None, (0, 0))  # read once: its quantity is rewritten below
         pair, cat = (reading.units, reading.category) if reading else (None, "unknown")
         like = reading is not None and not simple(reading.n)
@@ -133,9 +143,10 @@ class CoTModel(BaseLLM):
         def quantity(r) -> float:  # an example's quantity: the row's own, or its first digit in the question's shape
             return shaped(reading.n, leading_digit(r.n)) if like else r.n
 
-        # the pair's own rows, unless there are none (or no reading: pair is None) or each asks the question's quantity: then borrow
+        # the pair's own rows, then its category's rows at the pair's factor (borrowed). Off examples_all_of_the_pair,
+        # borrowed only where the pair has no row to show (none, or no reading: pair is None, or each asks the question's quantity)
         own = any(r.units == pair and quantity(r) != reading.n for _, _, r, _ in self.train)
-        borrowed = self.factor(pair) if reading is not None and not own else None
+        borrowed = self.factor(pair) if reading is not None and (self.examples_all_of_the_pair or not own) else None
 
         def rank(row):
             return (row[2].units != pair, row[2].category != cat)
@@ -172,7 +183,9 @@ class RFTModel(CoTModel):
     are written, only a quantity unlike theirs matched (`CoTModel.examples`), factors to 4 digits as CoT's.
     (With that adapter, first 100 of valid / reworded: 0.94 / 0.92.)"""
 
+    num_examples = 3
     examples_in_question_wording = False
+    examples_all_of_the_pair = False
 
 
 def load(checkpoint: str = loader.DEFAULT_CHECKPOINT) -> CoTModel:

@@ -90,16 +90,19 @@ def _accuracy_by(samples: list, key) -> str:
 
 def evaluate(model, max_question: int = 100, split: str = "valid", show_misses: int = 5) -> BenchmarkResult:
     """Benchmark on the first `max_question` questions and print the result, per unit category and per kind of
-    quantity (a set of other quantities scores lower for that alone), and the first misses with what the model wrote."""
+    quantity (a set of other quantities scores lower for that alone), and the first misses with what the model wrote.
+    `benchmark`'s answers, generated once: a batch of other prompts pads differently, and in bf16 can write otherwise."""
     from .units import category
 
-    result = benchmark(model, Dataset(split), max_question)
+    dataset = Dataset(split)
+    questions = [dataset[i][0] for i in range(min(len(dataset), max_question))]
+    texts = model.batched_generate([model.format_prompt(q) for q in questions])
+    result = BenchmarkResult.from_answers([model.parse_answer(t) for t in texts], dataset, len(questions))
     print(f"accuracy={result.accuracy:.2f} answer_rate={result.answer_rate:.2f} ({len(result.samples)} {split} questions)")
     print("per category: " + _accuracy_by(result.samples, category))
     print("per quantity: " + _accuracy_by(result.samples, quantity_kind))
-    misses = [s for s in result.samples if not s.is_correct][:show_misses]
-    texts = model.batched_generate([model.format_prompt(s.question) for s in misses]) if misses else []
-    for s, text in zip(misses, texts):
+    misses = [(s, text) for s, text in zip(result.samples, texts) if not s.is_correct][:show_misses]
+    for s, text in misses:
         print(f"  miss: {s.question!r} expected {s.correct_answer:g}, got {s.answer:g} from {text!r}")
     return result
 

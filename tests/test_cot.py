@@ -147,6 +147,19 @@ def test_examples_prefer_the_same_unit_pair_then_the_same_category(cot):
         assert all(read_question(q).units == ("kilogram", "gram") for q, _ in examples)
 
 
+def test_every_cot_example_converts_the_question_pair_at_one_factor(cot):
+    # One training row converts gallons to quarts; the other examples were other volumes (gallons to fluid ounces),
+    # and the model wrote "1 gallon = 128 qt". Now the pair's factor fills in at the other rows' quantities.
+    for question, _ in Dataset("valid").data[:200] + Dataset("reworded").data[:100]:
+        reading = read_question(question)
+        examples = cot.examples(question)
+        assert {read_question(q).units for q, _ in examples} == {reading.units}, question
+        assert len({worked.split(". ")[0].split(" = ")[1] for _, worked in examples}) == 1, examples  # one factor
+    rft = RFTModel(model=cot.model, tokenizer=cot.tokenizer)  # as its adapter was trained: other pairs fill in
+    assert [read_question(q).units for q, _ in rft.examples("Convert gallon to qt: 6")][-1] == ("gallon", "quart")
+    assert len({read_question(q).units for q, _ in rft.examples("Convert gallon to qt: 6")}) > 1
+
+
 def test_a_pair_no_training_row_converts_borrows_the_factor_from_the_others(cot):
     pytest.importorskip("pint")
     from homework.units import convert

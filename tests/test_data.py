@@ -6,6 +6,7 @@ import pytest
 pytest.importorskip("pint", reason="computes the answers these tests check (absent on the GPU machine)")
 
 from homework import units
+from homework.base_llm import parse_answer
 from homework.data import DATA_DIR, Dataset, benchmark, evaluate, quantity_kind
 
 SPLITS = {split: Dataset(split).data for split in ("train", "valid")}
@@ -115,17 +116,21 @@ def test_evaluate_reports_accuracy_per_kind_of_quantity(tmp_path, monkeypatch, c
     monkeypatch.setenv("HOMEWORK_DATA", str(tmp_path))
 
     class RightOnDecimalsAndThousands:  # wrong on 6 kg and 1.5 kg
-        def answer(self, *questions):
-            return [a if i in (1, 3) else 0.0 for i, (_, a) in enumerate(rows)]
+        calls = 0
 
         def format_prompt(self, question):
             return question
 
-        def batched_generate(self, prompts):
-            return ["<answer>0</answer>"] * len(prompts)
+        def batched_generate(self, prompts):  # a reply that differs from call to call, as a batch of others can
+            self.calls += 1
+            return [f"call {self.calls}: <answer>{a if q in (rows[1][0], rows[3][0]) else 0}</answer>" for q, (_, a) in zip(prompts, rows)]
 
-    evaluate(RightOnDecimalsAndThousands(), 10)
+        parse_answer = staticmethod(parse_answer)
+
+    model = RightOnDecimalsAndThousands()
+    evaluate(model, 10)
     out = capsys.readouterr().out
     assert "accuracy=0.50 answer_rate=1.00 (4 valid questions)" in out
     assert "per quantity: 1 to 10=0.00 (n=1)  1000 and over=1.00 (n=1)  decimal=0.50 (n=2)\n" in out
-    assert out.count("  miss: ") == 2
+    # the misses shown are what was scored, not a second generation
+    assert model.calls == 1 and out.count("  miss: ") == 2 and out.count("from 'call 1: <answer>0</answer>'") == 2
