@@ -104,6 +104,19 @@ def test_a_prompt_starts_as_soon_as_a_row_is_free(tiny_model, tokenizer):
     assert any(calls[i][0] == 1 and calls[i][1] > 1 and calls[i + 1] == (2, 1) for i in range(len(calls) - 1))
 
 
+def test_a_long_prefill_runs_in_chunks_and_changes_no_token(tiny_model, tokenizer):
+    # The prompts admitted at once are prefilled in chunks of about cpu_prefill_tokens, longest first: here two
+    # prompts a chunk, then the two shortest (under the budget together), with the completions of one prefill.
+    llm = BaseLLM(model=tiny_model, tokenizer=tokenizer)
+    llm.max_new_tokens = 8
+    whole = llm.batched_generate(PROMPTS)
+    llm.cpu_prefill_tokens = 2 * max(len(ids) for ids in tokenizer(PROMPTS)["input_ids"])
+    calls = record_calls(tiny_model, lambda kwargs: tuple(kwargs["input_ids"].shape))
+    assert llm.batched_generate(PROMPTS) == whole
+    assert [rows for rows, tokens in calls if tokens > 1] == [2, 2]
+    assert calls[2] == (4, 1)  # then all four rows decode together
+
+
 def test_num_return_sequences_shapes(tiny_model, tokenizer):
     llm = BaseLLM(model=tiny_model, tokenizer=tokenizer)
     llm.max_new_tokens = 4
