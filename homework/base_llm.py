@@ -119,7 +119,7 @@ class BaseLLM:
         bar = tqdm(total=len(prompts), desc="generate", disable=len(prompts) <= 3 * rows // n, leave=False)
         while running or started < len(prompts):
             new = min((rows - len(running)) // n, len(prompts) - started)
-            while new > 0:  # in chunks of about prefill_tokens on a CPU (the prompts are longest first)
+            while new > 0:  # in chunks of about cpu_prefill_tokens on a CPU (the prompts are longest first)
                 take = min(new, max(1, budget // len(prompts[started]))) if budget else new
                 state = self._prefill(prompts[started : started + take], n, cache, cache_name, prefix)
                 if running:

@@ -91,7 +91,8 @@ def _accuracy_by(samples: list, key) -> str:
 def evaluate(model, max_question: int = 100, split: str = "valid", show_misses: int = 5) -> BenchmarkResult:
     """Benchmark on the first `max_question` questions and print the result, per unit category and per kind of
     quantity (a set of other quantities scores lower for that alone), and the first misses with what the model wrote.
-    `benchmark`'s answers, generated once: a batch of other prompts pads differently, and in bf16 can write otherwise."""
+    The answers are `benchmark`'s (as `BaseLLM.answer` gives them), and the texts are kept: the misses shown are the
+    texts scored, not a second generation (a batch of other prompts pads differently, and in bf16 can write otherwise)."""
     from .units import category
 
     dataset = Dataset(split)
