@@ -145,8 +145,9 @@ class CoTModel(BaseLLM):
 
         # the pair's own rows, then its category's rows at the pair's factor (borrowed). Off examples_all_of_the_pair,
         # borrowed only where the pair has no row to show (none, or no reading: pair is None, or each asks the question's quantity)
-        own = any(r.units == pair and quantity(r) != reading.n for _, _, r, _ in self.train)
-        borrowed = self.factor(pair) if reading is not None and (self.examples_all_of_the_pair or not own) else None
+        borrow = reading is not None and (self.examples_all_of_the_pair or not any(
+            r.units == pair and quantity(r) != reading.n for _, _, r, _ in self.train))  # the scan only for RFT
+        borrowed = self.factor(pair) if borrow else None
 
         def rank(row):
             return (row[2].units != pair, row[2].category != cat)
