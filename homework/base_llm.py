@@ -11,7 +11,7 @@ import torch
 from tqdm import tqdm
 from transformers import DynamicCache
 
-from . import loader
+from . import calculator as calc, loader
 from .kv_cache import RowCache, cache_argument, fill_holes
 
 _NUMBER = r"[-+]?(?:\d[\d,]*)?\.?\d+(?:[eE][-+]?\d+)?"
@@ -58,7 +58,10 @@ class BaseLLM:
     # bf16: 68 s unchunked, 48 s at 8192). None: all at once, as on a GPU.
     cpu_prefill_tokens: int | None = 8192
 
-    def __init__(self, checkpoint: str = loader.DEFAULT_CHECKPOINT, model=None, tokenizer=None, dtype=None):
+    def __init__(self, checkpoint: str = loader.DEFAULT_CHECKPOINT, model=None, tokenizer=None, dtype=None, calculator: bool = False):
+        # calculator: after a row writes `a * b =`, the decoder writes the result for it (calculator.py). Off, the
+        # model computes everything itself: that is the model the course grades.
+        self.calculator = calculator
         if model is None:
             model, tokenizer = loader.load(checkpoint, dtype)  # dtype None: the device policy's
         else:
@@ -108,6 +111,7 @@ class BaseLLM:
         eos = self.model.generation_config.eos_token_id
         eos = {self.tokenizer.eos_token_id, *(eos if isinstance(eos, list) else [eos])}
         outputs = [[] for _ in range(len(prompts) * n)]
+        forced = {}  # output row -> the calculator's tokens it writes next, one a decode step
         running, started = [], 0  # which output each row writes to; how many prompts have started
         cache = RowCache(self.model, rows, columns)
         cache_name = cache_argument(self.model)  # looked up once, not on every step
@@ -130,8 +134,12 @@ class BaseLLM:
                 bar.update(take)
 
             tokens = self.next_token(logits, temperature)
+            if forced:
+                tokens = self._force(tokens, running, forced)
             for row, token in zip(running, tokens.tolist()):
                 outputs[row].append(token)
+            if self.calculator:
+                self._calculate(running, outputs, forced)
             done = self.finished([outputs[row] for row in running], eos)
             keep = [i for i, row in enumerate(running) if not done[i] and len(outputs[row]) < self.max_new_tokens]
             if len(keep) < len(running):
@@ -148,6 +156,29 @@ class BaseLLM:
                 logits = self.model(input_ids=tokens[:, None], attention_mask=mask, position_ids=position, **{cache_name: cache}, use_cache=True).logits[:, -1]
         bar.close()
         return self.tokenizer.batch_decode(outputs, skip_special_tokens=True)
+
+    def _force(self, tokens: torch.Tensor, running: list[int], forced: dict[int, list[int]]) -> torch.Tensor:
+        """The step's tokens, with each row that has calculator tokens queued writing the next of them instead."""
+        tokens = tokens.clone()
+        for i, row in enumerate(running):
+            if queue := forced.get(row):
+                tokens[i] = queue.pop(0)
+                if not queue:
+                    del forced[row]
+        return tokens
+
+    def _calculate(self, running: list[int], outputs: list[list[int]], forced: dict[int, list[int]]):
+        """Queue the result's tokens for every row whose newest token holds `=` after an arithmetic expression."""
+        rows = [row for row in running if row not in forced and self._has_equals(outputs[row][-1])]
+        for row, text in zip(rows, self.tokenizer.batch_decode([outputs[row] for row in rows], skip_special_tokens=True)):
+            if written := calc.completion(text):
+                forced[row] = self.tokenizer(written, add_special_tokens=False)["input_ids"]
+
+    def _has_equals(self, token: int) -> bool:
+        memo = self.__dict__.setdefault("_equals", {})  # token -> whether its text holds "=", decoded once
+        if token not in memo:
+            memo[token] = "=" in self.tokenizer.decode([token])
+        return memo[token]
 
     def _shared_prefix(self, prompts: list[list[int]], cache_name: str, min_tokens: int = 16) -> DynamicCache | None:
         """The KV cache of the tokens every prompt starts with (a few-shot prompt's system line and template),

@@ -3,6 +3,8 @@ training set that convert between the same two units.
 
     python -m homework.cot test                      # first 100 valid questions
     python -m homework.cot test --split reworded     # the same questions asked in other words
+    python -m homework.cot test --split offgrid      # quantities no training row asks (3.7, 0.25, 45, 250)
+    python -m homework.cot test --calculator         # the decoder writes each product the model sets up
     python -m homework.cot ask "How many inches in 3 feet?"            # one question (--show_prompt)
     python -m homework.cot show "How many gram are there per 6 kg?"   # the exact rendered prompt
 """
@@ -11,6 +13,7 @@ from decimal import Decimal
 
 from . import loader
 from .base_llm import BaseLLM
+from .calculator import fmt
 from .data import Dataset, ask as ask_model, evaluate
 from .units import NOT_DECIMAL, number, read_with_span, readable
 
@@ -18,14 +21,6 @@ SYSTEM = (
     "You convert units. Be concise: state how many of the target unit make one of the source unit, "
     "multiply, and give the number in <answer></answer> tags."
 )
-
-
-def fmt(x: float) -> str:
-    """A number as a person writes it: no exponent, at most 6 significant digits, no trailing zeros."""
-    if abs(x) >= 1e5:
-        return str(round(x))
-    text = f"{x:.{max(0, 5 - len(str(int(abs(x)))) + 1)}f}" if abs(x) >= 1 else f"{x:.6g}"
-    return text.rstrip("0").rstrip(".") if "." in text and "e" not in text else text
 
 
 def plain_numbers(text: str) -> str:
@@ -189,16 +184,17 @@ class RFTModel(CoTModel):
     examples_all_of_the_pair = False
 
 
-def load(checkpoint: str = loader.DEFAULT_CHECKPOINT) -> CoTModel:
-    return CoTModel(checkpoint)
+def load(checkpoint: str = loader.DEFAULT_CHECKPOINT, calculator: bool = False) -> CoTModel:
+    """calculator: the decoder writes each product the model sets up (`a * b =`); off, the pure model, as graded."""
+    return CoTModel(checkpoint, calculator=calculator)
 
 
-def test(max_question: int = 100, split: str = "valid", checkpoint: str = loader.DEFAULT_CHECKPOINT):
-    evaluate(load(checkpoint), max_question, split)
+def test(max_question: int = 100, split: str = "valid", checkpoint: str = loader.DEFAULT_CHECKPOINT, calculator: bool = False):
+    evaluate(load(checkpoint, calculator), max_question, split)
 
 
-def ask(question: str, show_prompt: bool = False, checkpoint: str = loader.DEFAULT_CHECKPOINT):
-    ask_model(load(checkpoint), question, show_prompt)
+def ask(question: str, show_prompt: bool = False, checkpoint: str = loader.DEFAULT_CHECKPOINT, calculator: bool = False):
+    ask_model(load(checkpoint, calculator), question, show_prompt)
 
 
 def show(question: str = "How many gram are there per 6 kg?", checkpoint: str = loader.DEFAULT_CHECKPOINT):

@@ -2,7 +2,7 @@
 import json
 import math
 import os
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,14 +71,37 @@ def benchmark(func, dataset: Dataset, max_question: int) -> BenchmarkResult:
 
 
 def quantity_kind(question: str) -> str:
-    """What kind of number the question asks about: "1 to 10" (all our generator asks), "decimal", "11 to 999",
-    "1000 and over", or "unread" when the question does not read as a conversion."""
+    """What kind of number the question asks about: "1 to 10" (all our generator asks), "half" (2.5), "quarter"
+    (1.75), "decimal" (3.7, 0.35), "11 to 999", "1000 and over", or "unread" when the question does not read as a
+    conversion. Our training grid covers 1 to 10 and the halves (data/offgrid.json asks the others)."""
     from .units import read_question
 
     if (reading := read_question(question)) is None:
         return "unread"
     n = reading.n
-    return "decimal" if n != int(n) else "1 to 10" if n <= 10 else "11 to 999" if n < 1000 else "1000 and over"
+    if n >= 1000:
+        return "1000 and over"
+    if n == int(n):
+        return "1 to 10" if n <= 10 else "11 to 999"
+    return "half" if n * 2 == int(n * 2) else "quarter" if n * 4 == int(n * 4) else "decimal"
+
+
+def miss_kind(question: str, text: str, answer: float, correct_answer: float) -> str:
+    """Why a wrong answer is wrong: "no answer" (none parsed), "unread" (the question does not read, so there is no
+    factor to check), "power of ten" (within 5% of the truth times 10^k), "wrong factor" (the text does not open
+    with a true statement of the factor: `datagen.states_the_factor`), else "product" (the factor right, the
+    multiplication more than 5% off)."""
+    from .datagen import states_the_factor
+    from .units import read_question
+
+    if math.isnan(answer):
+        return "no answer"
+    if answer > 0 and correct_answer > 0 and (k := round(math.log10(answer / correct_answer))) != 0:
+        if is_answer_valid(answer / 10**k, correct_answer):
+            return "power of ten"
+    if (reading := read_question(question)) is None or not reading.n:
+        return "unread"
+    return "product" if states_the_factor(text, correct_answer / reading.n) else "wrong factor"
 
 
 def _accuracy_by(samples: list, key) -> str:
@@ -90,7 +113,8 @@ def _accuracy_by(samples: list, key) -> str:
 
 def evaluate(model, max_question: int = 100, split: str = "valid", show_misses: int = 5) -> BenchmarkResult:
     """Benchmark on the first `max_question` questions and print the result, per unit category and per kind of
-    quantity (a set of other quantities scores lower for that alone), and the first misses with what the model wrote.
+    quantity (a set of other quantities scores lower for that alone), the misses counted by kind (`miss_kind`), and
+    the first misses with what the model wrote.
     The answers are `benchmark`'s (as `BaseLLM.answer` gives them), and the texts are kept: the misses shown are the
     texts scored, not a second generation (a batch of other prompts pads differently, and in bf16 can write otherwise)."""
     from .units import category
@@ -102,8 +126,10 @@ def evaluate(model, max_question: int = 100, split: str = "valid", show_misses: 
     print(f"accuracy={result.accuracy:.2f} answer_rate={result.answer_rate:.2f} ({len(result.samples)} {split} questions)")
     print("per category: " + _accuracy_by(result.samples, category))
     print("per quantity: " + _accuracy_by(result.samples, quantity_kind))
-    misses = [(s, text) for s, text in zip(result.samples, texts) if not s.is_correct][:show_misses]
-    for s, text in misses:
+    misses = [(s, text) for s, text in zip(result.samples, texts) if not s.is_correct]
+    kinds = Counter(miss_kind(s.question, text, s.answer, s.correct_answer) for s, text in misses)
+    print("misses: " + "  ".join(f"{kind}={count}" for kind, count in kinds.most_common()) if misses else "misses: none")
+    for s, text in misses[:show_misses]:
         print(f"  miss: {s.question!r} expected {s.correct_answer:g}, got {s.answer:g} from {text!r}")
     return result
 

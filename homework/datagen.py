@@ -10,6 +10,7 @@
                                       # ... and each training question asked once more in other words
     python -m homework.datagen data/rft.json --extend --adapter homework/rft_model --rationalize --grid --thousands 3
                                       # ... and each unit pair at the small quantities no row asks, and at 3 thousands
+    python -m homework.datagen data/rft.json --calculator     # the decoder writes each product the sampler sets up
 
 Rows are [question, answer, reasoning]. Progress is saved atomically after every chunk in
 OUTPUT.partial; a killed run started again resumes from there.
@@ -23,10 +24,10 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from . import loader
+from . import loader, offgrid
 from .base_llm import parse_answer
 from .cot import RFTModel
-from .data import Dataset, is_answer_valid
+from .data import DATA_DIR, Dataset, data_dir, is_answer_valid
 from .sft import load_adapter
 from .units import THOUSANDS, on_grid, read_question, readable, reword
 
@@ -110,6 +111,11 @@ def sample_rationales(model, questions: list[tuple[str, float]], oversample: int
     return done
 
 
+def asks(question: str, conversions: set) -> bool:
+    """Whether the question converts one of these (unit pair, quantity)s."""
+    return bool(conversions) and (reading := read_question(question)) is not None and (reading.units, reading.n) in conversions
+
+
 def report(results: dict, oversample: int) -> dict:
     """Yield (a rationale kept), pass@1 and pass@k, where k = oversample."""
     n = max(len(results), 1)
@@ -135,6 +141,7 @@ def generate_dataset(
     more_wordings: int = 0,
     grid: bool = False,
     thousands: int = 0,
+    calculator: bool = False,
 ):
     """Sample rationales for the training questions and write the verified ones to output_json.
 
@@ -151,7 +158,11 @@ def generate_dataset(
     0.5 to 9.5) that neither they nor output_json's rows ask (`units.on_grid`), so RFT trains on each pair's
     products at the quantities people ask most.
     thousands: each unit pair is also asked at this many quantities from 1000 to 9500 (`units.THOUSANDS`, picked
-    at random) that no row asks: the prompt counts them in thousands ("1000 ft = 0.3048 km. 1.5 * 0.3048 =")."""
+    at random) that no row asks: the prompt counts them in thousands ("1000 ft = 0.3048 km. 1.5 * 0.3048 =").
+    calculator: the decoder writes each product the sampler sets up (`calculator.py`): the arithmetic of every
+    sample holds by construction, and the verifier still checks the factor and the answer.
+    No question is asked that converts what an evaluation set asks: a valid question, or the unit pair and quantity
+    of a row of data/offgrid.json."""
     torch.manual_seed(seed)  # an uninterrupted run repeats itself; a resumed one continues with a fresh stream
 
     output = Path(output_json)
@@ -165,8 +176,10 @@ def generate_dataset(
     train += on_grid(train + asked, seed=seed) if grid else []
     train += on_grid(train + asked, THOUSANDS, seed, per_pair=thousands) if thousands else []
     held_out = {q for q, _ in Dataset("valid").data}  # a rewording may not ask a validation question
-    questions = [(q, a) for q, a in train if q not in covered and q not in held_out]
-    model = load_adapter(adapter, RFTModel) if adapter else RFTModel(checkpoint)  # sampled as RFT will prompt
+    off_grid = offgrid.asked([DATA_DIR / "offgrid.json", data_dir() / "offgrid.json"])  # nor an off-grid conversion
+    questions = [(q, a) for q, a in train if q not in covered and q not in held_out and not asks(q, off_grid)]
+    # sampled as RFT will prompt
+    model = load_adapter(adapter, RFTModel, calculator=calculator) if adapter else RFTModel(checkpoint, calculator=calculator)
     results = sample_rationales(model, questions, oversample, temperature, progress, rationalize=rationalize)
     report(results, oversample)
     rows += [[q, a, reasoning] for q, (a, reasoning, _) in results.items() if reasoning is not None]

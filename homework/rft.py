@@ -6,6 +6,8 @@
     python -m homework.rft train --rounds 2 --rationalize   # ... with the true answer as a hint while sampling
     python -m homework.rft test                    # evaluates homework/rft_model
     python -m homework.rft test --split reworded   # ... on the same questions asked in other words
+    python -m homework.rft test --split offgrid    # ... on quantities no training row asks
+    python -m homework.rft test --calculator       # ... with the decoder writing each product (calculator.py)
     python -m homework.rft ask "How many inches in 3 feet?"   # one question; --show_prompt prints the prompt
     python -m homework.rft show                    # a training example, the trained tokens in [brackets]
 
@@ -29,9 +31,10 @@ from .units import readable
 MODEL_DIR = Path(__file__).resolve().parent / "rft_model"
 
 
-def load(path: str | Path = MODEL_DIR) -> RFTModel:
-    """The RFT model: the CoT prompt, with the LoRA adapter trained on rationales sampled under it."""
-    return sft.load_adapter(path, RFTModel)
+def load(path: str | Path = MODEL_DIR, calculator: bool = False) -> RFTModel:
+    """The RFT model: the CoT prompt, with the LoRA adapter trained on rationales sampled under it.
+    calculator: the decoder writes each product the model sets up (`a * b =`); off, the pure model, as graded."""
+    return sft.load_adapter(path, RFTModel, calculator=calculator)
 
 
 def examples_from(model: RFTModel, rows: list[list]) -> list[tuple[str, str]]:
@@ -98,12 +101,12 @@ def train(
         print(f"{line} ({time.time() - start:.0f} s)")
 
 
-def test(path: str = str(MODEL_DIR), max_question: int = 100, split: str = "valid"):
-    evaluate(load(path), max_question, split)
+def test(path: str = str(MODEL_DIR), max_question: int = 100, split: str = "valid", calculator: bool = False):
+    evaluate(load(path, calculator), max_question, split)
 
 
-def ask(question: str, path: str = str(MODEL_DIR), show_prompt: bool = False):
-    ask_model(load(path), question, show_prompt)
+def ask(question: str, path: str = str(MODEL_DIR), show_prompt: bool = False, calculator: bool = False):
+    ask_model(load(path, calculator), question, show_prompt)
 
 
 def show(index: int = 0, data: str = str(data_dir() / "rft.json"), checkpoint: str = loader.DEFAULT_CHECKPOINT):

@@ -193,15 +193,15 @@ def require_adapter(path: str | Path) -> Path:
     return path
 
 
-def load_adapter(path: str | Path, model_class=BaseLLM, merge: bool = True) -> BaseLLM:
-    """A model_class holding the base model the adapter in `path` records, with the adapter loaded and, for
+def load_adapter(path: str | Path, model_class=BaseLLM, merge: bool = True, **kwargs) -> BaseLLM:
+    """A model_class (made with `kwargs`) holding the base model the adapter in `path` records, with the adapter loaded and, for
     inference, merged into the base weights (unmerged, every linear layer runs its LoRA as extra small ops
     at every decode step; see docs/PERFORMANCE.md)."""
     from peft import PeftConfig, PeftModel
 
     path = require_adapter(path)
     base = PeftConfig.from_pretrained(path).base_model_name_or_path
-    llm = model_class(base)
+    llm = model_class(base, **kwargs)
     if llm.model.name_or_path != base:
         raise loader.CheckpointError(f"the adapter in {path} was trained on {base}, but the base model loaded is {llm.model.name_or_path}")
     try:

@@ -153,8 +153,10 @@ def _composed_speeds() -> dict[str, str]:
     return composed
 
 
-# What the reader knows: the written spellings, and speeds composed as people write them.
-SPELLINGS = {cat: {**table, **(_composed_speeds() if cat == "speed" else {})} for cat, table in WRITTEN.items()}
+# Spellings the reader knows but the generators never write (adding them to WRITTEN would change the data they made).
+READ_ONLY = {"volume": {"mm**3": "millimeter ** 3", "cubic mm": "millimeter ** 3", "cubic cm": "centimeter ** 3", "cubic m": "meter ** 3"}}
+# What the reader knows: the written spellings, speeds composed as people write them, and READ_ONLY.
+SPELLINGS = {cat: {**table, **(_composed_speeds() if cat == "speed" else {}), **READ_ONLY.get(cat, {})} for cat, table in WRITTEN.items()}
 _MEANINGS = {}  # spelling -> {category: pint expression}; most spellings have one category, "ounce" two
 for _cat, _spellings in SPELLINGS.items():
     for _spelling, _expression in _spellings.items():

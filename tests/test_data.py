@@ -7,7 +7,7 @@ pytest.importorskip("pint", reason="computes the answers these tests check (abse
 
 from homework import units
 from homework.base_llm import parse_answer
-from homework.data import DATA_DIR, Dataset, benchmark, evaluate, quantity_kind
+from homework.data import DATA_DIR, Dataset, benchmark, evaluate, miss_kind, quantity_kind
 
 SPLITS = {split: Dataset(split).data for split in ("train", "valid")}
 
@@ -100,7 +100,9 @@ def test_missing_split_is_a_clear_error():
 @pytest.mark.parametrize("question, kind", [
     ("How many g are there per 6 kg?", "1 to 10"),
     ("How many g are there per 10 kg?", "1 to 10"),
-    ("convert 2.5 kg to pounds", "decimal"),
+    ("convert 2.5 kg to pounds", "half"),
+    ("convert 1.75 kg to pounds", "quarter"), ("convert 0.25 kg to pounds", "quarter"),
+    ("convert 3.7 kg to pounds", "decimal"), ("convert 0.35 kg to pounds", "decimal"),
     ("What is 40 ft in m?", "11 to 999"),
     ("km in 1,000 ft?", "1000 and over"),
     ("3 kelvin in celsius", "unread"),  # not a unit we know
@@ -131,6 +133,23 @@ def test_evaluate_reports_accuracy_per_kind_of_quantity(tmp_path, monkeypatch, c
     evaluate(model, 10)
     out = capsys.readouterr().out
     assert "accuracy=0.50 answer_rate=1.00 (4 valid questions)" in out
-    assert "per quantity: 1 to 10=0.00 (n=1)  1000 and over=1.00 (n=1)  decimal=0.50 (n=2)\n" in out
+    assert "per quantity: 1 to 10=0.00 (n=1)  1000 and over=1.00 (n=1)  half=0.50 (n=2)\n" in out
+    assert "misses: wrong factor=2\n" in out  # the texts state no factor
     # the misses shown are what was scored, not a second generation
     assert model.calls == 1 and out.count("  miss: ") == 2 and out.count("from 'call 1: <answer>0</answer>'") == 2
+
+
+@pytest.mark.parametrize("text, answer, kind", [
+    ("1 mi = 1.609 km. 7.2 * 1.609 = 10.58. <answer>10.58</answer>", 10.58, "product"),  # the true factor, 9% off
+    ("1 mi = 1.609 km. 7.2 * 1.609 = 1.15848. <answer>1.15848</answer>", 1.15848, "power of ten"),
+    ("1 mi = 1.609 km. 7.2 * 1.609 = 115848. <answer>115848</answer>", 115848, "power of ten"),
+    ("1 mi = 1.5 km. 7.2 * 1.5 = 10.8. <answer>10.8</answer>", 10.8, "wrong factor"),
+    ("7.2 * 1.5 = 10.8. <answer>10.8</answer>", 10.8, "wrong factor"),  # none stated
+    ("1 mi = 1.609 km. 7.2 * 1.609 =", float("nan"), "no answer"),
+])
+def test_miss_kind(text, answer, kind):
+    assert miss_kind("How many km are there per 7.2 mi?", text, answer, 11.5873) == kind
+
+
+def test_miss_kind_of_a_question_that_does_not_read():
+    assert miss_kind("3 kelvin in celsius", "<answer>5</answer>", 5.0, -270.15) == "unread"

@@ -278,7 +278,7 @@ def test_datagen_extend_samples_only_uncovered_questions_with_the_adapter(tmp_pa
     rows = [[q, a, worked(a)] for q, a in train[:2]]
     out.write_text(json.dumps(rows))
     loaded, sampled = [], []
-    monkeypatch.setattr(datagen, "load_adapter", lambda path, model_class: loaded.append(path) or "the RFT model")
+    monkeypatch.setattr(datagen, "load_adapter", lambda path, model_class, calculator: loaded.append(path) or "the RFT model")
 
     def fake_sample(model, questions, oversample, temperature, progress, rationalize):
         assert model == "the RFT model" and rationalize
@@ -308,7 +308,7 @@ def sample_everything(monkeypatch) -> list:
     """datagen with the base CoT model faked, and a sampler that gets every question right: the questions it
     was asked, in order."""
     sampled = []
-    monkeypatch.setattr(datagen, "RFTModel", lambda checkpoint: "the CoT model")
+    monkeypatch.setattr(datagen, "RFTModel", lambda checkpoint, calculator: "the CoT model")
 
     def fake_sample(model, questions, oversample, temperature, progress, rationalize):
         sampled.extend(questions)

@@ -1,0 +1,71 @@
+"""A calculator inside generation: when a row has just written an arithmetic expression and `=`, the decoder
+works the result out and writes its digits as that row's next tokens; the model then goes on.
+
+    "1 mi = 1.609 km. 7.2 * 1.609 ="  ->  the decoder writes " 11.5848", the model writes ". <answer>..."
+
+The model still chooses the factor and what to multiply; only the product is exact. It is the GSM8K sampler's
+calculator (at `<<48/2=` it writes `24>>`) without the markers: our rationales already end each product with
+`=`. `completion` is a pure function of the text so far; `BaseLLM` (calculator=True) calls it at each `=`.
+"""
+import ast
+import math
+import operator
+import re
+
+_NUMBER = r"(?:\d[\d,]*(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d+)?"
+_OPERATOR = r"\*\*|[-+*/x×^]"
+# The expression right before the last `=`, then what follows it so far: spaces, and digits already written.
+# It starts at a number (not inside one, nor after a unit's letters: "1 kg =" states a factor, not a sum).
+_TAIL = re.compile(rf"(?<![\w.,])(-?{_NUMBER}(?:\s*(?:{_OPERATOR})\s*-?{_NUMBER})+)\s*=(\s*)([\d.,]*)$")
+_OPERATORS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+              ast.Pow: operator.pow, ast.USub: operator.neg, ast.UAdd: operator.pos}
+
+
+def fmt(x: float) -> str:
+    """A number as a person writes it: no exponent, at most 6 significant digits, no trailing zeros."""
+    if abs(x) >= 1e5:
+        return str(round(x))
+    text = f"{x:.{max(0, 5 - len(str(int(abs(x)))) + 1)}f}" if abs(x) >= 1 else f"{x:.6g}"
+    return text.rstrip("0").rstrip(".") if "." in text and "e" not in text else text
+
+
+def evaluate(expression: str) -> float | None:
+    """The value of `expression` ("7.2 * 1.609", "1,500 / 3", "2.5e3 x 2", "10^3"), or None: anything but numbers
+    and + - * / ** (x, × and ^ read as * and **), a division by zero, an exponent over 100, a result not finite."""
+    expression = re.sub(r"(?<=\d),(?=\d)", "", expression).replace("×", "*").replace("x", "*").replace("^", "**")
+    try:
+        tree = ast.parse(expression, mode="eval").body
+    except SyntaxError:
+        return None
+
+    def value(node) -> float:
+        if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+            return float(node.value)
+        if isinstance(node, ast.UnaryOp) and type(node.op) in _OPERATORS:
+            return _OPERATORS[type(node.op)](value(node.operand))
+        if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
+            left, right = value(node.left), value(node.right)
+            if isinstance(node.op, ast.Pow) and abs(right) > 100:
+                raise ValueError("exponent too large")
+            return _OPERATORS[type(node.op)](left, right)
+        raise ValueError(f"not arithmetic: {ast.dump(node)}")
+
+    try:
+        result = value(tree)
+    except (ValueError, ZeroDivisionError, OverflowError):
+        return None
+    return result if isinstance(result, float) and math.isfinite(result) else None
+
+
+def completion(text: str) -> str | None:
+    """What the calculator writes after `text`: the rest of the result when `text` ends with an arithmetic
+    expression, `=` and at most the start of its result ("6 * 1000 =" -> " 6000", "6 * 1000 = 60" -> "00"). None
+    when there is nothing to write: no expression, a `=` that is not arithmetic ("1 kg ="), a result already
+    complete, or digits that are not the start of the result (the model's own answer is left as it wrote it)."""
+    match = _TAIL.search(text)
+    if match is None or (result := evaluate(match.group(1))) is None:
+        return None
+    spaces, written, result = match.group(2), match.group(3), fmt(result)
+    if not written:
+        return result if spaces else " " + result
+    return result[len(written):] if result.startswith(written) and result != written else None
