@@ -10,7 +10,9 @@
                                       # ... and each training question asked once more in other words
     python -m homework.datagen data/rft.json --extend --adapter homework/rft_model --rationalize --grid --thousands 3
                                       # ... and each unit pair at the small quantities no row asks, and at 3 thousands
-    python -m homework.datagen data/rft.json --calculator     # the decoder writes each product the sampler sets up
+    python -m homework.datagen data/rft.json --extend --adapter homework/rft_model --offgrid 2 --calculator
+                                      # each pair at 2 quantities of each off-grid kind (3.7, 0.35, 1.75, 45), the
+                                      # decoder writing each product the sampler sets up
 
 Rows are [question, answer, reasoning]. Progress is saved atomically after every chunk in
 OUTPUT.partial; a killed run started again resumes from there.
@@ -24,12 +26,13 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from . import loader, offgrid
+from . import loader
 from .base_llm import parse_answer
 from .cot import RFTModel
 from .data import DATA_DIR, Dataset, data_dir, is_answer_valid
+from .offgrid import conversions
 from .sft import load_adapter
-from .units import THOUSANDS, on_grid, read_question, readable, reword
+from .units import OFF_GRID, THOUSANDS, on_grid, read_question, readable, reword
 
 SAMPLER_CHECKPOINT = "HuggingFaceTB/SmolLM2-1.7B-Instruct"
 _EQUATION = re.compile(r"(-?[\d,]*\.?\d+(?:[eE][-+]?\d+)?)\s*([*/x×])\s*(-?[\d,]*\.?\d+(?:[eE][-+]?\d+)?)\s*=\s*(-?[\d,]*\.?\d+(?:[eE][-+]?\d+)?)")
@@ -141,6 +144,7 @@ def generate_dataset(
     more_wordings: int = 0,
     grid: bool = False,
     thousands: int = 0,
+    offgrid: int = 0,
     calculator: bool = False,
 ):
     """Sample rationales for the training questions and write the verified ones to output_json.
@@ -159,6 +163,9 @@ def generate_dataset(
     products at the quantities people ask most.
     thousands: each unit pair is also asked at this many quantities from 1000 to 9500 (`units.THOUSANDS`, picked
     at random) that no row asks: the prompt counts them in thousands ("1000 ft = 0.3048 km. 1.5 * 0.3048 =").
+    offgrid: each unit pair is also asked at this many quantities of each kind off that grid (`units.OFF_GRID`: 3.7,
+    0.35, 1.75, 45; picked at random, never a conversion of data/offgrid.json), so RFT trains on products it has to
+    work out, not recall.
     calculator: the decoder writes each product the sampler sets up (`calculator.py`): the arithmetic of every
     sample holds by construction, and the verifier still checks the factor and the answer.
     No question is asked that converts what an evaluation set asks: a valid question, or the unit pair and quantity
@@ -175,8 +182,10 @@ def generate_dataset(
     asked = [row[:2] for row in rows]  # the output's rows: the grid skips what they ask too
     train += on_grid(train + asked, seed=seed) if grid else []
     train += on_grid(train + asked, THOUSANDS, seed, per_pair=thousands) if thousands else []
+    for quantities in OFF_GRID.values() if offgrid else []:
+        train += on_grid(train + asked, quantities, seed, per_pair=offgrid)
     held_out = {q for q, _ in Dataset("valid").data}  # a rewording may not ask a validation question
-    off_grid = offgrid.asked([DATA_DIR / "offgrid.json", data_dir() / "offgrid.json"])  # nor an off-grid conversion
+    off_grid = conversions([DATA_DIR / "offgrid.json", data_dir() / "offgrid.json"])  # nor an off-grid conversion
     questions = [(q, a) for q, a in train if q not in covered and q not in held_out and not asks(q, off_grid)]
     # sampled as RFT will prompt
     model = load_adapter(adapter, RFTModel, calculator=calculator) if adapter else RFTModel(checkpoint, calculator=calculator)

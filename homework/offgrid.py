@@ -7,8 +7,8 @@ evaluation only: never trained on, never a worked example.
 The training data asks each unit pair at a few integers from 1 to 10 (data/train.json) and, in data/rft.json, at
 every quantity 1 to 10, every half and some thousands: a model can score well there by recalling the products it
 was trained on. Each question here asks a unit pair at a quantity that no row of either file asks that pair at, of
-four kinds in turn: a decimal with one digit (3.7), a decimal with two (0.35), a quarter (1.75, 0.25) and a whole
-number from 11 to 999 (45, 250). The wording is the generator's own (`units.PHRASINGS`), so only the quantity
+four kinds in turn (`units.OFF_GRID`): a decimal with one digit (3.7), a decimal with two (0.35), a quarter (1.75,
+0.25) and a whole number from 11 to 999 (45, 250). `datagen --offgrid` asks the training pairs at others. The wording is the generator's own (`units.PHRASINGS`), so only the quantity
 is new. Every answer is pint's.
 """
 import json
@@ -17,27 +17,10 @@ import random
 from . import units
 from .data import DATA_DIR
 
-KINDS = ("one decimal", "two decimals", "quarter", "11 to 999")
+KINDS = list(units.OFF_GRID)
 
 
-def quantity(rng: random.Random, kind: str) -> float:
-    """A quantity of `kind`, never a whole number or a half (those are on the training grid)."""
-    while True:
-        if kind == "one decimal":
-            n = round(rng.uniform(0.1, 9.9), 1)
-        elif kind == "two decimals":
-            n = round(rng.uniform(0.01, 9.99), 2)
-            if round(n, 1) == n or n * 4 == int(n * 4):  # that would be one decimal, or a quarter
-                continue
-        elif kind == "quarter":
-            n = rng.randint(0, 9) + rng.choice([0.25, 0.75])
-        else:
-            n = rng.choice([rng.randint(11, 99), rng.randint(100, 999)])
-        if n * 2 != int(n * 2) or kind == "11 to 999":
-            return n
-
-
-def asked(paths: list) -> set[tuple[tuple[str, str], float]]:
+def conversions(paths: list) -> set[tuple[tuple[str, str], float]]:
     """(unit pair, quantity) of every row of these files that reads as a conversion."""
     rows = [row for path in paths if path.exists() for row in json.loads(path.read_text())]
     return {(reading.units, reading.n) for q, *_ in rows if (reading := units.read_question(q))}
@@ -46,7 +29,7 @@ def asked(paths: list) -> set[tuple[tuple[str, str], float]]:
 def make_rows(seed: int = 0, count: int = 400) -> list[list]:
     """`count` distinct [question, answer] rows, the kinds in turn; answers outside [0.01, 1e11] are skipped, as in
     the generator of data/."""
-    taken = asked([DATA_DIR / "train.json", DATA_DIR / "rft.json"])
+    taken = conversions([DATA_DIR / "train.json", DATA_DIR / "rft.json"])
     rng = random.Random(seed)
     rows, seen = [], set()
     while len(rows) < count:
@@ -54,7 +37,7 @@ def make_rows(seed: int = 0, count: int = 400) -> list[list]:
         src, dst = rng.sample(list(units.UNITS[cat]), 2)
         if units.UNITS[cat][src] == units.UNITS[cat][dst]:
             continue  # two spellings of one unit
-        n = quantity(rng, KINDS[len(rows) % len(KINDS)])
+        n = rng.choice(units.OFF_GRID[KINDS[len(rows) % len(KINDS)]])
         question = rng.choice(units.PHRASINGS).format(n=n, src=src, dst=dst)
         reading = units.read_question(question)
         if reading != units.Reading(n, src, dst) or (reading.units, n) in taken or question in seen:

@@ -512,6 +512,13 @@ def reword(rows: list[list], seed: int = 0, copies: int = 1) -> list[list]:
 
 GRID = [*range(1, 11), *(i + 0.5 for i in range(10))]  # 1 to 10 and 0.5 to 9.5: the quantities people ask most
 THOUSANDS = [500 * i for i in range(2, 20)]  # 1000 to 9500: "1,500 ft", counted in thousands in the prompt
+# Quantities off that grid, by kind: data/offgrid.json asks each unit pair at some of them, `datagen --offgrid` at others
+OFF_GRID = {
+    "one decimal": [i / 10 for i in range(1, 100) if i % 5],  # 0.1 to 9.9, no halves
+    "two decimals": [i / 100 for i in range(1, 1000) if i % 10 and i % 25],  # 0.01 to 9.99, no tenths or quarters
+    "quarter": [i + q for i in range(10) for q in (0.25, 0.75)],
+    "11 to 999": list(range(11, 1000)),
+}
 
 
 def on_grid(rows: list[list], quantities: list[int | float] = GRID, seed: int = 0, per_pair: int | None = None) -> list[list]:

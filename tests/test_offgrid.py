@@ -24,7 +24,7 @@ def test_every_answer_is_pints_and_every_question_reads_in_the_generators_words(
 
 
 def test_no_training_row_asks_an_off_grid_conversion():
-    trained = offgrid.asked([DATA_DIR / "train.json", DATA_DIR / "rft.json"])
+    trained = offgrid.conversions([DATA_DIR / "train.json", DATA_DIR / "rft.json"])
     assert len(trained) > 4000  # both files were read (distinct conversions)
     assert not {(r.units, r.n) for r in READINGS} & trained
     assert not {n for r in READINGS for n in [r.n] if n in units.GRID or n in units.THOUSANDS}
