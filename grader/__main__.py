@@ -7,7 +7,7 @@
 The submission is imported by its folder name with its folder's parent on sys.path, and reached through
 the module object (`module.BaseLLM()`, `module.data.benchmark`, `module.load_cot()`, ...), as the course
 does. A case that hangs, crashes, exits or runs out of memory scores 0 with a one-line reason; the
-others still run.
+others still run. Without enforced timeouts, a slow case runs on as long as its processes use CPU time.
 """
 import argparse
 import json
@@ -25,7 +25,11 @@ from .submission import SubmissionError, prepare
 
 CHILD = Path(__file__).resolve().parent / "cases.py"
 IMPORT_SECONDS = 300  # the child's start and the submission's import, before a case's clock starts
-UNENFORCED_FACTOR = 10  # without enforcement, a case is still stopped at 10x its limit
+# Without enforcement a slow machine may take many times the course's GPU limits, so a case is stopped only when it
+# stops working: its processes have used no CPU time for NO_PROGRESS_SECONDS (a hang), or at MAX_CASE_SECONDS.
+NO_PROGRESS_SECONDS = 120
+MAX_CASE_SECONDS = 3600
+PROGRESS_CPU_SECONDS = 0.05  # CPU time that counts as progress between two looks
 LOSS_NOTE = ("the course's loss is the mean over every position of the left-padded batch, padding included, "
              "so short answers in a batch of long ones cost loss; the second figure counts real tokens only")
 
@@ -42,22 +46,50 @@ class Log:
             self.file.write(line + "\n")
 
 
-def run_child(workdir: Path, package: str, case: str, limit: float, verbose: int, num_questions: int = 0) -> dict:
+def session_cpu_seconds(session: int) -> float | None:
+    """The CPU time (user and system, with that of their finished children) of every process in a session, read
+    from /proc; None where there is no /proc (then only the time limits stop a case)."""
+    try:
+        pids = [pid for pid in os.listdir("/proc") if pid.isdigit()]
+    except OSError:
+        return None
+    ticks = 0
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:  # gone since the listing
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()  # from the state on (field 3 of proc(5)): the name may hold spaces
+        if int(fields[3]) == session:  # field 6
+            ticks += sum(map(int, fields[11:15]))  # fields 14 to 17: utime, stime, cutime, cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def run_child(workdir: Path, package: str, case: str, limit: float, verbose: int, num_questions: int = 0,
+              no_progress: float | None = None) -> dict:
     """Run one case in a new process and return what it measured, or {"error": reason}. The clock starts
-    once the submission is imported; at `limit` seconds the process (and anything it started) is killed."""
+    once the submission is imported; at `limit` seconds the process (and anything it started) is killed, and
+    so it is after `no_progress` seconds in which its processes used no CPU time (None: never)."""
     with tempfile.TemporaryDirectory(prefix="case-") as tmp:
         result_path, started = Path(tmp) / "result.json", Path(tmp) / "result.json.started"
         output = None if verbose >= 2 else subprocess.DEVNULL  # the submission's output is ignored, as online
         child = subprocess.Popen([sys.executable, str(CHILD), str(workdir), package, case, str(result_path), str(num_questions)],
                                  cwd=workdir, stdin=subprocess.DEVNULL, stdout=output, stderr=output, start_new_session=True)
         begin, clock = time.monotonic(), None
+        cpu, progressed, looked = None, None, 0.0  # CPU time at the last progress, when that was, the last look
         try:
             while child.poll() is None:
                 now = time.monotonic()
                 if clock is None and started.exists():
-                    clock = now
+                    clock = progressed = now
                 if clock is not None and now - clock > limit:
                     return {"error": f"Timeout after {now - clock:.0f} s (limit {limit:.0f} s)", "timeout": True}
+                if clock is not None and no_progress is not None and now - looked >= 0.25:
+                    looked, used = now, session_cpu_seconds(child.pid)
+                    if used is not None and (cpu is None or used - cpu >= PROGRESS_CPU_SECONDS or used < cpu):
+                        cpu, progressed = used, now  # (less than before: a process ended, a new baseline)
+                    elif used is not None and now - progressed > no_progress:
+                        return {"error": f"no progress for {no_progress:.0f} s (its processes used no CPU time): stopped as a hang after {now - clock:.0f} s", "timeout": True}
                 if clock is None and now - begin > IMPORT_SECONDS:
                     return {"error": f"the submission took over {IMPORT_SECONDS} s to import"}
                 time.sleep(0.05)
@@ -99,7 +131,8 @@ def main(argv=None) -> int:
     parser.add_argument("path", help="a homework folder, or a zip holding exactly one top-level folder")
     parser.add_argument("-v", "--verbose", action="count", default=0)
     parser.add_argument("--enforce_timeouts", action="store_true", help="apply the course's GPU limits here too (always on with a GPU)")
-    parser.add_argument("--max_case_seconds", type=float, default=None, help=f"without enforcement: stop a case after this long (default {UNENFORCED_FACTOR}x its limit)")
+    parser.add_argument("--max_case_seconds", type=float, default=MAX_CASE_SECONDS, help="without enforcement: stop a case after this long")
+    parser.add_argument("--no_progress_seconds", type=float, default=NO_PROGRESS_SECONDS, help="without enforcement: stop a case whose processes use no CPU time for this long (a hang)")
     parser.add_argument("--max_question", type=int, default=0, help="a smoke test on fewer questions per case (then the scores are not the course's)")
     parser.add_argument("--log_path", default=None, help="also write the report to this file")
     parser.add_argument("--disable_color", action="store_true")
@@ -112,7 +145,8 @@ def main(argv=None) -> int:
     if enforce:
         log("timeouts: enforced (the course's limits: 40 s, 15 s, 60 s per case)")
     else:
-        log("timeouts: reported, not enforced (no GPU: the course's limits assume one; --enforce_timeouts applies them)")
+        log("timeouts: reported, not enforced (no GPU: the course's limits assume one; --enforce_timeouts applies them); "
+            f"a case is stopped after {args.no_progress_seconds:.0f} s without progress, or at {args.max_case_seconds:.0f} s")
 
     score_sum, total, started = 0, 0, time.monotonic()
     with tempfile.TemporaryDirectory(prefix="grader-") as tmp:
@@ -129,8 +163,8 @@ def main(argv=None) -> int:
             log(f"Total {0:>4} / 100")
             return 1
         for case, (title, _, points, limit, _) in CASES.items():
-            cap = limit if enforce else args.max_case_seconds or UNENFORCED_FACTOR * limit
-            result = run_child(workdir, package, case, cap, args.verbose, args.max_question)
+            cap, no_progress = (limit, None) if enforce else (args.max_case_seconds, args.no_progress_seconds)
+            result = run_child(workdir, package, case, cap, args.verbose, args.max_question, no_progress)
             if "error" in result:
                 fraction, detail = 0.0, result["error"]
                 if args.verbose and "traceback" in result:

@@ -357,6 +357,24 @@ def test_a_hang_is_stopped_at_its_limit(tmp_path, monkeypatch):
     assert time.monotonic() - start < 3 + 2
 
 
+def test_a_slow_case_that_keeps_working_is_not_stopped(tmp_path, monkeypatch):
+    # Without enforcement, a case runs as long as its processes use CPU time: here 3 s of work, 1 s allowed without.
+    monkeypatch.setenv("HOMEWORK_DATA", str(ROOT / "data"))
+    busy = "import time\ndef load_cot():\n    end = time.monotonic() + 3\n    while time.monotonic() < end:\n        sum(range(1000))\n    return Oracle(1.0)\n"
+    package = write_package(tmp_path, ORACLE + busy)
+    result = run_child(tmp_path, package.name, "cot", limit=60, verbose=0, no_progress=1)
+    assert result["accuracy"] == 1.0 and result["seconds"] > 3
+
+
+def test_a_hang_is_stopped_when_it_makes_no_progress(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOMEWORK_DATA", str(ROOT / "data"))
+    package = write_package(tmp_path, ORACLE + "import time\ndef load_cot(): time.sleep(3600)\n")
+    start = time.monotonic()
+    result = run_child(tmp_path, package.name, "cot", limit=60, verbose=0, no_progress=1)
+    assert result["error"].startswith("no progress for 1 s (its processes used no CPU time): stopped as a hang")
+    assert time.monotonic() - start < 1 + 10  # import included, far under the 60 s cap
+
+
 def test_a_case_writes_only_in_a_temp_dir(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     package = write_package(tmp_path / "src", GOOD + "open('written.txt', 'w').write('x')\n")
