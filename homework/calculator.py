@@ -69,3 +69,13 @@ def completion(text: str) -> str | None:
     if not written:
         return result if spaces else " " + result
     return result[len(written):] if result.startswith(written) and result != written else None
+
+
+def written_spans(text: str) -> list[tuple[int, int]]:
+    """The (start, end) of every result in `text` that the calculator would have written: at each `=`, what
+    `completion` gives for the text before it, where the text goes on with exactly that."""
+    spans = []
+    for i, char in enumerate(text):
+        if char == "=" and (written := completion(text[: i + 1])) and text.startswith(written, i + 1):
+            spans.append((i + 1, i + 1 + len(written)))
+    return spans

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from . import loader, sft
+from .calculator import written_spans
 from .cot import RFTModel
 from .data import Dataset, ask as ask_model, data_dir, evaluate
 from .datagen import report, sample_rationales, write_json_atomic
@@ -37,9 +38,10 @@ def load(path: str | Path = MODEL_DIR, calculator: bool = False) -> RFTModel:
     return sft.load_adapter(path, RFTModel, calculator=calculator)
 
 
-def examples_from(model: RFTModel, rows: list[list]) -> list[tuple[str, str]]:
-    """(prompt, completion) pairs: the question's CoT prompt, then its verified rationale."""
-    return [(model.format_prompt(q), reasoning) for q, _, reasoning in rows]
+def examples_from(model: RFTModel, rows: list[list], calculator: bool = False) -> list[tuple]:
+    """(prompt, completion, untrained spans): the question's CoT prompt, then its verified rationale. With
+    `calculator`, the results a calculator would write are not trained on (`calculator.written_spans`)."""
+    return [(model.format_prompt(q), reasoning, written_spans(reasoning) if calculator else []) for q, _, reasoning in rows]
 
 
 def train(
@@ -61,6 +63,7 @@ def train(
     max_steps: int = -1,  # > 0: stop after this many steps (a quick run)
     seed: int = 0,
     init_adapter: str | None = None,  # train on from this adapter (e.g. homework/rft_model) instead of a fresh LoRA
+    calculator: bool = False,  # for a model that will run with the calculator: the results it writes are not learned
 ):
     """Train on `data` and save the adapter to output_dir.
 
@@ -75,11 +78,11 @@ def train(
     if rounds > 1 and int(os.environ.get("WORLD_SIZE", 1)) > 1:
         raise loader.CheckpointError("--rounds > 1 runs in one process: the sampling between rounds is not distributed")
     rows = [row for row, *_ in readable(json.loads(path.read_text()), "RFT")]
-    model = RFTModel(checkpoint, dtype=loader.policy().train_dtype)  # loaded once; each round trains a fresh LoRA on it
+    model = RFTModel(checkpoint, dtype=loader.policy().train_dtype, calculator=calculator)  # loaded once; each round trains a fresh LoRA on it
     for round_ in range(1, rounds + 1):
         start, last = time.time(), round_ == rounds
         with tempfile.TemporaryDirectory() as sampler_dir:  # only the last round's adapter is kept
-            _, trainer = sft.train_model(examples_from(model, rows), output_dir if last else sampler_dir, checkpoint,
+            _, trainer = sft.train_model(examples_from(model, rows, calculator), output_dir if last else sampler_dir, checkpoint,
                                          lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout, learning_rate=learning_rate,
                                          epochs=epochs, batch_size=batch_size, max_steps=max_steps, seed=seed, llm=model,
                                          init_adapter=init_adapter)

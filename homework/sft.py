@@ -53,12 +53,20 @@ class SFTModel(BaseLLM):
         return plain_question(question)
 
 
-def tokenize(tokenizer, prompt: str, completion: str) -> dict:
+def tokenize(tokenizer, prompt: str, completion: str, untrained: list[tuple[int, int]] = ()) -> dict:
     """Prompt and completion are tokenized apart and joined, so the prompt's tokens are exactly those the
-    model sees at test time. Labels are -100 on the prompt: only the completion (and EOS) is learned."""
+    model sees at test time. Labels are -100 on the prompt: only the completion (and EOS) is learned.
+
+    untrained: (start, end) spans of the completion that are not learned either (the results a calculator writes,
+    `calculator.written_spans`); each is tokenized on its own, as the calculator's tokens are."""
     prompt_ids = tokenizer(prompt)["input_ids"]
-    completion_ids = tokenizer(completion, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-    return {"input_ids": prompt_ids + completion_ids, "labels": [-100] * len(prompt_ids) + completion_ids}
+    cuts = [0, *(i for span in untrained for i in span), len(completion)]
+    input_ids, labels = list(prompt_ids), [-100] * len(prompt_ids)
+    for k, (start, end) in enumerate(zip(cuts, cuts[1:])):
+        ids = tokenizer(completion[start:end], add_special_tokens=False)["input_ids"] if end > start else []
+        input_ids += ids
+        labels += [-100] * len(ids) if k % 2 else ids  # the odd pieces are the untrained spans
+    return {"input_ids": input_ids + [tokenizer.eos_token_id], "labels": labels + [tokenizer.eos_token_id]}
 
 
 def collate(examples: list[dict], pad_token_id: int, pad_to: int | None = None) -> dict:
@@ -96,7 +104,7 @@ def lora_rank(model, budget_bytes: float = 20e6, largest: int = 32) -> int:
 
 
 def train_model(
-    examples: list[tuple[str, str]],
+    examples: list[tuple],  # (prompt, completion) or (prompt, completion, untrained spans): see tokenize
     output_dir: str | Path,
     checkpoint: str = loader.DEFAULT_CHECKPOINT,
     lora_r: int | None = None,  # None: the largest that keeps the adapter under 20 MB (lora_rank)
@@ -131,7 +139,7 @@ def train_model(
     peft_model.print_trainable_parameters()
     if policy.gradient_checkpointing:
         peft_model.enable_input_require_grads()  # gradient checkpointing needs inputs that require grad
-    data = [tokenize(llm.tokenizer, p, c) for p, c in examples]
+    data = [tokenize(llm.tokenizer, *example) for example in examples]
     output_dir = Path(output_dir)
     # Batches of similar lengths: with dynamic padding, one long rationale would otherwise pad a whole batch.
     fields = inspect.signature(TrainingArguments.__init__).parameters

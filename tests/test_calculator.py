@@ -5,7 +5,7 @@ import torch
 
 from homework import cot, rft
 from homework.base_llm import BaseLLM
-from homework.calculator import completion, evaluate
+from homework.calculator import completion, evaluate, written_spans
 
 
 @pytest.mark.parametrize("text, written", [
@@ -92,3 +92,21 @@ def test_a_forced_token_replaces_the_sampled_one(tiny_model, tokenizer):
     forced = {4: [7, 8], 9: [5]}
     tokens = llm._force(torch.tensor([1, 2, 3]), [4, 6, 9], forced)
     assert tokens.tolist() == [7, 2, 5] and forced == {4: [8]}
+
+
+def test_written_spans_are_the_results_the_calculator_writes():
+    text = "1 mi = 1.609 km. 7.2 * 1.609 = 11.5848. <answer>11.5848</answer>"
+    (start, end), = written_spans(text)
+    assert text[start:end] == " 11.5848"
+    assert written_spans("1 kg = 1000 g. 6 * 1000 = 5555.") == []  # a wrong product is the model's own
+
+
+def test_the_calculators_results_are_not_trained_on_for_a_model_that_runs_with_it(tokenizer):
+    from homework.sft import tokenize
+
+    prompt, text = "How many km are there per 7.2 mi?", "1 mi = 1.609 km. 7.2 * 1.609 = 11.5848. <answer>11.5848</answer>"
+    pure, calculated = tokenize(tokenizer, prompt, text), tokenize(tokenizer, prompt, text, written_spans(text))
+    assert pure["input_ids"] == calculated["input_ids"]  # the digits and the space are tokens of their own either way
+    masked = [t for t, a, b in zip(pure["input_ids"], pure["labels"], calculated["labels"]) if a != b]
+    assert tokenizer.decode(masked) == " 11.5848" and all(b == -100 for a, b in zip(pure["labels"], calculated["labels"]) if a != b)
+    assert pure["labels"].count(-100) == len(tokenizer(prompt)["input_ids"])  # the pure model learns every result
