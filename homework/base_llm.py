@@ -111,7 +111,7 @@ class BaseLLM:
         eos = self.model.generation_config.eos_token_id
         eos = {self.tokenizer.eos_token_id, *(eos if isinstance(eos, list) else [eos])}
         outputs = [[] for _ in range(len(prompts) * n)]
-        forced = {}  # output row -> the calculator's tokens it writes next, one a decode step
+        calculator = calc.Forcing(self.tokenizer) if self.calculator else None
         running, started = [], 0  # which output each row writes to; how many prompts have started
         cache = RowCache(self.model, rows, columns)
         cache_name = cache_argument(self.model)  # looked up once, not on every step
@@ -133,13 +133,15 @@ class BaseLLM:
                 started, new = started + take, new - take
                 bar.update(take)
 
+            if calculator:  # no digit right after a result the calculator wrote: it is complete
+                logits = calculator.mask(logits, running)
             tokens = self.next_token(logits, temperature)
-            if forced:
-                tokens = self._force(tokens, running, forced)
+            if calculator:  # a row with result tokens queued writes the next of them instead
+                tokens = calculator.force(tokens, running)
             for row, token in zip(running, tokens.tolist()):
                 outputs[row].append(token)
-            if self.calculator:
-                self._calculate(running, outputs, forced)
+            if calculator:  # queue the result for each row that has just written `a * b =`
+                calculator.update(running, outputs)
             done = self.finished([outputs[row] for row in running], eos)
             keep = [i for i, row in enumerate(running) if not done[i] and len(outputs[row]) < self.max_new_tokens]
             if len(keep) < len(running):
@@ -156,29 +158,6 @@ class BaseLLM:
                 logits = self.model(input_ids=tokens[:, None], attention_mask=mask, position_ids=position, **{cache_name: cache}, use_cache=True).logits[:, -1]
         bar.close()
         return self.tokenizer.batch_decode(outputs, skip_special_tokens=True)
-
-    def _force(self, tokens: torch.Tensor, running: list[int], forced: dict[int, list[int]]) -> torch.Tensor:
-        """The step's tokens, with each row that has calculator tokens queued writing the next of them instead."""
-        tokens = tokens.clone()
-        for i, row in enumerate(running):
-            if queue := forced.get(row):
-                tokens[i] = queue.pop(0)
-                if not queue:
-                    del forced[row]
-        return tokens
-
-    def _calculate(self, running: list[int], outputs: list[list[int]], forced: dict[int, list[int]]):
-        """Queue the result's tokens for every row whose newest token holds `=` after an arithmetic expression."""
-        rows = [row for row in running if row not in forced and self._has_equals(outputs[row][-1])]
-        for row, text in zip(rows, self.tokenizer.batch_decode([outputs[row] for row in rows], skip_special_tokens=True)):
-            if written := calc.completion(text):
-                forced[row] = self.tokenizer(written, add_special_tokens=False)["input_ids"]
-
-    def _has_equals(self, token: int) -> bool:
-        memo = self.__dict__.setdefault("_equals", {})  # token -> whether its text holds "=", decoded once
-        if token not in memo:
-            memo[token] = "=" in self.tokenizer.decode([token])
-        return memo[token]
 
     def _shared_prefix(self, prompts: list[list[int]], cache_name: str, min_tokens: int = 16) -> DynamicCache | None:
         """The KV cache of the tokens every prompt starts with (a few-shot prompt's system line and template),

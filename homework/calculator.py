@@ -5,12 +5,16 @@ works the result out and writes its digits as that row's next tokens; the model 
 
 The model still chooses the factor and what to multiply; only the product is exact. It is the GSM8K sampler's
 calculator (at `<<48/2=` it writes `24>>`) without the markers: our rationales already end each product with
-`=`. `completion` is a pure function of the text so far; `BaseLLM` (calculator=True) calls it at each `=`.
+`=`. `completion` is a pure function of the text so far; `Forcing` is its state inside `BaseLLM`'s decode loop
+(calculator=True), which calls it at each `=`.
 """
 import ast
+import functools
 import math
 import operator
 import re
+
+import torch
 
 _NUMBER = r"(?:\d[\d,]*(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d+)?"
 _OPERATOR = r"\*\*|[-+*/x×^]"
@@ -79,3 +83,54 @@ def written_spans(text: str) -> list[tuple[int, int]]:
         if char == "=" and (written := completion(text[: i + 1])) and text.startswith(written, i + 1):
             spans.append((i + 1, i + 1 + len(written)))
     return spans
+
+
+@functools.cache
+def token_kinds(tokenizer) -> tuple[frozenset[int], torch.Tensor]:
+    """The vocabulary's tokens that hold "=", and those that start with a digit: decoded once per tokenizer."""
+    texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
+    equals = frozenset(i for i, text in enumerate(texts) if "=" in text)
+    return equals, torch.tensor([i for i, text in enumerate(texts) if text[:1].isdigit()], dtype=torch.long)
+
+
+class Forcing:
+    """The calculator inside one generation, for each output row: the result tokens it writes next (one a decode
+    step, in place of the sampled token: a forced token costs no step of its own), and, once a result is written,
+    no digit after it, nor after a period that follows it (the model would make "= 1" into "= 1.25")."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self.equals, self.digits = token_kinds(tokenizer)
+        self.queued: dict[int, list[int]] = {}  # row -> the result's tokens still to write
+        self.closed: dict[int, int] = {}  # row -> its length when its result was complete
+
+    def mask(self, logits: torch.Tensor, running: list[int]) -> torch.Tensor:
+        rows = [i for i, row in enumerate(running) if row in self.closed]
+        if not rows:
+            return logits
+        logits = logits.clone()
+        logits[torch.tensor(rows, device=logits.device)[:, None], self.digits.to(logits.device)] = -math.inf
+        return logits
+
+    def force(self, tokens: torch.Tensor, running: list[int]) -> torch.Tensor:
+        if not self.queued:
+            return tokens
+        tokens = tokens.clone()
+        for i, row in enumerate(running):
+            if queue := self.queued.get(row):
+                tokens[i] = queue.pop(0)
+        return tokens
+
+    def update(self, running: list[int], outputs: list[list[int]]):
+        """After a step's tokens are written: a finished result closes, a closed one opens at any token but a period,
+        and each row whose newest token holds `=` after an arithmetic expression has its result queued."""
+        for row in running:
+            if row in self.queued and not self.queued[row]:
+                del self.queued[row]
+                self.closed[row] = len(outputs[row])
+            elif row in self.closed and self.tokenizer.decode(outputs[row][self.closed[row]:]).strip(".") != "":
+                del self.closed[row]
+        rows = [row for row in running if row not in self.queued and outputs[row][-1] in self.equals]
+        for row, text in zip(rows, self.tokenizer.batch_decode([outputs[row] for row in rows], skip_special_tokens=True)):
+            if written := completion(text):
+                self.queued[row] = self.tokenizer(written, add_special_tokens=False)["input_ids"]

@@ -88,10 +88,10 @@ def quantity_kind(question: str) -> str:
 
 def miss_kind(question: str, text: str, answer: float, correct_answer: float) -> str:
     """Why a wrong answer is wrong: "no answer" (none parsed), "unread" (the question does not read, so there is no
-    factor to check), "power of ten" (within 5% of the truth times 10^k), "wrong factor" (the text does not open
-    with a true statement of the factor: `datagen.states_the_factor`), else "product" (the factor right, the
-    multiplication more than 5% off)."""
-    from .datagen import states_the_factor
+    factor to check), "power of ten" (within 5% of the truth times 10^k), "no factor stated" (a direct answer, as
+    SFT's), "wrong factor" (the text opens with a false one: `datagen.states_the_factor`), else "product" (the
+    factor right, the multiplication more than 5% off)."""
+    from .datagen import STATEMENT, states_the_factor
     from .units import read_question
 
     if math.isnan(answer):
@@ -101,6 +101,8 @@ def miss_kind(question: str, text: str, answer: float, correct_answer: float) ->
             return "power of ten"
     if (reading := read_question(question)) is None or not reading.n:
         return "unread"
+    if not STATEMENT.match(text):
+        return "no factor stated"
     return "product" if states_the_factor(text, correct_answer / reading.n) else "wrong factor"
 
 

@@ -56,14 +56,14 @@ def arithmetic_holds(text: str, answer: float, relative_tolerance: float = 0.001
     return bool(results) and math.isclose(results[-1], answer, rel_tol=relative_tolerance)
 
 
-_STATEMENT = re.compile(r"\s*(\d[\d,]*\.?\d*)\s*[A-Za-z][^=]*?=\s*(\d[\d,]*\.?\d*(?:[eE][-+]?\d+)?)\s*[A-Za-z]")  # "1000 g = 35.27 oz"
+STATEMENT = re.compile(r"\s*(\d[\d,]*\.?\d*)\s*[A-Za-z][^=]*?=\s*(\d[\d,]*\.?\d*(?:[eE][-+]?\d+)?)\s*[A-Za-z]")  # "1000 g = 35.27 oz"
 
 
 def states_the_factor(text: str, factor: float, relative_tolerance: float = 0.01) -> bool:
     """The text opens with a true statement of the factor (how many of the target unit make one of the
     source): "1 kg = 1000 g." or "1000 g = 35.27 oz." for 0.03527. Arithmetic alone lets a false one through
     ("2 miles = 5280 feet. 2 * 5280 = 10560.": 404 of the 5137 shipped rows, made before this check, state none or a false one)."""
-    match = _STATEMENT.match(text)
+    match = STATEMENT.match(text)
     return bool(match) and _num(match.group(1)) > 0 and math.isclose(_num(match.group(2)) / _num(match.group(1)), factor, rel_tol=relative_tolerance)
 
 

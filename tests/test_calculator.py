@@ -5,7 +5,7 @@ import torch
 
 from homework import cot, rft
 from homework.base_llm import BaseLLM
-from homework.calculator import completion, evaluate, written_spans
+from homework.calculator import Forcing, completion, evaluate, written_spans
 
 
 @pytest.mark.parametrize("text, written", [
@@ -45,10 +45,10 @@ def test_evaluate(expression, value):
 SCRIPT = "6 * 1000 = 5555. <answer>6000</answer>"  # the model's own product (5555) is wrong
 
 
-def scripted(tiny_model, tokenizer, prompt_length: int) -> list:
-    """Make the tiny model write SCRIPT, whatever it was given: each row's next token is the script's at that row's
+def scripted(tiny_model, tokenizer, prompt_length: int, text: str = SCRIPT) -> list:
+    """Make the tiny model write `text`, whatever it was given: each row's next token is the text's at that row's
     position. Returns a list that gets one entry a forward call."""
-    script = tokenizer(SCRIPT, add_special_tokens=False)["input_ids"]
+    script = tokenizer(text, add_special_tokens=False)["input_ids"]
     original, calls = tiny_model.forward, []
 
     def forward(*args, **kwargs):
@@ -87,11 +87,21 @@ def test_the_pure_model_is_the_default():
         assert inspect.signature(command).parameters["calculator"].default is False
 
 
-def test_a_forced_token_replaces_the_sampled_one(tiny_model, tokenizer):
-    llm = BaseLLM(model=tiny_model, tokenizer=tokenizer)
-    forced = {4: [7, 8], 9: [5]}
-    tokens = llm._force(torch.tensor([1, 2, 3]), [4, 6, 9], forced)
-    assert tokens.tolist() == [7, 2, 5] and forced == {4: [8]}
+def test_a_forced_token_replaces_the_sampled_one(tokenizer):
+    forcing = Forcing(tokenizer)
+    forcing.queued = {4: [7, 8], 9: [5]}
+    assert forcing.force(torch.tensor([1, 2, 3]), [4, 6, 9]).tolist() == [7, 2, 5]
+    assert forcing.queued == {4: [8], 9: []}
+
+
+def test_no_digit_follows_a_result(tiny_model, tokenizer):
+    # The model would make the result "1" into "1.25": a period may follow it, a digit may not.
+    lengths = {len(ids) for ids in tokenizer(PROMPTS)["input_ids"]}
+    llm = BaseLLM(model=tiny_model, tokenizer=tokenizer, calculator=True)
+    llm.max_new_tokens = 20
+    scripted(tiny_model, tokenizer, lengths.pop(), "8 * 0.125 = 1.25. <answer>1.25</answer>")
+    written = llm.batched_generate(PROMPTS[:1])[0]
+    assert written.startswith("8 * 0.125 = 1.") and not written.startswith("8 * 0.125 = 1.2")
 
 
 def test_written_spans_are_the_results_the_calculator_writes():

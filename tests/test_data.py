@@ -134,7 +134,7 @@ def test_evaluate_reports_accuracy_per_kind_of_quantity(tmp_path, monkeypatch, c
     out = capsys.readouterr().out
     assert "accuracy=0.50 answer_rate=1.00 (4 valid questions)" in out
     assert "per quantity: 1 to 10=0.00 (n=1)  1000 and over=1.00 (n=1)  half=0.50 (n=2)\n" in out
-    assert "misses: wrong factor=2\n" in out  # the texts state no factor
+    assert "misses: no factor stated=2\n" in out
     # the misses shown are what was scored, not a second generation
     assert model.calls == 1 and out.count("  miss: ") == 2 and out.count("from 'call 1: <answer>0</answer>'") == 2
 
@@ -144,7 +144,8 @@ def test_evaluate_reports_accuracy_per_kind_of_quantity(tmp_path, monkeypatch, c
     ("1 mi = 1.609 km. 7.2 * 1.609 = 1.15848. <answer>1.15848</answer>", 1.15848, "power of ten"),
     ("1 mi = 1.609 km. 7.2 * 1.609 = 115848. <answer>115848</answer>", 115848, "power of ten"),
     ("1 mi = 1.5 km. 7.2 * 1.5 = 10.8. <answer>10.8</answer>", 10.8, "wrong factor"),
-    ("7.2 * 1.5 = 10.8. <answer>10.8</answer>", 10.8, "wrong factor"),  # none stated
+    ("7.2 * 1.5 = 10.8. <answer>10.8</answer>", 10.8, "no factor stated"),
+    ("<answer>10.8</answer>", 10.8, "no factor stated"),  # a direct answer
     ("1 mi = 1.609 km. 7.2 * 1.609 =", float("nan"), "no answer"),
 ])
 def test_miss_kind(text, answer, kind):
