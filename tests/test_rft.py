@@ -349,3 +349,12 @@ def test_datagen_thousands_samples_each_pair_at_that_many_thousands(tmp_path, mo
     thousands = [units.read_question(q) for q, _ in sampled[3 + len(small):]]
     assert len(thousands) == 2 * len({units.read_question(q).units for q, _ in train[:3]})  # two for each pair
     assert all(r.n in units.THOUSANDS for r in thousands)
+
+
+@pytest.mark.parametrize("max_question", [0, -1, "abc"])
+def test_datagen_refuses_a_count_that_is_not_one_or_more(max_question, tmp_path):
+    out = tmp_path / "rft.json"
+    out.write_text('[["q", 1.0, "r"]]')
+    with pytest.raises(loader.CheckpointError, match="--max_question takes a count of 1 or more"):
+        datagen.generate_dataset(str(out), max_question=max_question)
+    assert out.read_text() == '[["q", 1.0, "r"]]'  # left as it was
