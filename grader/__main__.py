@@ -106,21 +106,44 @@ def run_child(workdir: Path, package: str, case: str, limit: float, verbose: int
         return {"error": f"the submission ended the process (exit code {child.returncode}) before the case finished"}
 
 
-def reference_accuracy(answers: list, data: Path) -> float:
+MAX_REASON_CHARS = 300
+SUBMISSION_LIMIT_MB = 50  # bundle.py refuses a zip above this; the course's upload does too
+
+
+def one_line(reason: str) -> str:
+    """A reason as one line of at most MAX_REASON_CHARS (an exception's message can be megabytes)."""
+    line = " ".join(str(reason).split())
+    return line if len(line) <= MAX_REASON_CHARS else line[: MAX_REASON_CHARS - 3] + "..."
+
+
+def reference_accuracy(answers: list, truth: dict) -> float:
     """The accuracy that the repo's own `is_answer_valid` gives the model's answers, on the true answers."""
     from homework.data import is_answer_valid
 
-    truth = dict(json.loads((data / "valid.json").read_text()))
     return sum(q in truth and is_answer_valid(a, truth[q]) for q, a in answers) / max(len(answers), 1)
 
 
-def score(case: str, result: dict, data: Path) -> tuple[float, str]:
-    """(fraction of the points, detail) of a case that ran."""
+def malformed(result: dict) -> str | None:
+    """What is wrong with an accuracy case's result, if anything: the submission's benchmark gives the numbers."""
+    for key in ("accuracy", "answer_rate"):
+        value = result.get(key)
+        if not isinstance(value, (int, float)) or not 0 <= value <= 1:  # NaN fails the comparison too
+            return f"the submission's benchmark gave {key}={value!r}, not a number from 0 to 1"
+    answers = result.get("answers")
+    bad = next((a for a in answers if not (isinstance(a, list) and len(a) == 2 and isinstance(a[0], str)
+                                          and isinstance(a[1], (int, float)))), None) if isinstance(answers, list) else answers
+    return None if bad is None else f"the submission's benchmark gave a malformed sample: {bad!r}"
+
+
+def score(case: str, result: dict, truth: dict) -> tuple[float, str]:
+    """(fraction of the points, detail) of a case that ran. `truth`: the valid answers, read before any case ran."""
     *_, (low, high) = CASES[case]
     if "loss" in result:
         return linear(result["loss"], low, high), f"loss={result['loss']:.2f} ({result['real_loss']:.2f} on real tokens only)"
+    if why := malformed(result):
+        return 0.0, one_line(why)
     detail = f"accuracy={result['accuracy']:.2f} answer_rate={result['answer_rate']:.2f}"
-    reference = reference_accuracy(result["answers"], data)
+    reference = reference_accuracy(result["answers"], truth)
     if not math.isclose(reference, result["accuracy"], abs_tol=1e-9):
         detail += f"; but the reference check gives accuracy={reference:.2f}: the submission's data module disagrees"
     return linear(result["accuracy"], low, high), detail
@@ -157,20 +180,24 @@ def main(argv=None) -> int:
             log(f"Total {0:>4} / 100")
             return 1
         data = Path(os.environ.get("HOMEWORK_DATA") or workdir / "data")
+        # the answers to check against, read before the submission runs: it may rewrite the files in its reach
+        truth = {q: a for q, a in json.loads((data / "valid.json").read_text())}
+        if Path(args.path).is_file() and (size := Path(args.path).stat().st_size / 1e6) > SUBMISSION_LIMIT_MB:
+            log(f"warning: the zip is {size:.1f} MB, over the {SUBMISSION_LIMIT_MB} MB limit: bundle.py and the course would refuse it", ok=False)
         imported = run_child(workdir, package, "import", IMPORT_SECONDS, args.verbose)
         if "error" in imported:
-            log(f"cannot grade {args.path}: {imported['error']}", ok=False)
+            log(f"cannot grade {args.path}: {one_line(imported['error'])}", ok=False)
             log(f"Total {0:>4} / 100")
             return 1
         for case, (title, _, points, limit, _) in CASES.items():
             cap, no_progress = (limit, None) if enforce else (args.max_case_seconds, args.no_progress_seconds)
             result = run_child(workdir, package, case, cap, args.verbose, args.max_question, no_progress)
             if "error" in result:
-                fraction, detail = 0.0, result["error"]
+                fraction, detail = 0.0, one_line(result["error"])
                 if args.verbose and "traceback" in result:
                     print(result["traceback"], file=sys.stderr)
             else:
-                fraction, detail = score(case, result, data)
+                fraction, detail = score(case, result, truth)
                 over = result["seconds"] > limit
                 detail += f"  ({result['seconds']:.0f} s" + (f", over the {limit} s GPU limit, not enforced)" if over else ")")
             earned = case_points(fraction, points)
@@ -180,9 +207,10 @@ def main(argv=None) -> int:
                 log(f"  why two losses: {LOSS_NOTE}")
             if case == "rft":  # the extra credit comes from the same run
                 extra_points, (low, high) = RFT_EXTRA_CREDIT
-                earned = case_points(linear(result.get("accuracy", math.nan), low, high), extra_points)
+                why = one_line(result["error"]) if "error" in result else malformed(result)
+                earned = 0 if why else case_points(linear(result["accuracy"], low, high), extra_points)
                 score_sum += earned
-                detail = f"accuracy={result['accuracy']:.2f}" if "accuracy" in result else result["error"]
+                detail = one_line(why) if why else f"accuracy={result['accuracy']:.2f}"
                 log(f"{'RFT extra credit (above 0.7)':<34} [ {earned:>3} / {extra_points:>3} ]  {detail}", ok=earned >= extra_points)
     log(f"Total {score_sum:>4} / {total}  (graded in {time.monotonic() - started:.0f} s)")
     return 0

@@ -217,6 +217,17 @@ def test_bundle_then_grade_the_zip_gives_the_same_scores(tmp_path, capsys, monke
     assert strip_times(from_zip) == strip_times(from_folder)
 
 
+def test_a_zip_over_the_size_limit_is_graded_with_a_warning(tmp_path, capsys, monkeypatch):
+    import grader.__main__ as grader_main
+
+    package = write_package(tmp_path / "src", GOOD)
+    path = make_zip(tmp_path / "s.zip", {f"homework/{f.name}": f.read_text() for f in package.iterdir()})
+    monkeypatch.setattr(grader_main, "SUBMISSION_LIMIT_MB", path.stat().st_size / 2e6)  # half its size
+    _, out = grade(path, capsys)
+    assert "bundle.py and the course would refuse it" in line(out, "warning: the zip is")
+    assert total(out) == 66  # graded all the same
+
+
 def test_bundle_refuses_over_the_limit(tmp_path, monkeypatch):
     package = write_package(tmp_path / "src", GOOD)
     (package / "big.bin").write_bytes(os.urandom(51 * 2**20))  # random bytes don't compress
@@ -263,6 +274,25 @@ def benchmark(func, dataset, max_question):
     result.accuracy = 1.0
     return result
 """
+def _data_returning(accuracy: str = "result.accuracy", sample: str = "") -> str:
+    """The repo's data module, with a benchmark whose result is tampered with after the honest one is computed."""
+    return (ROOT / "homework" / "data.py").read_text() + f"""
+
+_honest = benchmark
+
+
+def benchmark(func, dataset, max_question):
+    result = _honest(func, dataset, max_question)
+    result.accuracy = {accuracy}
+    {sample}
+    return result
+"""
+
+
+REWRITES_VALID = ORACLE.replace("TRUTH = dict(", """from pathlib import Path
+_valid = Path(__file__).resolve().parent.parent / "data" / "valid.json"
+_valid.write_text(json.dumps([[q, 1.0] for q, _ in json.loads(_valid.read_text())]))  # every answer 1.0
+TRUTH = dict(""") + "def load_cot(): return Oracle(1.0)\n"
 NO_DATA = """
 class Nothing:
     def parameters(self):
@@ -306,6 +336,11 @@ CORPUS = {
     "no data submodule": (lambda tmp: (write_package(tmp, NO_DATA), (tmp / "homework" / "data.py").unlink())[0], "CoT", "has no attribute 'data'"),
     "a benchmark that lies": (_package_with(LIAR, data=LYING_DATA), "CoT", "accuracy=1.00 answer_rate=0.10; but the reference check gives accuracy=0.10"),
     "missing adapter folder": (_package_with(LOAD_ADAPTER, modules=True), "SFT", "CheckpointError: no adapter in"),
+    "an accuracy of inf": (_package_with(LIAR, data=_data_returning("float('inf')")), "CoT", "gave accuracy=inf, not a number from 0 to 1"),
+    "an accuracy of 5": (_package_with(LIAR, data=_data_returning("5.0")), "CoT", "gave accuracy=5.0, not a number from 0 to 1"),
+    "a sample whose question is a list": (_package_with(LIAR, data=_data_returning(sample="result.samples[0].question = ['q']")), "CoT", "a malformed sample: [['q'], "),
+    "a submission that rewrites valid.json": (_package_with(REWRITES_VALID), "CoT", "accuracy=1.00 answer_rate=1.00; but the reference check gives"),
+    "a reason of 2 MB": (_package_with(ORACLE + "def load_cot(): raise RuntimeError('x' * 2_000_000)\n"), "CoT", "RuntimeError: " + "x" * 100),
 }
 
 
@@ -340,7 +375,7 @@ def test_malformed_submission(name, tmp_path, capsys, monkeypatch):
     code, out = grade(build(tmp_path), capsys, *(["--max_case_seconds", "5"] if name.startswith("a hang") else []))
     assert reason in (line(out, title) if title else out), out
     assert out.strip().splitlines()[-1].startswith("Total")
-    assert "Traceback" not in out
+    assert "Traceback" not in out and all(len(l) < 400 for l in out.splitlines())
     assert not list(tmp_path.rglob("evil.py")) and not Path("/etc/evil.py").exists()  # an escape would land in tmp_path
     if title:  # the other cases still ran, each with its line
         for other in ["generate, one", "batched_generate", "CoT model", "SFT model", "RFT model", "RFT extra credit"]:
