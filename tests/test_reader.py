@@ -165,7 +165,9 @@ def test_reading_is_fast():
     start = time.perf_counter()
     for q in questions:
         units.read_question(q)
-    assert (time.perf_counter() - start) / len(questions) < 1e-3  # per question; CoT reads 1000 at startup
+    # per question; CoT reads 1000 at startup. About 0.05 ms on a recent CPU: the bound has a wide margin, so that a
+    # slow or busy machine passes and only a reader gone quadratic fails (the figure itself is in the bench)
+    assert (time.perf_counter() - start) / len(questions) < 20e-3
 
 
 # --- the reworded evaluation set ---
