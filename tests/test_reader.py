@@ -166,7 +166,7 @@ def test_reading_is_fast():
     for q in questions:
         units.read_question(q)
     # per question; CoT reads 1000 at startup. About 0.05 ms on a recent CPU: the bound has a wide margin, so that a
-    # slow or busy machine passes and only a reader gone quadratic fails (the figure itself is in the bench)
+    # slow or busy machine passes and only a reader gone badly slow fails
     assert (time.perf_counter() - start) / len(questions) < 20e-3
 
 
