@@ -12,7 +12,9 @@ so the model learns conversions, not sentences; each training question is also a
 """
 import inspect
 import math
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import torch
@@ -185,10 +187,16 @@ def save_adapter(peft_model, output_dir: Path):
     dtype = lora[0].dtype
     for p in lora:
         p.data = p.data.to(torch.bfloat16)
-    peft_model.save_pretrained(output_dir, save_embedding_layers=False)  # LoRA only; skips a base-config lookup
+    output_dir.mkdir(parents=True, exist_ok=True)
+    # Written beside the target, then each file renamed into place: a kill leaves the old adapter or the new one's
+    # whole files, never a truncated one (the tensorboard logs already in output_dir stay)
+    with tempfile.TemporaryDirectory(prefix=f".{output_dir.name}-", dir=output_dir.parent) as tmp:
+        peft_model.save_pretrained(tmp, save_embedding_layers=False)  # LoRA only; skips a base-config lookup
+        (Path(tmp) / "README.md").unlink(missing_ok=True)  # PEFT's empty model card
+        for file in sorted(Path(tmp).iterdir(), key=lambda f: f.name == "adapter_config.json"):  # the config last
+            os.replace(file, output_dir / file.name)
     for p in lora:
         p.data = p.data.to(dtype)
-    (output_dir / "README.md").unlink(missing_ok=True)  # PEFT's empty model card
     for leftover in output_dir.glob("checkpoint-*"):
         shutil.rmtree(leftover)
 

@@ -3,6 +3,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -141,6 +142,25 @@ def test_saved_adapter_is_small_and_reloads_to_identical_outputs(tiny_base, tmp_
     reloaded.max_new_tokens = 8
     assert reloaded.batched_generate(prompts) == llm.batched_generate(prompts)
     assert json.loads((out / "adapter_config.json").read_text())["base_model_name_or_path"] == str(tiny_base)
+
+
+def test_a_save_that_dies_midway_leaves_the_old_adapter_whole(tiny_base, tmp_path, fp32_policy):
+    out = tmp_path / "adapter"
+    llm, _ = sft.train_model(EXAMPLES, out, checkpoint=str(tiny_base), max_steps=2, batch_size=4)
+    before = {f.name: f.read_bytes() for f in out.iterdir() if f.is_file()}
+    save = llm.model.save_pretrained
+
+    def dies_midway(directory, **kwargs):
+        save(directory, **kwargs)
+        weights = Path(directory) / "adapter_model.safetensors"
+        weights.write_bytes(weights.read_bytes()[:100])  # half written, then the process is killed
+        raise KeyboardInterrupt
+
+    llm.model.save_pretrained = dies_midway
+    with pytest.raises(KeyboardInterrupt):
+        sft.save_adapter(llm.model, out)
+    assert {f.name: f.read_bytes() for f in out.iterdir() if f.is_file()} == before
+    assert not [f.name for f in tmp_path.iterdir() if f.name.startswith(".")]  # no temp folder left beside it
 
 
 def test_load_errors_on_a_missing_adapter(tmp_path):
