@@ -15,13 +15,39 @@ def data_dir() -> Path:
     return Path(os.environ.get(DATA_ENV_VAR) or DATA_DIR).expanduser()
 
 
+class DataError(ValueError):
+    """A data file that can't be read as [question, answer] rows. The CLIs print it as one line."""
+
+
+class MissingData(DataError, FileNotFoundError):
+    pass
+
+
+def check_rows(rows, path: Path) -> list:
+    """`rows` if it is a list of [question, answer, ...] rows with text questions and finite answers, else a
+    DataError naming the file, the row and what is wrong."""
+    if not isinstance(rows, list):
+        raise DataError(f"{path}: expected a list of [question, answer] rows, found a {type(rows).__name__}")
+    for i, row in enumerate(rows):
+        if not isinstance(row, list) or len(row) < 2:
+            raise DataError(f"{path}: row {i} is {str(row)[:80]!r}, not a [question, answer] row")
+        question, answer = row[:2]
+        if not isinstance(question, str) or not question.strip():
+            raise DataError(f"{path}: row {i}'s question is {question!r}, not text")
+        if isinstance(answer, bool) or not isinstance(answer, (int, float)) or not math.isfinite(answer):
+            raise DataError(f"{path}: row {i}'s answer is {answer!r}, not a finite number")
+    return rows
+
+
 class Dataset:
     def __init__(self, split: str):
         path = data_dir() / f"{split}.json"
         if not path.exists():
-            raise FileNotFoundError(f"no dataset split {split!r}: {path} does not exist")
-        with path.open() as f:
-            self.data = json.load(f)
+            raise MissingData(f"no dataset split {split!r}: {path} does not exist")
+        try:
+            self.data = check_rows(json.loads(path.read_text()), path)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise DataError(f"{path} is not valid JSON: {e}") from None
 
     def __len__(self):
         return len(self.data)

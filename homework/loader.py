@@ -59,9 +59,11 @@ def cli(commands):
     if callable(function) and (unknown := unknown_flags(function, flags)):
         known = " ".join(f"--{name}" for name in inspect.signature(function).parameters)
         sys.exit(f"error: {function.__name__} takes no {', '.join(unknown)} (it takes {known})")
+    from .data import DataError
+
     try:
         fire.Fire(commands)
-    except CheckpointError as e:
+    except (CheckpointError, DataError) as e:
         sys.exit(f"error: {e}")
 
 

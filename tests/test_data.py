@@ -1,5 +1,6 @@
 import collections
 import json
+import re
 
 import pytest
 
@@ -90,6 +91,24 @@ def test_benchmark_scores_what_the_model_answers():
     result = benchmark(Half(), dataset, 10)
     assert (result.accuracy, result.answer_rate, len(result.samples)) == (0.5, 0.5, 10)
     assert result.samples[0].is_correct and not result.samples[1].is_correct
+
+
+@pytest.mark.parametrize("text, error", [
+    ("[[", "is not valid JSON"),
+    ('{"q": 1}', "expected a list of [question, answer] rows, found a dict"),
+    ('[["How many g in 1 kg?"]]', "row 0 is"),
+    ('[["ok", 1], [3, 1]]', "row 1's question is 3, not text"),
+    ('[["ok", NaN]]', "row 0's answer is nan, not a finite number"),
+    ('[["ok", "12"]]', "row 0's answer is '12', not a finite number"),
+])
+def test_a_malformed_split_is_a_one_line_error(text, error, tmp_path, monkeypatch):
+    from homework.data import DataError
+
+    (tmp_path / "valid.json").write_text(text)
+    monkeypatch.setenv("HOMEWORK_DATA", str(tmp_path))
+    with pytest.raises(DataError, match=re.escape(error)) as info:
+        Dataset("valid")
+    assert str(tmp_path / "valid.json") in str(info.value) and "\n" not in str(info.value)
 
 
 def test_missing_split_is_a_clear_error():
