@@ -176,7 +176,9 @@ def test_examples_pair_the_cot_prompt_with_the_rationale(tiny_model, tokenizer):
     model = rft.RFTModel(model=tiny_model, tokenizer=tokenizer)
     (q0, a0), (q1, a1) = Dataset("train").data[:2]
     examples = rft.examples_from(model, [[q0, a0, "1 x = 2 y. <answer>2</answer>"], [q1, a1, "r"]])
-    assert examples == [(model.format_prompt(q0), "1 x = 2 y. <answer>2</answer>"), (model.format_prompt(q1), "r")]
+    assert examples == [(model.format_prompt(q0), "1 x = 2 y. <answer>2</answer>", []), (model.format_prompt(q1), "r", [])]
+    worked = "1 x = 2 y. 3 * 2 = 6. <answer>6</answer>"  # for a model that will run with the calculator
+    assert rft.examples_from(model, [[q0, a0, worked]], calculator=True)[0][2] == [(worked.index("= 6") + 1, worked.index(". <"))]
     prompt = examples[0][0]
     assert prompt.rstrip().endswith("assistant") and prompt.count(q0) == 1  # worked examples, never its own answer
 
