@@ -86,30 +86,39 @@ def written_spans(text: str) -> list[tuple[int, int]]:
 
 
 @functools.cache
-def token_kinds(tokenizer) -> tuple[frozenset[int], torch.Tensor]:
-    """The vocabulary's tokens that hold "=", and those that start with a digit: decoded once per tokenizer."""
+def token_kinds(tokenizer) -> tuple[frozenset[int], torch.Tensor, torch.Tensor]:
+    """The vocabulary's tokens that hold "=", those that start with a digit, and those of them that are not all
+    zeros: decoded once per tokenizer."""
     texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
-    equals = frozenset(i for i, text in enumerate(texts) if "=" in text)
-    return equals, torch.tensor([i for i, text in enumerate(texts) if text[:1].isdigit()], dtype=torch.long)
+    digits = [i for i, text in enumerate(texts) if text[:1].isdigit()]
+    ids = lambda tokens: torch.tensor(tokens, dtype=torch.long)
+    return frozenset(i for i, text in enumerate(texts) if "=" in text), ids(digits), ids([i for i in digits if texts[i].strip("0")])
 
 
 class Forcing:
     """The calculator inside one generation, for each output row: the result tokens it writes next (one a decode
-    step, in place of the sampled token: a forced token costs no step of its own), and, once a result is written,
-    no digit after it, nor after a period that follows it (the model would make "= 1" into "= 1.25")."""
+    step, in place of the sampled token: a forced token costs no step of its own); then, while the model has added
+    nothing to the result but a point and zeros, no digit that would change its value (the model made "= 1" into
+    "= 1.25" and "= 1000" into "= 10000"; "= 2268" may become "= 2268.0")."""
 
     def __init__(self, tokenizer):
         self.tokenizer = tokenizer
-        self.equals, self.digits = token_kinds(tokenizer)
-        self.queued: dict[int, list[int]] = {}  # row -> the result's tokens still to write
-        self.closed: dict[int, int] = {}  # row -> its length when its result was complete
+        self.equals, self.digits, self.nonzero = token_kinds(tokenizer)
+        self.queued: dict[int, tuple[list[int], bool]] = {}  # row -> the result's tokens still to write, whether it has a point
+        self.closed: dict[int, tuple[int, bool, bool]] = {}  # row -> its length at the result's end, whether the result
+        #   has a point, whether the number has one now (then zeros may follow)
 
     def mask(self, logits: torch.Tensor, running: list[int]) -> torch.Tensor:
-        rows = [i for i, row in enumerate(running) if row in self.closed]
-        if not rows:
+        rows = {False: [], True: []}  # by whether the number has a point
+        for i, row in enumerate(running):
+            if row in self.closed:
+                rows[self.closed[row][2]].append(i)
+        if not rows[False] and not rows[True]:
             return logits
         logits = logits.clone()
-        logits[torch.tensor(rows, device=logits.device)[:, None], self.digits.to(logits.device)] = -math.inf
+        for point, banned in ((False, self.digits), (True, self.nonzero)):
+            if rows[point]:
+                logits[torch.tensor(rows[point], device=logits.device)[:, None], banned.to(logits.device)] = -math.inf
         return logits
 
     def force(self, tokens: torch.Tensor, running: list[int]) -> torch.Tensor:
@@ -117,20 +126,25 @@ class Forcing:
             return tokens
         tokens = tokens.clone()
         for i, row in enumerate(running):
-            if queue := self.queued.get(row):
-                tokens[i] = queue.pop(0)
+            if (queue := self.queued.get(row)) and queue[0]:
+                tokens[i] = queue[0].pop(0)
         return tokens
 
     def update(self, running: list[int], outputs: list[list[int]]):
-        """After a step's tokens are written: a finished result closes, a closed one opens at any token but a period,
-        and each row whose newest token holds `=` after an arithmetic expression has its result queued."""
+        """After a step's tokens are written: a written result closes; a closed one opens at anything but a point and
+        zeros; and each row whose newest token holds `=` after an arithmetic expression has its result queued."""
         for row in running:
-            if row in self.queued and not self.queued[row]:
-                del self.queued[row]
-                self.closed[row] = len(outputs[row])
-            elif row in self.closed and self.tokenizer.decode(outputs[row][self.closed[row]:]).strip(".") != "":
-                del self.closed[row]
+            if row in self.queued and not self.queued[row][0]:
+                point = self.queued.pop(row)[1]
+                self.closed[row] = (len(outputs[row]), point, point)
+            elif row in self.closed:
+                end, point, _ = self.closed[row]
+                added = self.tokenizer.decode(outputs[row][end:])
+                if re.fullmatch(r"0*" if point else r"(\.0*)?", added):
+                    self.closed[row] = (end, point, point or "." in added)
+                else:
+                    del self.closed[row]
         rows = [row for row in running if row not in self.queued and outputs[row][-1] in self.equals]
         for row, text in zip(rows, self.tokenizer.batch_decode([outputs[row] for row in rows], skip_special_tokens=True)):
             if written := completion(text):
-                self.queued[row] = self.tokenizer(written, add_special_tokens=False)["input_ids"]
+                self.queued[row] = (self.tokenizer(written, add_special_tokens=False)["input_ids"], "." in text[text.rindex("=") + 1 :] + written)

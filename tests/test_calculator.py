@@ -47,14 +47,16 @@ SCRIPT = "6 * 1000 = 5555. <answer>6000</answer>"  # the model's own product (55
 
 def scripted(tiny_model, tokenizer, prompt_length: int, text: str = SCRIPT) -> list:
     """Make the tiny model write `text`, whatever it was given: each row's next token is the text's at that row's
-    position. Returns a list that gets one entry a forward call."""
+    position, and a space its second choice. Returns a list that gets one entry a forward call."""
     script = tokenizer(text, add_special_tokens=False)["input_ids"]
+    space, = tokenizer(" ", add_special_tokens=False)["input_ids"]
     original, calls = tiny_model.forward, []
 
     def forward(*args, **kwargs):
         out = original(*args, **kwargs)
         step = kwargs["position_ids"][:, -1] - (prompt_length - 1)
         out.logits[:, -1, :] = -1e9
+        out.logits[:, -1, space] = -30  # never sampled beside the script token, chosen where that is banned
         for row, i in enumerate(step.tolist()):
             out.logits[row, -1, script[min(i, len(script) - 1)]] = 0
         calls.append(len(step))
@@ -89,19 +91,24 @@ def test_the_pure_model_is_the_default():
 
 def test_a_forced_token_replaces_the_sampled_one(tokenizer):
     forcing = Forcing(tokenizer)
-    forcing.queued = {4: [7, 8], 9: [5]}
+    forcing.queued = {4: ([7, 8], False), 9: ([5], False)}
     assert forcing.force(torch.tensor([1, 2, 3]), [4, 6, 9]).tolist() == [7, 2, 5]
-    assert forcing.queued == {4: [8], 9: []}
+    assert forcing.queued == {4: ([8], False), 9: ([], False)}
 
 
-def test_no_digit_follows_a_result(tiny_model, tokenizer):
-    # The model would make the result "1" into "1.25": a period may follow it, a digit may not.
+@pytest.mark.parametrize("script, written", [
+    ("8 * 0.125 = 1.25. <answer>1.25</answer>", "8 * 0.125 = 1. 5"),  # "= 1" may not become "= 1.25": a space, not the 2
+    ("1 * 1000 = 10000. <answer>1</answer>", "1 * 1000 = 1000 ."),  # nor "= 1000" "= 10000"
+    ("5 * 453.6 = 2268.0. <answer>2268</answer>", "5 * 453.6 = 2268.0. <answer>2268</answer>"),  # zeros after a point
+    ("2 * 0.25 = 0.50. <answer>0.5</answer>", "2 * 0.25 = 0.50. <answer>0.5</answer>"),
+])
+def test_no_digit_changes_a_result(script, written, tiny_model, tokenizer):
     lengths = {len(ids) for ids in tokenizer(PROMPTS)["input_ids"]}
     llm = BaseLLM(model=tiny_model, tokenizer=tokenizer, calculator=True)
-    llm.max_new_tokens = 20
-    scripted(tiny_model, tokenizer, lengths.pop(), "8 * 0.125 = 1.25. <answer>1.25</answer>")
-    written = llm.batched_generate(PROMPTS[:1])[0]
-    assert written.startswith("8 * 0.125 = 1.") and not written.startswith("8 * 0.125 = 1.2")
+    llm.max_new_tokens = 30
+    scripted(tiny_model, tokenizer, lengths.pop(), script)
+    text = llm.batched_generate(PROMPTS[:1])[0]
+    assert text.startswith(written) and (written != script or text == script), text
 
 
 def test_written_spans_are_the_results_the_calculator_writes():
