@@ -116,6 +116,9 @@ class BaseLLM:
         cache = RowCache(self.model, rows, columns)
         cache_name = cache_argument(self.model)  # looked up once, not on every step
         prefix = self._shared_prefix(prompts, cache_name)
+        shared = prefix.get_seq_length() if prefix is not None else 0
+        # tokens the model ran (padding not counted): a cost that does not depend on the machine, beside the seconds
+        self.tokens_processed = {"prefill": shared + sum(len(ids) - shared for ids in prompts), "decode": 0}
         # oneDNN's bf16 matmul is slow for a single row on a CPU: a lone row's decode steps take PyTorch's own
         # kernels (135M model, 2 cores: 51-57 ms a step against 67-78; from 2 rows up oneDNN wins; PERFORMANCE.md)
         one_row_slow = self.device.type == "cpu" and self.model.dtype == torch.bfloat16
@@ -155,6 +158,7 @@ class BaseLLM:
             mask = torch.cat([cache.make_room(mask), mask.new_ones(len(running), 1)], dim=1)
             position = position + 1
             with onednn(enabled=not (len(running) == 1 and one_row_slow)):
+                self.tokens_processed["decode"] += len(running)
                 logits = self.model(input_ids=tokens[:, None], attention_mask=mask, position_ids=position, **{cache_name: cache}, use_cache=True).logits[:, -1]
         bar.close()
         return self.tokenizer.batch_decode(outputs, skip_special_tokens=True)

@@ -2,6 +2,7 @@
 import json
 import math
 import os
+import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,9 +150,13 @@ def evaluate(model, max_question: int = 100, split: str = "valid", show_misses: 
 
     dataset = Dataset(split)
     questions = [dataset[i][0] for i in range(min(len(dataset), max_question))]
+    start = time.perf_counter()
     texts = model.batched_generate([model.format_prompt(q) for q in questions])
+    seconds = time.perf_counter() - start
     result = BenchmarkResult.from_answers([model.parse_answer(t) for t in texts], dataset, len(questions))
     print(f"accuracy={result.accuracy:.2f} answer_rate={result.answer_rate:.2f} ({len(result.samples)} {split} questions)")
+    if tokens := getattr(model, "tokens_processed", None):  # what the model ran: comparable across machines
+        print(f"tokens: prefill={tokens['prefill']} decode={tokens['decode']} in {seconds:.1f} s")
     print("per category: " + _accuracy_by(result.samples, category))
     print("per quantity: " + _accuracy_by(result.samples, quantity_kind))
     misses = [(s, text) for s, text in zip(result.samples, texts) if not s.is_correct]

@@ -245,3 +245,14 @@ def test_fill_holes_moves_only_rows_beyond_the_new_end():
     assert fill_holes([0, 1, 2]) == [0, 1, 2]  # the last rows finished: nothing moves
     assert fill_holes([4, 7]) == [4, 7]
     assert fill_holes([]) == []
+
+
+def test_tokens_processed_counts_what_the_model_ran(tiny_model, tokenizer):
+    # The prompts' real tokens (no padding) and one token for each row at each decode step: a cost that two
+    # machines can compare.
+    llm = BaseLLM(model=tiny_model, tokenizer=tokenizer)
+    llm.max_new_tokens = 6
+    calls = record_calls(tiny_model, lambda kwargs: tuple(kwargs["input_ids"].shape))
+    llm.batched_generate(PROMPTS, num_return_sequences=2, temperature=1.0)
+    decode = sum(rows for rows, tokens in calls if tokens == 1)
+    assert decode > 0 and llm.tokens_processed == {"prefill": sum(map(len, tokenizer(PROMPTS)["input_ids"])), "decode": decode}
