@@ -136,7 +136,7 @@ class BaseLLM:
                 started, new = started + take, new - take
                 bar.update(take)
 
-            if calculator:  # no digit right after a result the calculator wrote: it is complete
+            if calculator:  # no digit that would change a result the calculator has just written
                 logits = calculator.mask(logits, running)
             tokens = self.next_token(logits, temperature)
             if calculator:  # a row with result tokens queued writes the next of them instead
@@ -157,8 +157,8 @@ class BaseLLM:
                 continue
             mask = torch.cat([cache.make_room(mask), mask.new_ones(len(running), 1)], dim=1)
             position = position + 1
+            self.tokens_processed["decode"] += len(running)
             with onednn(enabled=not (len(running) == 1 and one_row_slow)):
-                self.tokens_processed["decode"] += len(running)
                 logits = self.model(input_ids=tokens[:, None], attention_mask=mask, position_ids=position, **{cache_name: cache}, use_cache=True).logits[:, -1]
         bar.close()
         return self.tokenizer.batch_decode(outputs, skip_special_tokens=True)

@@ -4,8 +4,8 @@ works the result out and writes its digits as that row's next tokens; the model 
     "1 mi = 1.609 km. 7.2 * 1.609 ="  ->  the decoder writes " 11.5848", the model writes ". <answer>..."
 
 The model still chooses the factor and what to multiply; only the product is exact. It is the GSM8K sampler's
-calculator (at `<<48/2=` it writes `24>>`) without the markers: our rationales already end each product with
-`=`. `completion` is a pure function of the text so far; `Forcing` is its state inside `BaseLLM`'s decode loop
+calculator (at `<<48/2=` it writes `24>>`) without the markers: our rationales already write each product as
+`a * b = c`. `completion` is a pure function of the text so far; `Forcing` is its state inside `BaseLLM`'s decode loop
 (calculator=True), which calls it at each `=`.
 """
 import ast
