@@ -187,7 +187,7 @@ def generate_dataset(
     for quantities in OFF_GRID.values() if offgrid else []:
         train += on_grid(train + asked, quantities, seed, per_pair=offgrid)
     held_out = {q for q, _ in Dataset("valid").data}  # a rewording may not ask a validation question
-    off_grid = conversions([DATA_DIR / "offgrid.json", data_dir() / "offgrid.json"])  # nor an off-grid conversion
+    off_grid = conversions(sorted({DATA_DIR / "offgrid.json", data_dir() / "offgrid.json"}))  # nor an off-grid conversion (each file read once)
     questions = [(q, a) for q, a in train if q not in covered and q not in held_out and not asks(q, off_grid)]
     # sampled as RFT will prompt
     model = load_adapter(adapter, RFTModel, calculator=calculator) if adapter else RFTModel(checkpoint, calculator=calculator)
