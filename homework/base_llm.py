@@ -58,12 +58,17 @@ class BaseLLM:
     # bf16: 68 s unchunked, 48 s at 8192). None: all at once, as on a GPU.
     cpu_prefill_tokens: int | None = 8192
 
-    def __init__(self, checkpoint: str = loader.DEFAULT_CHECKPOINT, model=None, tokenizer=None, dtype=None, calculator: bool = False):
+    def __init__(self, checkpoint: str = loader.DEFAULT_CHECKPOINT, model=None, tokenizer=None, dtype=None, calculator: bool = False,
+                 quantize: bool | None = None):
         # calculator: after a row writes `a * b =`, the decoder writes the result for it (calculator.py). Off, the
         # model computes everything itself: that is the model the course grades.
+        # quantize: the policy's int8 layers (loader.quantized, CPUs without native bf16). None: when this loads the
+        # model for inference (no model and no dtype given); a training load names its dtype and stays unquantized.
         self.calculator = calculator
         if model is None:
             model, tokenizer = loader.load(checkpoint, dtype)  # dtype None: the device policy's
+            if quantize or (quantize is None and dtype is None):
+                model = loader.quantized(model)
         else:
             model, tokenizer = loader.prepare(model, tokenizer)
         self.model, self.tokenizer = model, tokenizer

@@ -82,10 +82,10 @@ def rationale(n: float, src: str, dst: str, answer: float, digits: int | None = 
 
 class CoTModel(BaseLLM):
     max_new_tokens = 64
-    # More worked products of the question's pair to copy the pattern of. First 100 valid / reworded, with every
-    # example of the question's pair (below): 3 0.46 / 0.44, 4 0.49 / 0.45, 6 0.52 / 0.46, 8 0.50 / 0.48,
-    # 10 0.50 / 0.47; all 300 reworded: 3 0.39, 4 0.43, 8 0.46 (EXPERIMENTS.md).
-    num_examples = 8
+    # Worked products of the question's pair to copy the pattern of. Each costs about 60 prompt tokens, and the
+    # prefill of the prompts is most of the CoT case's time on a CPU. First 100 valid / reworded, fp32: 3 examples
+    # 0.46 / 0.41, 4 0.50 / 0.47, 8 0.50 / 0.47 (docs/PERFORMANCE.md).
+    num_examples = 4
     # Same-pair examples asked in the question's own words and spellings, only the quantity changed
     # ("how many grammes in 2 kilos" -> "how many grammes in 3 kilos"), so the model copies a worked
     # answer of the same form. Off: the training rows as they are written (how the RFT adapter was trained).

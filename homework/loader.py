@@ -68,6 +68,11 @@ def cli(commands):
 
 
 DTYPE_ENV_VAR = "HOMEWORK_DTYPE"  # float32 | bfloat16 | float16: overrides the inference dtype below
+QUANT_ENV_VAR = "HOMEWORK_QUANT"  # none | int8: overrides the inference quantization below
+# int8 (opt-in) leaves these in fp32: down_proj's inputs carry the few huge activations that one int8 scale per
+# tensor flattens, and lm_head picks the token. RFT, first 100 valid, fp32 0.93: every Linear in int8 0.87, all but
+# down_proj 0.92, all but down_proj and lm_head 0.95 (docs/PERFORMANCE.md).
+INT8_SKIP = ("down_proj", "lm_head")
 CPUINFO = Path("/proc/cpuinfo")
 
 
@@ -91,6 +96,7 @@ class Policy:
     gradient_checkpointing: bool
     enforce_time_limits: bool  # the course's limits assume a GPU
     why: str
+    quantize: str = "none"  # "int8" (HOMEWORK_QUANT=int8 only): the Linear layers, but INT8_SKIP, in dynamic int8 for inference
 
 
 @functools.cache
@@ -114,8 +120,33 @@ def policy() -> Policy:
     if device.type == "cpu":  # trains as it infers: bf16 autocast over fp32 weights (an RFT step 10.4 s against
         # 14.0 s in fp32, the loss alike; docs/PERFORMANCE.md), else fp32. fp16 autocast is no CPU option.
         precision = {"use_cpu": True, "bf16": dtype == torch.bfloat16}
-    print(f"device: {device.type}, dtype: {str(dtype).removeprefix('torch.')} ({why})", file=sys.stderr)
-    return Policy(device, dtype, train_dtype, precision, checkpointing, enforce, why)
+    # int8 is never the default: on the fp32 path it made RFT 1.4x faster (0.93 -> 0.95) but CoT 0.50 -> 0.40
+    quantize = os.environ.get(QUANT_ENV_VAR) or "none"
+    if quantize not in ("none", "int8"):
+        raise CheckpointError(f"{QUANT_ENV_VAR}={quantize!r}: use none or int8")
+    if quantize == "int8" and not (device.type == "cpu" and dtype == torch.float32):
+        raise CheckpointError(f"{QUANT_ENV_VAR}=int8 runs on a CPU in float32 only (here: {device.type}, {str(dtype).removeprefix('torch.')})")
+    quant = f", int8 Linear layers ({QUANT_ENV_VAR}=int8)" if quantize == "int8" else ""
+    print(f"device: {device.type}, dtype: {str(dtype).removeprefix('torch.')}{quant} ({why})", file=sys.stderr)
+    return Policy(device, dtype, train_dtype, precision, checkpointing, enforce, why, quantize)
+
+
+def quantized(model):
+    """The model with its Linear layers, but INT8_SKIP, in dynamic int8 (torch's `quantize_dynamic`: int8 weights,
+    one scale per output channel; activations to int8 with one scale per call), if the policy says int8; else the
+    model as it is. That scale spans the whole batch, so a row's arithmetic depends on its batch-mates, as it does
+    on padding in bf16. For inference only: the int8 layers take no LoRA, so an adapter is merged first."""
+    if policy().quantize != "int8" or model.device.type != "cpu" or model.dtype != torch.float32:
+        return model
+    import warnings
+
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    spec = {name: per_channel_dynamic_qconfig for name, module in model.named_modules()
+            if isinstance(module, torch.nn.Linear) and name.rsplit(".", 1)[-1] not in INT8_SKIP}
+    with warnings.catch_warnings():  # torch.ao.quantization's notice that torchao will take it over
+        warnings.simplefilter("ignore")
+        return quantize_dynamic(model, spec, dtype=torch.qint8, inplace=True)
 
 
 def _hub_reachable(timeout: float = 2.0) -> bool:

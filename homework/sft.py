@@ -211,19 +211,19 @@ def require_adapter(path: str | Path) -> Path:
 
 def load_adapter(path: str | Path, model_class=BaseLLM, merge: bool = True, **kwargs) -> BaseLLM:
     """A model_class (made with `kwargs`) holding the base model the adapter in `path` records, with the adapter loaded and, for
-    inference, merged into the base weights (unmerged, every linear layer runs its LoRA as extra small ops
+    inference, merged into the base weights and quantized as the policy says (unmerged, every linear layer runs its LoRA as extra small ops
     at every decode step; see docs/PERFORMANCE.md)."""
     from peft import PeftConfig, PeftModel
 
     path = require_adapter(path)
     base = PeftConfig.from_pretrained(path).base_model_name_or_path
-    llm = model_class(base, **kwargs)
+    llm = model_class(base, quantize=False, **kwargs)  # int8 layers take no LoRA: quantized after the merge
     if llm.model.name_or_path != base:
         raise loader.CheckpointError(f"the adapter in {path} was trained on {base}, but the base model loaded is {llm.model.name_or_path}")
     try:
         llm.model = PeftModel.from_pretrained(llm.model, path).eval()
         if merge:
-            llm.model = llm.model.merge_and_unload()
+            llm.model = loader.quantized(llm.model.merge_and_unload())
     except RuntimeError as e:  # shape mismatch: a base model of another size under the same name
         raise loader.CheckpointError(f"the adapter in {path} does not fit the base model {base}: {str(e).splitlines()[0]}") from None
     return llm

@@ -55,9 +55,10 @@ def tiny_base(tmp_path, tokenizer):
 
 @pytest.fixture
 def fp32_policy(monkeypatch):
-    """Models loaded by path come in fp32, whatever the machine (or HOMEWORK_DTYPE) says: for tests that
-    compare outputs token for token across a save and a reload."""
+    """Models loaded by path come in fp32, unquantized, whatever the machine (or HOMEWORK_DTYPE) says: for tests
+    that compare outputs token for token across a save and a reload."""
     monkeypatch.setenv(loader.DTYPE_ENV_VAR, "float32")
+    monkeypatch.setenv(loader.QUANT_ENV_VAR, "none")
     loader.policy.cache_clear()
     yield
     loader.policy.cache_clear()

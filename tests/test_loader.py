@@ -148,12 +148,14 @@ def test_the_policy_picks_the_dtype_the_hardware_runs(monkeypatch, tmp_path, fla
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: bf16)
     monkeypatch.delenv(loader.DTYPE_ENV_VAR, raising=False)
+    monkeypatch.delenv(loader.QUANT_ENV_VAR, raising=False)
     loader.policy.cache_clear()
     try:
         chosen = loader.policy()
     finally:
         loader.policy.cache_clear()
     assert chosen.dtype == dtype and chosen.trainer_flags == precision
+    assert chosen.quantize == "none"  # int8 only when asked for
     assert chosen.enforce_time_limits == cuda and chosen.gradient_checkpointing == cuda
     assert chosen.train_dtype == (dtype if cuda else torch.float32)
 
