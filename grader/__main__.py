@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -65,6 +66,24 @@ def session_cpu_seconds(session: int) -> float | None:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+CASE_TOKEN_VAR = "GRADER_CASE_TOKEN"  # in every case's environment, so its descendants can be found after it
+
+
+def kill_descendants(token: str) -> int:
+    """SIGKILL every process whose environment holds this case's token: whatever the case started, even outside its
+    process group and session (a double fork after setsid). Linux only (/proc); elsewhere the group kill alone.
+    Returns how many were killed."""
+    needle, killed = f"{CASE_TOKEN_VAR}={token}".encode(), 0
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            if int(entry.name) != os.getpid() and needle in (entry / "environ").read_bytes().split(b"\0"):
+                os.kill(int(entry.name), signal.SIGKILL)
+                killed += 1
+        except (OSError, ValueError):  # gone, or not ours to read
+            continue
+    return killed
+
+
 def run_child(workdir: Path, package: str, case: str, limit: float, verbose: int, num_questions: int = 0,
               no_progress: float | None = None) -> dict:
     """Run one case in a new process and return what it measured, or {"error": reason}. The clock starts
@@ -73,8 +92,10 @@ def run_child(workdir: Path, package: str, case: str, limit: float, verbose: int
     with tempfile.TemporaryDirectory(prefix="case-") as tmp:
         result_path, started = Path(tmp) / "result.json", Path(tmp) / "result.json.started"
         output = None if verbose >= 2 else subprocess.DEVNULL  # the submission's output is ignored, as online
+        token = Path(tmp).name
         child = subprocess.Popen([sys.executable, str(CHILD), str(workdir), package, case, str(result_path), str(num_questions)],
-                                 cwd=workdir, stdin=subprocess.DEVNULL, stdout=output, stderr=output, start_new_session=True)
+                                 cwd=workdir, stdin=subprocess.DEVNULL, stdout=output, stderr=output, start_new_session=True,
+                                 env={**os.environ, CASE_TOKEN_VAR: token})
         begin, clock = time.monotonic(), None
         cpu, progressed, looked = None, None, 0.0  # CPU time at the last progress, when that was, the last look
         try:
@@ -93,10 +114,13 @@ def run_child(workdir: Path, package: str, case: str, limit: float, verbose: int
                 if clock is None and now - begin > IMPORT_SECONDS:
                     return {"error": f"the submission took over {IMPORT_SECONDS} s to import"}
                 time.sleep(0.05)
-        finally:
-            if child.poll() is None:
+        finally:  # the case is over (done, stopped, or the grader itself is interrupted): nothing it started outlives it
+            try:
                 os.killpg(child.pid, signal.SIGKILL)
-                child.wait()
+            except ProcessLookupError:
+                pass
+            kill_descendants(token)
+            child.wait()
         if result_path.exists():
             return json.loads(result_path.read_text())
         if child.returncode < 0:
@@ -161,7 +185,32 @@ def main(argv=None) -> int:
     parser.add_argument("--disable_color", action="store_true")
     args = parser.parse_args(argv)
     log = Log(args.log_path, color=not args.disable_color and sys.stdout.isatty())
+    # SIGTERM and SIGINT (from the shell, or from a submission that signals its parent) end the grade through
+    # Interrupted, so each `finally` runs: no case's process and no temp folder is left behind.
+    main_thread = threading.current_thread() is threading.main_thread()  # where signal handlers can be set
+    previous = {signum: signal.signal(signum, interrupted) for signum in (signal.SIGTERM, signal.SIGINT)} if main_thread else {}
+    try:
+        return grade(args, log)
+    except Interrupted as e:
+        log(f"grading stopped by {e}: no total", ok=False)
+        return 128 + e.signum
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
+
+class Interrupted(Exception):
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def interrupted(signum, frame):
+    raise Interrupted(signum)
+
+
+def grade(args, log) -> int:
+    """Grade args.path and log the report; the exit status."""
     from homework import loader  # the repo's device policy: the course's limits assume a GPU
 
     enforce = args.enforce_timeouts or loader.policy().enforce_time_limits

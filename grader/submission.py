@@ -1,11 +1,14 @@
 """Turning a path into a submission folder to grade, safely: any bad input becomes a SubmissionError with a one-line reason."""
 import shutil
+import stat
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 REPO = Path(__file__).resolve().parent.parent
 MAX_MEMBER_BYTES = 200 * 2**20  # an adapter is < 20 MB; nothing honest comes near this
 MAX_TOTAL_BYTES = 400 * 2**20
+READABLE = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}  # what zipfile can unpack
 
 
 class SubmissionError(Exception):
@@ -20,7 +23,8 @@ def prepare(path: Path, workdir: Path) -> tuple[Path, str]:
         if not (path / "__init__.py").is_file():
             raise SubmissionError(f"{path} is not a Python package (no __init__.py)")
         path = path.resolve()
-        shutil.copytree(path, workdir / path.name, ignore=shutil.ignore_patterns("__pycache__", "runs", "checkpoint-*"))
+        # links are copied as links: a folder that links to itself is not walked forever
+        shutil.copytree(path, workdir / path.name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__", "runs", "checkpoint-*"))
         package, data = workdir / path.name, path.parent / "data"
     else:
         package, data = unpack(path, workdir), REPO / "data"
@@ -35,7 +39,11 @@ def unpack(path: Path, workdir: Path) -> Path:
         raise SubmissionError(f"{path} does not exist")
     if not zipfile.is_zipfile(path):
         raise SubmissionError(f"{path} is neither a folder nor a zip file")
-    with zipfile.ZipFile(path) as zf:
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, ValueError) as e:
+        raise SubmissionError(f"{path} can't be read as a zip: {e}") from None
+    with zf:
         members = [m for m in zf.infolist() if not m.filename.startswith("__MACOSX/")]
         if not members:
             raise SubmissionError("the zip is empty")
@@ -45,6 +53,16 @@ def unpack(path: Path, workdir: Path) -> Path:
                 raise SubmissionError(f"unsafe path in the zip: {m.filename!r}")
             if m.file_size > MAX_MEMBER_BYTES:
                 raise SubmissionError(f"{m.filename} would unpack to {m.file_size / 2**20:.0f} MB (limit {MAX_MEMBER_BYTES / 2**20:.0f} MB)")
+            if m.flag_bits & 0x1:
+                raise SubmissionError(f"{m.filename} is encrypted in the zip")
+            if m.compress_type not in READABLE:
+                raise SubmissionError(f"{m.filename} is compressed by method {m.compress_type} (deflate64 is 9), which Python's zipfile can't unpack")
+            if stat.S_ISLNK(m.external_attr >> 16):
+                raise SubmissionError(f"{m.filename} is a symbolic link in the zip")
+        files = {m.filename for m in members if not m.is_dir()}
+        for m in members:
+            if clash := next((str(p) for p in PurePosixPath(m.filename).parents if str(p) in files), None):
+                raise SubmissionError(f"{clash} is both a file and a folder in the zip")
         tops = sorted({PurePosixPath(m.filename).parts[0] for m in members})
         if len(tops) != 1 or all(m.filename == tops[0] for m in members):
             raise SubmissionError(f"the zip must hold exactly one top-level folder, found: {', '.join(tops)}")
@@ -55,13 +73,16 @@ def unpack(path: Path, workdir: Path) -> Path:
                 target.mkdir(parents=True, exist_ok=True)
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(m) as src, open(target, "wb") as dst:
-                # Declared sizes can lie: count what really comes out.
-                while chunk := src.read(2**20):
-                    total += len(chunk)
-                    if total > MAX_TOTAL_BYTES:
-                        raise SubmissionError(f"the zip unpacks to more than {MAX_TOTAL_BYTES / 2**20:.0f} MB")
-                    dst.write(chunk)
+            try:
+                with zf.open(m) as src, open(target, "wb") as dst:
+                    # Declared sizes can lie: count what really comes out.
+                    while chunk := src.read(2**20):
+                        total += len(chunk)
+                        if total > MAX_TOTAL_BYTES:
+                            raise SubmissionError(f"the zip unpacks to more than {MAX_TOTAL_BYTES / 2**20:.0f} MB")
+                        dst.write(chunk)
+            except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as e:  # bad CRC, sizes, data
+                raise SubmissionError(f"the zip is corrupt at {m.filename}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
     package = workdir / tops[0]
     if not (package / "__init__.py").is_file():
         raise SubmissionError(f"the zip's folder {tops[0]!r} is not a Python package (no __init__.py)")

@@ -37,15 +37,34 @@ def num_tokens(tokenizer, texts) -> int:
     return sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts)
 
 
+def counted(llm, fn):
+    """(fn(), seconds, the prefill and decode tokens the model ran over every generation fn made): the tokens are
+    a cost that two machines can compare."""
+    total, generate = {"prefill": 0, "decode": 0}, llm._generate
+
+    def generate_and_count(*args, **kwargs):
+        out = generate(*args, **kwargs)
+        for key in total:
+            total[key] += llm.tokens_processed[key]
+        return out
+
+    llm._generate = generate_and_count
+    try:
+        out, seconds = timed(fn)
+    finally:
+        del llm._generate  # the class's method again
+    return out, seconds, total
+
+
 def bench_generation(llm, questions, sequential: int, batch_sizes: list[int]) -> list[dict]:
     rows = []
-    outputs, seconds = timed(lambda: [llm.generate(q) for q in questions[:sequential]])
-    rows.append({"mode": "sequential", "batch_size": 1, "tok_per_s": num_tokens(llm.tokenizer, outputs) / seconds})
+    outputs, seconds, tokens = counted(llm, lambda: [llm.generate(q) for q in questions[:sequential]])
+    rows.append({"mode": "sequential", "batch_size": 1, "tok_per_s": num_tokens(llm.tokenizer, outputs) / seconds, "seconds": seconds, **tokens})
     for size in batch_sizes:
         llm.batch_size = size
         prompts = questions[: max(size, sequential)]
-        outputs, seconds = timed(lambda: llm.batched_generate(prompts))
-        rows.append({"mode": "batched", "batch_size": size, "tok_per_s": num_tokens(llm.tokenizer, outputs) / seconds})
+        outputs, seconds, tokens = counted(llm, lambda: llm.batched_generate(prompts))
+        rows.append({"mode": "batched", "batch_size": size, "tok_per_s": num_tokens(llm.tokenizer, outputs) / seconds, "seconds": seconds, **tokens})
     llm.batch_size = None
     return rows
 
@@ -132,6 +151,7 @@ def main(quick: bool = False, checkpoint: str = loader.DEFAULT_CHECKPOINT, outpu
         rows = [{**r, "dtype": str(dtype).removeprefix("torch.")} for r in bench_generation(llm, questions, sizes["sequential"], sizes["batch_sizes"])]
         best = max(r["tok_per_s"] for r in rows[1:])
         print(f"generation, {rows[0]['dtype']} (tokens/s):  " + "  ".join(f"{r['mode']} bs={r['batch_size']}: {r['tok_per_s']:.0f}" for r in rows))
+        print("  tokens the model ran:  " + "  ".join(f"bs={r['batch_size']}: prefill={r['prefill']} decode={r['decode']} in {r['seconds']:.1f} s" for r in rows))
         print(f"  batched / sequential: {best / rows[0]['tok_per_s']:.1f}x")
         generation += rows
 

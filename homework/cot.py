@@ -14,7 +14,7 @@ from decimal import Decimal
 from . import loader
 from .base_llm import BaseLLM
 from .calculator import fmt
-from .data import Dataset, ask as ask_model, evaluate
+from .data import Dataset, ask as ask_model, checked_question, evaluate
 from .units import NOT_DECIMAL, number, read_with_span, readable
 
 SYSTEM = (
@@ -194,6 +194,7 @@ def test(max_question: int = 100, split: str = "valid", checkpoint: str = loader
 
 
 def ask(question: str, show_prompt: bool = False, checkpoint: str = loader.DEFAULT_CHECKPOINT, calculator: bool = False):
+    question = checked_question(question)  # before the model loads
     ask_model(load(checkpoint, calculator), question, show_prompt)
 
 

@@ -24,12 +24,18 @@ class MissingData(DataError, FileNotFoundError):
     pass
 
 
-def check_rows(rows, path: Path) -> list:
-    """`rows` if it is a list of [question, answer, ...] rows with text questions and finite answers, else a
-    DataError naming the file, the row and what is wrong."""
+def check_rows(rows, path: Path, reasoning: bool = False) -> list:
+    """`rows` if it is a non-empty list of [question, answer, ...] rows with text questions and finite answers (and
+    with `reasoning`, a text third: RFT's [question, answer, reasoning]), else a DataError naming the file, the row
+    and what is wrong."""
+    shape = "[question, answer, reasoning]" if reasoning else "[question, answer]"
     if not isinstance(rows, list):
-        raise DataError(f"{path}: expected a list of [question, answer] rows, found a {type(rows).__name__}")
+        raise DataError(f"{path}: expected a list of {shape} rows, found a {type(rows).__name__}")
+    if not rows:
+        raise DataError(f"{path} has no rows")
     for i, row in enumerate(rows):
+        if reasoning and not (isinstance(row, list) and len(row) >= 3 and isinstance(row[2], str)):
+            raise DataError(f"{path}: row {i} is {str(row)[:80]!r}, not a {shape} row")
         if not isinstance(row, list) or len(row) < 2:
             raise DataError(f"{path}: row {i} is {str(row)[:80]!r}, not a [question, answer] row")
         question, answer = row[:2]
@@ -40,15 +46,20 @@ def check_rows(rows, path: Path) -> list:
     return rows
 
 
+def read_rows(path: Path, reasoning: bool = False) -> list:
+    """The rows of a JSON data file, checked (`check_rows`); a DataError if it isn't valid JSON."""
+    try:
+        return check_rows(json.loads(Path(path).read_text()), path, reasoning)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(f"{path} is not valid JSON: {e}") from None
+
+
 class Dataset:
     def __init__(self, split: str):
         path = data_dir() / f"{split}.json"
         if not path.exists():
             raise MissingData(f"no dataset split {split!r}: {path} does not exist")
-        try:
-            self.data = check_rows(json.loads(path.read_text()), path)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise DataError(f"{path} is not valid JSON: {e}") from None
+        self.data = read_rows(path)
 
     def __len__(self):
         return len(self.data)
@@ -167,11 +178,28 @@ def evaluate(model, max_question: int = 100, split: str = "valid", show_misses: 
     return result
 
 
+# Each CoT example asks the question's own words again: a 10,000-character question made a prompt of 17,197
+# tokens, past the model's 8,192-token context.
+MAX_QUESTION_CHARS = 1000
+
+
+def checked_question(question) -> str:
+    """The question as text (Fire passes `ask 42` as an int), or a DataError if it is empty or too long for a prompt.
+    The `ask` commands call it before they load a model."""
+    question = str(question).strip()
+    if not question:
+        raise DataError("the question is empty")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise DataError(f"the question is {len(question)} characters long; at most {MAX_QUESTION_CHARS}")
+    return question
+
+
 def ask(model, question: str, show_prompt: bool = False) -> float:
     """Answer one question and print what the model wrote, the parsed answer and, if the question reads
     as a conversion, pint's answer."""
     from .units import convert, read_question
 
+    question = checked_question(question)
     prompt = model.format_prompt(question)
     if show_prompt:
         print(f"prompt:\n{prompt}")

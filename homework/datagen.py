@@ -14,13 +14,14 @@
                                       # each pair at 2 quantities of each off-grid kind (3.7, 0.35, 1.75, 45), the
                                       # decoder writing each product the sampler sets up
 
-Rows are [question, answer, reasoning]. Progress is saved atomically after every chunk in
+Rows are [question, answer, reasoning]. Progress is saved atomically about every 30 s of sampling in
 OUTPUT.partial; a killed run started again resumes from there.
 """
 import json
 import math
 import os
 import re
+import time
 from pathlib import Path
 
 import torch
@@ -91,16 +92,21 @@ def write_json_atomic(path: Path, obj: list | dict):
     os.replace(tmp, path)  # readers see the old file or the new one, never half of one
 
 
-def sample_rationales(model, questions: list[tuple[str, float]], oversample: int, temperature: float, progress: Path | None = None, chunk: int = 64, rationalize: bool = False) -> dict:
+def sample_rationales(model, questions: list[tuple[str, float]], oversample: int, temperature: float, progress: Path | None = None,
+                      chunk: int | None = None, rationalize: bool = False, save_every: float = 30.0) -> dict:
     """{question: [correct_answer, reasoning or None, number of correct samples]} for every question, resumable.
 
     rationalize: prompt with `format_prompt(q, hint=answer)` (see generate_dataset). Progress is saved after
-    each chunk of questions; within a chunk, generation keeps its batch full."""
+    each chunk of questions; within a chunk, generation keeps its batch full. chunk None: the first chunk fills a
+    CPU batch (64 rows), and each next one is sized from the last one's pace to take about `save_every` seconds,
+    so a kill loses at most about that much sampling on any machine."""
     done = json.loads(progress.read_text()) if progress and progress.exists() else {}
     todo = [(q, a) for q, a in questions if q not in done]
+    size, i = chunk or -(-64 // oversample), 0
     with tqdm(total=len(questions), initial=len(questions) - len(todo), desc="datagen") as bar:
-        for i in range(0, len(todo), chunk):
-            batch = todo[i : i + chunk]
+        while i < len(todo):
+            batch, start = todo[i : i + size], time.perf_counter()
+            i += len(batch)
             prompts = [model.format_prompt(q, hint=a) if rationalize else model.format_prompt(q) for q, a in batch]
             samples = model.batched_generate(prompts, num_return_sequences=oversample, temperature=temperature)
             for (q, a), completions in zip(batch, samples):
@@ -108,6 +114,9 @@ def sample_rationales(model, questions: list[tuple[str, float]], oversample: int
                 done[q] = [a, select(a, completions, (reading := read_question(q)) and reading.n), n_correct]
             if progress:
                 write_json_atomic(progress, done)
+            if chunk is None:
+                per_question = max(time.perf_counter() - start, 1e-6) / len(batch)
+                size = max(1, min(1024, int(save_every / per_question)))
             bar.update(len(batch))
             kept = sum(v[1] is not None for v in done.values())
             bar.set_postfix(yield_=f"{kept / len(done):.2f}")

@@ -16,7 +16,6 @@ same unit pair, as written in the training set (the CoT model rewords them; the 
 on them as written). Training on its own verified rationales under that prompt teaches it to take the
 factor from the examples and to multiply it out correctly, which the prompt alone does not.
 """
-import json
 import os
 import tempfile
 import time
@@ -25,7 +24,7 @@ from pathlib import Path
 from . import loader, sft
 from .calculator import written_spans
 from .cot import RFTModel
-from .data import Dataset, ask as ask_model, data_dir, evaluate
+from .data import DataError, Dataset, ask as ask_model, checked_question, data_dir, evaluate, read_rows
 from .datagen import report, sample_rationales, write_json_atomic
 from .units import readable
 
@@ -77,7 +76,7 @@ def train(
         raise loader.CheckpointError("--init_adapter trains one round: each round of --rounds starts a fresh LoRA")
     if rounds > 1 and int(os.environ.get("WORLD_SIZE", 1)) > 1:
         raise loader.CheckpointError("--rounds > 1 runs in one process: the sampling between rounds is not distributed")
-    rows = [row for row, *_ in readable(json.loads(path.read_text()), "RFT")]
+    rows = [row for row, *_ in readable(read_rows(path, reasoning=True), "RFT")]
     model = RFTModel(checkpoint, dtype=loader.policy().train_dtype, calculator=calculator)  # loaded once; each round trains a fresh LoRA on it
     for round_ in range(1, rounds + 1):
         start, last = time.time(), round_ == rounds
@@ -109,13 +108,17 @@ def test(path: str = str(MODEL_DIR), max_question: int = 100, split: str = "vali
 
 
 def ask(question: str, path: str = str(MODEL_DIR), show_prompt: bool = False, calculator: bool = False):
+    question = checked_question(question)  # before the model loads
     ask_model(load(path, calculator), question, show_prompt)
 
 
 def show(index: int = 0, data: str = str(data_dir() / "rft.json"), checkpoint: str = loader.DEFAULT_CHECKPOINT):
     """Print RFT training example `index` (its CoT prompt + rationale) token by token; [brackets] mark
     the tokens the loss is computed on."""
-    question, _, reasoning = json.loads(Path(data).read_text())[index]
+    rows = read_rows(Path(data), reasoning=True)
+    if not 0 <= index < len(rows):
+        raise DataError(f"{data} has {len(rows)} rows: no row {index}")
+    question, _, reasoning = rows[index][:3]
     model = RFTModel(checkpoint)
     sft.show_tokens(model.tokenizer, model.format_prompt(question), reasoning)
 

@@ -22,7 +22,7 @@ import torch
 from . import loader
 from .base_llm import BaseLLM, positions
 from .cot import fmt, plain_numbers
-from .data import Dataset, ask as ask_model, evaluate
+from .data import Dataset, ask as ask_model, checked_question, evaluate
 from .units import read_question, reword, unit_name
 
 MODEL_DIR = Path(__file__).resolve().parent / "sft_model"
@@ -264,6 +264,7 @@ def test(path: str = str(MODEL_DIR), max_question: int = 100, split: str = "vali
 
 
 def ask(question: str, path: str = str(MODEL_DIR), show_prompt: bool = False):
+    question = checked_question(question)  # before the model loads
     ask_model(load(path), question, show_prompt)
 
 

@@ -1,4 +1,5 @@
 import collections
+import importlib
 import json
 import re
 
@@ -8,7 +9,7 @@ pytest.importorskip("pint", reason="computes the answers these tests check (abse
 
 from homework import units
 from homework.base_llm import parse_answer
-from homework.data import DATA_DIR, Dataset, benchmark, evaluate, miss_kind, quantity_kind
+from homework.data import DATA_DIR, DataError, Dataset, benchmark, checked_question, evaluate, miss_kind, quantity_kind
 
 SPLITS = {split: Dataset(split).data for split in ("train", "valid")}
 
@@ -100,6 +101,7 @@ def test_benchmark_scores_what_the_model_answers():
     ('[["ok", 1], [3, 1]]', "row 1's question is 3, not text"),
     ('[["ok", NaN]]', "row 0's answer is nan, not a finite number"),
     ('[["ok", "12"]]', "row 0's answer is '12', not a finite number"),
+    ("[]", "has no rows"),
 ])
 def test_a_malformed_split_is_a_one_line_error(text, error, tmp_path, monkeypatch):
     from homework.data import DataError
@@ -173,3 +175,44 @@ def test_miss_kind(text, answer, kind):
 
 def test_miss_kind_of_a_question_that_does_not_read():
     assert miss_kind("3 kelvin in celsius", "<answer>5</answer>", 5.0, -270.15) == "unread"
+
+
+@pytest.mark.parametrize("stage", ["cot", "sft", "rft"])
+@pytest.mark.parametrize("question, message", [("", "empty"), ("  \n", "empty"), ("How many g in 1 kg? " * 60, "at most 1000")])
+def test_ask_refuses_a_question_before_it_loads_a_model(stage, question, message, monkeypatch):
+    module = importlib.import_module(f"homework.{stage}")
+    monkeypatch.setattr(module, "load", lambda *args, **kwargs: pytest.fail("a model was loaded"))
+    with pytest.raises(DataError, match=message):
+        module.ask(question)
+
+
+def test_a_question_fire_read_as_a_number_is_asked_as_text():
+    assert checked_question(42) == "42" and checked_question(" 3 ft to in ") == "3 ft to in"
+
+
+@pytest.mark.parametrize("text, error", [
+    ("[[", "is not valid JSON"),
+    ("[]", "has no rows"),
+    ('[["How many g in 1 kg?", 1000]]', "not a [question, answer, reasoning] row"),
+    ('[["How many g in 1 kg?", 1000, 7]]', "not a [question, answer, reasoning] row"),
+    ('[["How many g in 1 kg?", "a lot", "1 kg = 1000 g."]]', "row 0's answer is 'a lot'"),
+])
+def test_malformed_rft_data_is_refused_before_a_model_loads(text, error, tmp_path, monkeypatch):
+    from homework import rft
+
+    path = tmp_path / "rft.json"
+    path.write_text(text)
+    monkeypatch.setattr(rft, "RFTModel", lambda *args, **kwargs: pytest.fail("a model was loaded"))
+    for command in (lambda: rft.train(data=str(path)), lambda: rft.show(data=str(path))):
+        with pytest.raises(DataError, match=re.escape(error)):
+            command()
+
+
+def test_rft_show_names_a_row_that_is_not_there(tmp_path, monkeypatch):
+    from homework import rft
+
+    path = tmp_path / "rft.json"
+    path.write_text('[["How many g in 1 kg?", 1000, "1 kg = 1000 g. 1 * 1000 = 1000. <answer>1000</answer>"]]')
+    monkeypatch.setattr(rft, "RFTModel", lambda *args, **kwargs: pytest.fail("a model was loaded"))
+    with pytest.raises(DataError, match="has 1 rows: no row 5"):
+        rft.show(5, data=str(path))

@@ -5,6 +5,8 @@ import json
 import math
 import os
 import shutil
+import signal
+import stat
 import subprocess
 import sys
 import time
@@ -310,8 +312,66 @@ def load_cot():
     return Blank()
 """
 
+def _zip_with(tmp, info: zipfile.ZipInfo, data: bytes = b"x") -> Path:
+    path = tmp / "s.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("homework/__init__.py", "")
+        zf.writestr(info, data)
+    return path
+
+
+def _symlink_member(tmp):
+    info = zipfile.ZipInfo("homework/etc")
+    info.external_attr = (stat.S_IFLNK | 0o777) << 16
+    return _zip_with(tmp, info, b"/etc")
+
+
+def _patched(tmp, patch) -> Path:
+    """A one-member zip (homework/__init__.py, 1200 bytes deflated), its bytes changed by patch(bytearray)."""
+    path = make_zip(tmp / "s.zip", {"homework/__init__.py": "x = 1\n" * 200})
+    data = bytearray(path.read_bytes())
+    patch(data)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _set_method(data, method: int):  # in the local header (offset 8) and in the central directory (offset 10)
+    for signature, offset in ((b"PK\x03\x04", 8), (b"PK\x01\x02", 10)):
+        at = data.index(signature) + offset
+        data[at : at + 2] = method.to_bytes(2, "little")
+
+
+def _set_encrypted(data):  # bit 0 of the flags: in the local header (offset 6) and in the central directory (offset 8)
+    for signature, offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        data[data.index(signature) + offset] |= 0x1
+
+
+def _corrupt_data(data):
+    start = data.index(b"PK\x03\x04") + 30 + len("homework/__init__.py")  # the deflate stream
+    end = data.index(b"PK\x01\x02")
+    data[start + 1 : (start + end) // 2] = b"\xff" * ((start + end) // 2 - start - 1)
+
+
+def _lying_size(data):  # the central directory says 10 bytes: the CRC of what comes out can't match
+    at = data.index(b"PK\x01\x02") + 24
+    data[at : at + 4] = (10).to_bytes(4, "little")
+
+
+def _folder_with_a_link_loop(tmp):
+    package = write_package(tmp, GOOD)
+    (package / "loop").symlink_to(package, target_is_directory=True)
+    return package
+
+
 # name: (builder, the case's line, the reason on it); a None line: the reason is the whole report's
 CORPUS = {
+    "a file and a folder of one name": (lambda tmp: make_zip(tmp / "s.zip", {"homework/__init__.py": "", "homework/x": "1", "homework/x/y.py": ""}), None, "homework/x is both a file and a folder"),
+    "a symbolic link": (_symlink_member, None, "homework/etc is a symbolic link"),
+    "the encrypted flag": (lambda tmp: _patched(tmp, _set_encrypted), None, "homework/__init__.py is encrypted"),
+    "deflate64": (lambda tmp: _patched(tmp, lambda d: _set_method(d, 9)), None, "compressed by method 9"),
+    "corrupt data": (lambda tmp: _patched(tmp, _corrupt_data), None, "the zip is corrupt at homework/__init__.py"),
+    "a lying size header": (lambda tmp: _patched(tmp, _lying_size), None, "the zip is corrupt at homework/__init__.py"),
+    "a folder that links to itself": (_folder_with_a_link_loop, "CoT", "accuracy=1.00"),
     "not a zip": (_not_a_zip, None, "neither a folder nor a zip"),
     "missing path": (lambda tmp: tmp / "nope.zip", None, "does not exist"),
     "empty zip": (lambda tmp: make_zip(tmp / "s.zip", {}), None, "the zip is empty"),
@@ -436,3 +496,66 @@ def test_submission_output_is_hidden_unless_very_verbose(tmp_path, capfd):
     main([str(package), "--disable_color", "-vv"])
     captured = capfd.readouterr()
     assert "HELLO" in captured.out and "NOISE" in captured.err
+
+
+# Starts a process in its group and one that leaves both (a double fork after setsid), writes their pids to $PIDS,
+# then does THEN.
+SPAWNER = ORACLE + """
+import os, signal, subprocess, sys, time
+
+def load_cot():
+    pids = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"]).pid]
+    read, write = os.pipe()
+    if os.fork() == 0:  # a session of its own, then a grandchild that init adopts
+        os.setsid()
+        if os.fork() == 0:
+            os.write(write, str(os.getpid()).encode())
+            time.sleep(600)
+        os._exit(0)
+    os.wait()
+    os.close(write)
+    pids.append(int(os.read(read, 32)))
+    open(os.environ["PIDS"], "w").write(" ".join(map(str, pids)))
+    THEN
+    return Oracle(1.0)
+"""
+
+
+def gone(pid: int, wait: float = 10.0) -> bool:
+    """Whether the process is gone (or a zombie: killed, not yet reaped) within `wait` seconds."""
+    end = time.monotonic() + wait
+    while time.monotonic() < end:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return True
+        if stat[stat.rindex(")") + 2] == "Z":
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds a case's processes in /proc")
+def test_nothing_a_case_starts_outlives_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOMEWORK_DATA", str(ROOT / "data"))
+    monkeypatch.setenv("PIDS", str(tmp_path / "pids"))
+    package = write_package(tmp_path, SPAWNER.replace("THEN", "pass"))
+    result = run_child(tmp_path, package.name, "cot", limit=60, verbose=0)
+    assert result["accuracy"] == 1.0
+    pids = [int(pid) for pid in (tmp_path / "pids").read_text().split()]
+    assert len(pids) == 2 and all(gone(pid) for pid in pids)
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds a case's processes in /proc")
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_submission_that_signals_the_grader_stops_it_and_leaves_nothing_behind(tmp_path, signum):
+    package = write_package(tmp_path / "src", SPAWNER.replace("THEN", f"os.kill(os.getppid(), {int(signum)}); time.sleep(600)"))
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp), "HOMEWORK_DATA": str(ROOT / "data"), "PIDS": str(tmp_path / "pids")}
+    run = subprocess.run([sys.executable, "-m", "grader", str(package), "--disable_color"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 128 + signum and f"grading stopped by {signal.Signals(signum).name}: no total" in run.stdout
+    pids = [int(pid) for pid in (tmp_path / "pids").read_text().split()]
+    assert len(pids) == 2 and all(gone(pid) for pid in pids)
+    assert not [p.name for p in temp.iterdir() if p.name.startswith(("grader-", "case-"))]

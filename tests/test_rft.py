@@ -360,3 +360,14 @@ def test_datagen_refuses_a_count_that_is_not_one_or_more(max_question, tmp_path)
     with pytest.raises(loader.CheckpointError, match="--max_question takes a count of 1 or more"):
         datagen.generate_dataset(str(out), max_question=max_question)
     assert out.read_text() == '[["q", 1.0, "r"]]'  # left as it was
+
+
+@pytest.mark.parametrize("save_every, saves", [(1e-9, 5), (1e9, 2)])
+def test_progress_is_saved_about_every_save_every_seconds(tmp_path, monkeypatch, save_every, saves):
+    # The first chunk fills a CPU batch (64 rows: one question at 64 samples); the next ones take about save_every
+    # seconds at the pace measured: every question when that is no time at all, all the rest when it is forever.
+    questions = [(f"How many gram are there per {n} kg?", 1000.0 * n) for n in range(1, 6)]
+    written = []
+    monkeypatch.setattr(datagen, "write_json_atomic", lambda path, rows: written.append(len(rows)))
+    results = datagen.sample_rationales(FakeSampler(questions), questions, 64, 0.7, tmp_path / "progress.json", save_every=save_every)
+    assert len(results) == 5 and written[-1] == 5 and len(written) == saves
