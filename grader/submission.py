@@ -1,6 +1,7 @@
 """Turning a path into a submission folder to grade, safely: any bad input becomes a SubmissionError with a one-line reason."""
 import shutil
 import stat
+import sys
 import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
@@ -28,6 +29,8 @@ def prepare(path: Path, workdir: Path) -> tuple[Path, str]:
         package, data = workdir / path.name, path.parent / "data"
     else:
         package, data = unpack(path, workdir), REPO / "data"
+    if package.name in sys.stdlib_module_names:  # `import json` would give the standard library's, not the submission
+        raise SubmissionError(f"the package is named {package.name!r}, as a standard library module: rename its folder")
     if not (workdir / "data").exists():
         shutil.copytree(data if data.is_dir() else REPO / "data", workdir / "data")
     return workdir, package.name

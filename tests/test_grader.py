@@ -372,6 +372,7 @@ CORPUS = {
     "corrupt data": (lambda tmp: _patched(tmp, _corrupt_data), None, "the zip is corrupt at homework/__init__.py"),
     "a lying size header": (lambda tmp: _patched(tmp, _lying_size), None, "the zip is corrupt at homework/__init__.py"),
     "a folder that links to itself": (_folder_with_a_link_loop, "CoT", "accuracy=1.00"),
+    "a folder named as a standard library module": (lambda tmp: write_package(tmp, GOOD, name="json"), None, "named 'json', as a standard library module"),
     "not a zip": (_not_a_zip, None, "neither a folder nor a zip"),
     "missing path": (lambda tmp: tmp / "nope.zip", None, "does not exist"),
     "empty zip": (lambda tmp: make_zip(tmp / "s.zip", {}), None, "the zip is empty"),
