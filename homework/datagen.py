@@ -21,6 +21,7 @@ import json
 import math
 import os
 import re
+import tempfile
 import time
 from pathlib import Path
 
@@ -184,7 +185,11 @@ def generate_dataset(
     torch.manual_seed(seed)  # an uninterrupted run repeats itself; a resumed one continues with a fresh stream
 
     output = Path(output_json)
-    output.parent.mkdir(parents=True, exist_ok=True)
+    try:  # known before the model loads, not after the first chunk's sampling
+        output.parent.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=output.parent).close()
+    except OSError as e:
+        raise loader.CheckpointError(f"can't write {output}: {e.strerror or e}") from None
     progress = output.with_name(output.name + ".partial")
     rows = json.loads(output.read_text()) if extend and output.exists() else []
     covered = {q for q, _, _ in rows}

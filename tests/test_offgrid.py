@@ -44,7 +44,7 @@ def test_datagen_never_asks_an_off_grid_conversion(tmp_path, monkeypatch):
     assert units.read_question(reworded) == reading
     train = [["How many g are there per 3 kg?", 3000.0], [reworded, answer]]
     (tmp_path / "train.json").write_text(json.dumps(train))
-    (tmp_path / "valid.json").write_text("[]")
+    (tmp_path / "valid.json").write_text(json.dumps([["How many m are there per 2 km?", 2000.0]]))
     monkeypatch.setenv("HOMEWORK_DATA", str(tmp_path))
     sampled = []
     monkeypatch.setattr(datagen, "RFTModel", lambda checkpoint, calculator: "the CoT model")

@@ -371,3 +371,10 @@ def test_progress_is_saved_about_every_save_every_seconds(tmp_path, monkeypatch,
     monkeypatch.setattr(datagen, "write_json_atomic", lambda path, rows: written.append(len(rows)))
     results = datagen.sample_rationales(FakeSampler(questions), questions, 64, 0.7, tmp_path / "progress.json", save_every=save_every)
     assert len(results) == 5 and written[-1] == 5 and len(written) == saves
+
+
+def test_datagen_into_a_folder_it_cannot_write_is_refused_before_a_model_loads(tmp_path, monkeypatch):
+    (tmp_path / "a_file").write_text("")
+    monkeypatch.setattr(datagen, "RFTModel", lambda *args, **kwargs: pytest.fail("a model was loaded"))
+    with pytest.raises(loader.CheckpointError, match="can't write .*a_file/rft.json"):
+        datagen.generate_dataset(str(tmp_path / "a_file" / "rft.json"), max_question=2)
