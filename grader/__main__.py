@@ -192,7 +192,7 @@ def main(argv=None) -> int:
     try:
         return grade(args, log)
     except Interrupted as e:
-        log(f"grading stopped by {e}: no total", ok=False)
+        log(f"grading stopped by {e}, before any case: no total", ok=False)
         return 128 + e.signum
     finally:
         for signum, handler in previous.items():
@@ -238,29 +238,34 @@ def grade(args, log) -> int:
             log(f"cannot grade {args.path}: {one_line(imported['error'])}", ok=False)
             log(f"Total {0:>4} / 100")
             return 1
-        for case, (title, _, points, limit, _) in CASES.items():
-            cap, no_progress = (limit, None) if enforce else (args.max_case_seconds, args.no_progress_seconds)
-            result = run_child(workdir, package, case, cap, args.verbose, args.max_question, no_progress)
-            if "error" in result:
-                fraction, detail = 0.0, one_line(result["error"])
-                if args.verbose and "traceback" in result:
-                    print(result["traceback"], file=sys.stderr)
-            else:
-                fraction, detail = score(case, result, truth)
-                over = result["seconds"] > limit
-                detail += f"  ({result['seconds']:.0f} s" + (f", over the {limit} s GPU limit, not enforced)" if over else ")")
-            earned = case_points(fraction, points)
-            score_sum, total = score_sum + earned, total + points
-            log(f"{title:<34} [ {earned:>3} / {points:>3} ]  {detail}", ok=earned >= points)
-            if case == "batched_generate" and "real_loss" in result:
-                log(f"  why two losses: {LOSS_NOTE}")
-            if case == "rft":  # the extra credit comes from the same run
-                extra_points, (low, high) = RFT_EXTRA_CREDIT
-                why = one_line(result["error"]) if "error" in result else malformed(result)
-                earned = 0 if why else case_points(linear(result["accuracy"], low, high), extra_points)
-                score_sum += earned
-                detail = one_line(why) if why else f"accuracy={result['accuracy']:.2f}"
-                log(f"{'RFT extra credit (above 0.7)':<34} [ {earned:>3} / {extra_points:>3} ]  {detail}", ok=earned >= extra_points)
+        try:
+            for case, (title, _, points, limit, _) in CASES.items():
+                cap, no_progress = (limit, None) if enforce else (args.max_case_seconds, args.no_progress_seconds)
+                result = run_child(workdir, package, case, cap, args.verbose, args.max_question, no_progress)
+                if "error" in result:
+                    fraction, detail = 0.0, one_line(result["error"])
+                    if args.verbose and "traceback" in result:
+                        print(result["traceback"], file=sys.stderr)
+                else:
+                    fraction, detail = score(case, result, truth)
+                    over = result["seconds"] > limit
+                    detail += f"  ({result['seconds']:.0f} s" + (f", over the {limit} s GPU limit, not enforced)" if over else ")")
+                earned = case_points(fraction, points)
+                score_sum, total = score_sum + earned, total + points
+                log(f"{title:<34} [ {earned:>3} / {points:>3} ]  {detail}", ok=earned >= points)
+                if case == "batched_generate" and "real_loss" in result:
+                    log(f"  why two losses: {LOSS_NOTE}")
+                if case == "rft":  # the extra credit comes from the same run
+                    extra_points, (low, high) = RFT_EXTRA_CREDIT
+                    why = one_line(result["error"]) if "error" in result else malformed(result)
+                    earned = 0 if why else case_points(linear(result["accuracy"], low, high), extra_points)
+                    score_sum += earned
+                    detail = one_line(why) if why else f"accuracy={result['accuracy']:.2f}"
+                    log(f"{'RFT extra credit (above 0.7)':<34} [ {earned:>3} / {extra_points:>3} ]  {detail}", ok=earned >= extra_points)
+        except Interrupted as e:  # run_child's finally has killed the case's processes; the with removes the temp folder
+            log(f"grading stopped by {e}", ok=False)
+            log(f"Total {score_sum:>4} / {total} so far, of the cases that ran  (in {time.monotonic() - started:.0f} s)")
+            return 128 + e.signum
     log(f"Total {score_sum:>4} / {total}  (graded in {time.monotonic() - started:.0f} s)")
     return 0
 

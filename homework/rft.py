@@ -69,6 +69,7 @@ def train(
     With rounds > 1 (expert iteration), the model of each round but the last samples rationales for the
     training questions that still lack one; the verified ones join the data, saved as DATA.roundN.json,
     and the next round trains from the base model on all of them. The last round's model is kept."""
+    sft.check_training_flags(batch_size, epochs, learning_rate, max_steps, lora_r, rounds, max_question)
     path = Path(data)
     if not path.is_file():
         raise loader.CheckpointError(f"no RFT data at {path}: run python -m homework.datagen {path} first")

@@ -233,6 +233,27 @@ def load(path: str | Path = MODEL_DIR) -> SFTModel:
     return load_adapter(path, SFTModel)
 
 
+def check_training_flags(batch_size, epochs, learning_rate, max_steps, lora_r=None, rounds=1, max_question=0):
+    """A one-line CheckpointError for values the Trainer would take only to fail or train nothing, before a model loads."""
+    def count(x, least):
+        return isinstance(x, int) and not isinstance(x, bool) and x >= least
+
+    def positive(x):
+        return isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0
+
+    bad = [f"--{name} {value!r} ({want})" for name, value, ok, want in [
+        ("batch_size", batch_size, count(batch_size, 1), "a count of 1 or more"),
+        ("epochs", epochs, positive(epochs), "more than 0"),
+        ("learning_rate", learning_rate, positive(learning_rate), "more than 0"),
+        ("max_steps", max_steps, max_steps == -1 or count(max_steps, 1), "-1 for none, or 1 or more"),
+        ("lora_r", lora_r, lora_r is None or count(lora_r, 1), "1 or more"),
+        ("rounds", rounds, count(rounds, 1), "1 or more"),
+        ("max_question", max_question, count(max_question, 0), "0 for none, or more"),
+    ] if not ok]
+    if bad:
+        raise loader.CheckpointError("bad values: " + "; ".join(bad))
+
+
 def train(
     output_dir: str = str(MODEL_DIR),
     max_question: int = 100,  # valid questions to evaluate on afterwards (0: none)
@@ -249,6 +270,7 @@ def train(
 ):
     """Train on the training set (each question also with `more_wordings` other quantities), save the adapter,
     then print the accuracy on the first max_question valid questions."""
+    check_training_flags(batch_size, epochs, learning_rate, max_steps, lora_r, max_question=max_question)
     rows = Dataset("train").data
     rows = rows + reword(rows, seed, more_wordings)  # none when more_wordings is 0
     examples = [(plain_question(q), answer_text(a)) for q, a in rows]

@@ -199,3 +199,23 @@ def test_two_processes_train_one_adapter(tiny_base, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert (out / "adapter_config.json").is_file()
     assert sorted(re.findall(r"rank (\d) of (\d): 2 steps", result.stdout)) == [("0", "2"), ("1", "2")], result.stdout  # both trained
+
+
+@pytest.mark.parametrize("flags, message", [
+    ({"batch_size": 0}, "--batch_size 0 (a count of 1 or more)"),
+    ({"batch_size": "8"}, "--batch_size '8'"),
+    ({"epochs": 0}, "--epochs 0 (more than 0)"),
+    ({"learning_rate": -1e-4}, "--learning_rate -0.0001"),
+    ({"max_steps": 0}, "--max_steps 0 (-1 for none, or 1 or more)"),
+    ({"lora_r": 0}, "--lora_r 0"),
+    ({"max_question": -1}, "--max_question -1"),
+])
+def test_bad_training_values_are_refused_before_a_model_loads(flags, message, monkeypatch, tmp_path):
+    from homework import rft
+
+    monkeypatch.setattr(sft, "SFTModel", lambda *args, **kwargs: pytest.fail("a model was loaded"))
+    monkeypatch.setattr(rft, "RFTModel", lambda *args, **kwargs: pytest.fail("a model was loaded"))
+    for train in (sft.train, rft.train):
+        with pytest.raises(loader.CheckpointError, match=re.escape(message)):
+            train(output_dir=str(tmp_path / "out"), **flags)
+    assert not (tmp_path / "out").exists()
