@@ -210,9 +210,9 @@ def require_adapter(path: str | Path) -> Path:
 
 
 def load_adapter(path: str | Path, model_class=BaseLLM, merge: bool = True, **kwargs) -> BaseLLM:
-    """A model_class (made with `kwargs`) holding the base model the adapter in `path` records, with the adapter loaded and, for
-    inference, merged into the base weights and quantized as the policy says (unmerged, every linear layer runs its LoRA as extra small ops
-    at every decode step; see docs/PERFORMANCE.md)."""
+    """A model_class (made with `kwargs`) holding the base model the adapter in `path` records, with the adapter loaded
+    and, for inference, merged into the base weights (unmerged, every linear layer runs its LoRA as extra small ops at
+    every decode step; see docs/PERFORMANCE.md), then quantized if the policy says so (`loader.quantized`)."""
     from peft import PeftConfig, PeftModel
 
     path = require_adapter(path)
@@ -238,13 +238,13 @@ def check_training_flags(batch_size, epochs, learning_rate, max_steps, lora_r=No
     def count(x, least):
         return isinstance(x, int) and not isinstance(x, bool) and x >= least
 
-    def positive(x):
-        return isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0
+    def number(x, least, strictly):
+        return isinstance(x, (int, float)) and not isinstance(x, bool) and (x > least if strictly else x >= least)
 
     bad = [f"--{name} {value!r} ({want})" for name, value, ok, want in [
         ("batch_size", batch_size, count(batch_size, 1), "a count of 1 or more"),
-        ("epochs", epochs, positive(epochs), "more than 0"),
-        ("learning_rate", learning_rate, positive(learning_rate), "more than 0"),
+        ("epochs", epochs, number(epochs, 0, strictly=True), "more than 0"),
+        ("learning_rate", learning_rate, number(learning_rate, 0, strictly=False), "0 or more"),
         ("max_steps", max_steps, max_steps == -1 or count(max_steps, 1), "-1 for none, or 1 or more"),
         ("lora_r", lora_r, lora_r is None or count(lora_r, 1), "1 or more"),
         ("rounds", rounds, count(rounds, 1), "1 or more"),
