@@ -69,19 +69,16 @@ def session_cpu_seconds(session: int) -> float | None:
 CASE_TOKEN_VAR = "GRADER_CASE_TOKEN"  # in every case's environment, so its descendants can be found after it
 
 
-def kill_descendants(token: str) -> int:
+def kill_descendants(token: str):
     """SIGKILL every process whose environment holds this case's token: whatever the case started, even outside its
-    process group and session (a double fork after setsid). Linux only (/proc); elsewhere the group kill alone.
-    Returns how many were killed."""
-    needle, killed = f"{CASE_TOKEN_VAR}={token}".encode(), 0
+    process group and session (a double fork after setsid). Linux only (/proc); elsewhere the group kill alone."""
+    needle = f"{CASE_TOKEN_VAR}={token}".encode()
     for entry in Path("/proc").glob("[0-9]*"):
         try:
             if int(entry.name) != os.getpid() and needle in (entry / "environ").read_bytes().split(b"\0"):
                 os.kill(int(entry.name), signal.SIGKILL)
-                killed += 1
         except (OSError, ValueError):  # gone, or not ours to read
             continue
-    return killed
 
 
 def run_child(workdir: Path, package: str, case: str, limit: float, verbose: int, num_questions: int = 0,
@@ -189,10 +186,15 @@ def main(argv=None) -> int:
     # Interrupted, so each `finally` runs: no case's process and no temp folder is left behind.
     main_thread = threading.current_thread() is threading.main_thread()  # where signal handlers can be set
     previous = {signum: signal.signal(signum, interrupted) for signum in (signal.SIGTERM, signal.SIGINT)} if main_thread else {}
+    tally = {"points": 0, "of": 0, "started": time.monotonic()}  # grade's running total, for an interrupted grade too
     try:
-        return grade(args, log)
-    except Interrupted as e:
-        log(f"grading stopped by {e}, before any case: no total", ok=False)
+        return grade(args, log, tally)
+    except Interrupted as e:  # run_child's finally has killed the case's processes, grade's with removed the temp folder
+        log(f"grading stopped by {e}", ok=False)
+        if tally["of"]:
+            log(f"Total {tally['points']:>4} / {tally['of']} so far, of the cases that ran  (in {time.monotonic() - tally['started']:.0f} s)")
+        else:
+            log("no total: no case had run")
         return 128 + e.signum
     finally:
         for signum, handler in previous.items():
@@ -209,8 +211,8 @@ def interrupted(signum, frame):
     raise Interrupted(signum)
 
 
-def grade(args, log) -> int:
-    """Grade args.path and log the report; the exit status."""
+def grade(args, log, tally: dict) -> int:
+    """Grade args.path and log the report, keeping `tally` (points, of how many) up to date; the exit status."""
     from homework import loader  # the repo's device policy: the course's limits assume a GPU
 
     enforce = args.enforce_timeouts or loader.policy().enforce_time_limits
@@ -220,7 +222,6 @@ def grade(args, log) -> int:
         log("timeouts: reported, not enforced (no GPU: the course's limits assume one; --enforce_timeouts applies them); "
             f"a case is stopped after {args.no_progress_seconds:.0f} s without progress, or at {args.max_case_seconds:.0f} s")
 
-    score_sum, total, started = 0, 0, time.monotonic()
     with tempfile.TemporaryDirectory(prefix="grader-") as tmp:
         try:
             workdir, package = prepare(Path(args.path), Path(tmp))
@@ -238,35 +239,30 @@ def grade(args, log) -> int:
             log(f"cannot grade {args.path}: {one_line(imported['error'])}", ok=False)
             log(f"Total {0:>4} / 100")
             return 1
-        try:
-            for case, (title, _, points, limit, _) in CASES.items():
-                cap, no_progress = (limit, None) if enforce else (args.max_case_seconds, args.no_progress_seconds)
-                result = run_child(workdir, package, case, cap, args.verbose, args.max_question, no_progress)
-                if "error" in result:
-                    fraction, detail = 0.0, one_line(result["error"])
-                    if args.verbose and "traceback" in result:
-                        print(result["traceback"], file=sys.stderr)
-                else:
-                    fraction, detail = score(case, result, truth)
-                    over = result["seconds"] > limit
-                    detail += f"  ({result['seconds']:.0f} s" + (f", over the {limit} s GPU limit, not enforced)" if over else ")")
-                earned = case_points(fraction, points)
-                score_sum, total = score_sum + earned, total + points
-                log(f"{title:<34} [ {earned:>3} / {points:>3} ]  {detail}", ok=earned >= points)
-                if case == "batched_generate" and "real_loss" in result:
-                    log(f"  why two losses: {LOSS_NOTE}")
-                if case == "rft":  # the extra credit comes from the same run
-                    extra_points, (low, high) = RFT_EXTRA_CREDIT
-                    why = one_line(result["error"]) if "error" in result else malformed(result)
-                    earned = 0 if why else case_points(linear(result["accuracy"], low, high), extra_points)
-                    score_sum += earned
-                    detail = one_line(why) if why else f"accuracy={result['accuracy']:.2f}"
-                    log(f"{'RFT extra credit (above 0.7)':<34} [ {earned:>3} / {extra_points:>3} ]  {detail}", ok=earned >= extra_points)
-        except Interrupted as e:  # run_child's finally has killed the case's processes; the with removes the temp folder
-            log(f"grading stopped by {e}", ok=False)
-            log(f"Total {score_sum:>4} / {total} so far, of the cases that ran  (in {time.monotonic() - started:.0f} s)")
-            return 128 + e.signum
-    log(f"Total {score_sum:>4} / {total}  (graded in {time.monotonic() - started:.0f} s)")
+        for case, (title, _, points, limit, _) in CASES.items():
+            cap, no_progress = (limit, None) if enforce else (args.max_case_seconds, args.no_progress_seconds)
+            result = run_child(workdir, package, case, cap, args.verbose, args.max_question, no_progress)
+            if "error" in result:
+                fraction, detail = 0.0, one_line(result["error"])
+                if args.verbose and "traceback" in result:
+                    print(result["traceback"], file=sys.stderr)
+            else:
+                fraction, detail = score(case, result, truth)
+                over = result["seconds"] > limit
+                detail += f"  ({result['seconds']:.0f} s" + (f", over the {limit} s GPU limit, not enforced)" if over else ")")
+            earned = case_points(fraction, points)
+            tally["points"], tally["of"] = tally["points"] + earned, tally["of"] + points
+            log(f"{title:<34} [ {earned:>3} / {points:>3} ]  {detail}", ok=earned >= points)
+            if case == "batched_generate" and "real_loss" in result:
+                log(f"  why two losses: {LOSS_NOTE}")
+            if case == "rft":  # the extra credit comes from the same run
+                extra_points, (low, high) = RFT_EXTRA_CREDIT
+                why = one_line(result["error"]) if "error" in result else malformed(result)
+                earned = 0 if why else case_points(linear(result["accuracy"], low, high), extra_points)
+                tally["points"] += earned
+                detail = one_line(why) if why else f"accuracy={result['accuracy']:.2f}"
+                log(f"{'RFT extra credit (above 0.7)':<34} [ {earned:>3} / {extra_points:>3} ]  {detail}", ok=earned >= extra_points)
+    log(f"Total {tally['points']:>4} / {tally['of']}  (graded in {time.monotonic() - tally['started']:.0f} s)")
     return 0
 
 
