@@ -34,10 +34,8 @@ def check_rows(rows, path: Path, reasoning: bool = False) -> list:
     if not rows:
         raise DataError(f"{path} has no rows")
     for i, row in enumerate(rows):
-        if reasoning and not (isinstance(row, list) and len(row) >= 3 and isinstance(row[2], str)):
+        if not isinstance(row, list) or len(row) < 2 + reasoning or (reasoning and not isinstance(row[2], str)):
             raise DataError(f"{path}: row {i} is {str(row)[:80]!r}, not a {shape} row")
-        if not isinstance(row, list) or len(row) < 2:
-            raise DataError(f"{path}: row {i} is {str(row)[:80]!r}, not a [question, answer] row")
         question, answer = row[:2]
         if not isinstance(question, str) or not question.strip():
             raise DataError(f"{path}: row {i}'s question is {question!r}, not text")

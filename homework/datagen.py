@@ -180,7 +180,7 @@ def generate_dataset(
     sample holds by construction, and the verifier still checks the factor and the answer.
     No question is asked that converts what an evaluation set asks: a valid question, or the unit pair and quantity
     of a row of data/offgrid.json."""
-    if max_question is not None and (isinstance(max_question, bool) or not isinstance(max_question, int) or max_question < 1):
+    if max_question is not None and not loader.is_count(max_question):
         raise loader.CheckpointError(f"--max_question takes a count of 1 or more (or none: every training question), not {max_question!r}")
     torch.manual_seed(seed)  # an uninterrupted run repeats itself; a resumed one continues with a fresh stream
 

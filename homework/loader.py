@@ -49,6 +49,11 @@ def unknown_flags(function, args: list[str]) -> list[str]:
     return unknown
 
 
+def is_count(x, least: int = 1) -> bool:
+    """An int (not a bool, which Fire makes of `--flag`) of at least `least`: what a count flag must be."""
+    return isinstance(x, int) and not isinstance(x, bool) and x >= least
+
+
 def cli(commands):
     """fire.Fire, with our own errors printed as one line instead of a traceback, and an unknown flag refused
     before the command starts."""

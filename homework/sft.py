@@ -235,8 +235,7 @@ def load(path: str | Path = MODEL_DIR) -> SFTModel:
 
 def check_training_flags(batch_size, epochs, learning_rate, max_steps, lora_r=None, rounds=1, max_question=0):
     """A one-line CheckpointError for values the Trainer would take only to fail or train nothing, before a model loads."""
-    def count(x, least):
-        return isinstance(x, int) and not isinstance(x, bool) and x >= least
+    count = loader.is_count
 
     def number(x, least, strictly):
         return isinstance(x, (int, float)) and not isinstance(x, bool) and (x > least if strictly else x >= least)
