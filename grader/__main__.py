@@ -211,13 +211,39 @@ def interrupted(signum, frame):
     raise Interrupted(signum)
 
 
+def report_case(case: str, result: dict, truth: dict, tally: dict, log, verbose: int):
+    """Score one case's result, add it to `tally` and log its line (and the RFT extra credit, from the same run)."""
+    title, _, points, limit, _ = CASES[case]
+    if "error" in result:
+        fraction, detail = 0.0, one_line(result["error"])
+        if verbose and "traceback" in result:
+            print(result["traceback"], file=sys.stderr)
+    else:
+        fraction, detail = score(case, result, truth)
+        over = result["seconds"] > limit
+        detail += f"  ({result['seconds']:.0f} s" + (f", over the {limit} s GPU limit, not enforced)" if over else ")")
+    earned = case_points(fraction, points)
+    tally["points"], tally["of"] = tally["points"] + earned, tally["of"] + points
+    log(f"{title:<34} [ {earned:>3} / {points:>3} ]  {detail}", ok=earned >= points)
+    if case == "batched_generate" and "real_loss" in result:
+        log(f"  why two losses: {LOSS_NOTE}")
+    if case == "rft":
+        extra_points, (low, high) = RFT_EXTRA_CREDIT
+        why = one_line(result["error"]) if "error" in result else malformed(result)
+        earned = 0 if why else case_points(linear(result["accuracy"], low, high), extra_points)
+        tally["points"] += earned
+        detail = one_line(why) if why else f"accuracy={result['accuracy']:.2f}"
+        log(f"{'RFT extra credit (above 0.7)':<34} [ {earned:>3} / {extra_points:>3} ]  {detail}", ok=earned >= extra_points)
+
+
 def grade(args, log, tally: dict) -> int:
     """Grade args.path and log the report, keeping `tally` (points, of how many) up to date; the exit status."""
     from homework import loader  # the repo's device policy: the course's limits assume a GPU
 
     enforce = args.enforce_timeouts or loader.policy().enforce_time_limits
     if enforce:
-        log("timeouts: enforced (the course's limits: 40 s, 15 s, 60 s per case)")
+        limits = ", ".join(dict.fromkeys(f"{limit} s" for _, _, _, limit, _ in CASES.values()))
+        log(f"timeouts: enforced (the course's limits: {limits} per case)")
     else:
         log("timeouts: reported, not enforced (no GPU: the course's limits assume one; --enforce_timeouts applies them); "
             f"a case is stopped after {args.no_progress_seconds:.0f} s without progress, or at {args.max_case_seconds:.0f} s")
@@ -229,7 +255,7 @@ def grade(args, log, tally: dict) -> int:
             log(f"cannot grade {args.path}: {e}", ok=False)
             log(f"Total {0:>4} / 100")
             return 1
-        data = Path(os.environ.get("HOMEWORK_DATA") or workdir / "data")
+        data = Path(os.environ.get(loader.DATA_ENV_VAR) or workdir / "data")
         # the answers to check against, read before the submission runs: it may rewrite the files in its reach
         truth = {q: a for q, a in json.loads((data / "valid.json").read_text())}
         if Path(args.path).is_file() and (size := Path(args.path).stat().st_size / 1e6) > SUBMISSION_LIMIT_MB:
@@ -239,29 +265,10 @@ def grade(args, log, tally: dict) -> int:
             log(f"cannot grade {args.path}: {one_line(imported['error'])}", ok=False)
             log(f"Total {0:>4} / 100")
             return 1
-        for case, (title, _, points, limit, _) in CASES.items():
+        for case, (_, _, _, limit, _) in CASES.items():
             cap, no_progress = (limit, None) if enforce else (args.max_case_seconds, args.no_progress_seconds)
             result = run_child(workdir, package, case, cap, args.verbose, args.max_question, no_progress)
-            if "error" in result:
-                fraction, detail = 0.0, one_line(result["error"])
-                if args.verbose and "traceback" in result:
-                    print(result["traceback"], file=sys.stderr)
-            else:
-                fraction, detail = score(case, result, truth)
-                over = result["seconds"] > limit
-                detail += f"  ({result['seconds']:.0f} s" + (f", over the {limit} s GPU limit, not enforced)" if over else ")")
-            earned = case_points(fraction, points)
-            tally["points"], tally["of"] = tally["points"] + earned, tally["of"] + points
-            log(f"{title:<34} [ {earned:>3} / {points:>3} ]  {detail}", ok=earned >= points)
-            if case == "batched_generate" and "real_loss" in result:
-                log(f"  why two losses: {LOSS_NOTE}")
-            if case == "rft":  # the extra credit comes from the same run
-                extra_points, (low, high) = RFT_EXTRA_CREDIT
-                why = one_line(result["error"]) if "error" in result else malformed(result)
-                earned = 0 if why else case_points(linear(result["accuracy"], low, high), extra_points)
-                tally["points"] += earned
-                detail = one_line(why) if why else f"accuracy={result['accuracy']:.2f}"
-                log(f"{'RFT extra credit (above 0.7)':<34} [ {earned:>3} / {extra_points:>3} ]  {detail}", ok=earned >= extra_points)
+            report_case(case, result, truth, tally, log, args.verbose)
     log(f"Total {tally['points']:>4} / {tally['of']}  (graded in {time.monotonic() - tally['started']:.0f} s)")
     return 0
 

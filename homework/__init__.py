@@ -22,7 +22,8 @@ _EXPORTS = {
     "load_sft": ("sft", "load"),
     "load_rft": ("rft", "load"),
 }
-_SUBMODULES = ("base_llm", "bench", "calculator", "cot", "data", "datagen", "loader", "offgrid", "rft", "sft", "units")
+_SUBMODULES = ("base_llm", "bench", "calculator", "cot", "data", "datagen", "generator", "loader", "lora", "numbers", "reader", "rft", "sft",
+               "units")
 __all__ = [*_EXPORTS, *_SUBMODULES]
 
 

@@ -6,6 +6,7 @@ import contextlib
 import math
 import os
 import re
+from dataclasses import dataclass, field
 
 import torch
 from tqdm import tqdm
@@ -47,6 +48,33 @@ def onednn(enabled: bool):
         yield
     finally:
         torch.backends.mkldnn.enabled = before
+
+
+@dataclass
+class _Batch:
+    """The rows decoding together: the output each writes to (`running`), their cache, and their next-token logits,
+    attention masks (as wide as the cache) and positions, one row each."""
+
+    cache: RowCache
+    cache_name: str  # the model's keyword for the cache (kv_cache.cache_argument)
+    outputs: list[list[int]]  # every output row's tokens so far
+    running: list[int] = field(default_factory=list)
+    logits: torch.Tensor | None = None
+    mask: torch.Tensor | None = None
+    position: torch.Tensor | None = None
+
+    def add(self, rows: range, state: tuple[torch.Tensor, torch.Tensor, torch.Tensor]):
+        """New rows, after the running ones, with their (logits, mask, position) from `_prefill`."""
+        if self.running:
+            state = tuple(torch.cat(pair) for pair in zip((self.logits, self.mask, self.position), state))
+        self.logits, self.mask, self.position = state
+        self.running += rows
+
+    def select(self, index: torch.Tensor):
+        """Keep the rows at `index`, in that order (the cache moves only the rows that change place)."""
+        self.cache.batch_select_indices(index)
+        self.mask, self.position = self.mask[index], self.position[index]
+        self.running = [self.running[i] for i in index.tolist()]
 
 
 class BaseLLM:
@@ -115,58 +143,70 @@ class BaseLLM:
         Prompts come longest first so that a new one always fits the columns of the running rows."""
         eos = self.model.generation_config.eos_token_id
         eos = {self.tokenizer.eos_token_id, *(eos if isinstance(eos, list) else [eos])}
-        outputs = [[] for _ in range(len(prompts) * n)]
+        batch = _Batch(RowCache(self.model, rows, columns), cache_argument(self.model), [[] for _ in range(len(prompts) * n)])
         calculator = calc.Forcing(self.tokenizer) if self.calculator else None
-        running, started = [], 0  # which output each row writes to; how many prompts have started
-        cache = RowCache(self.model, rows, columns)
-        cache_name = cache_argument(self.model)  # looked up once, not on every step
-        prefix = self._shared_prefix(prompts, cache_name)
+        prefix = self._shared_prefix(prompts, batch.cache_name)
         shared = prefix.get_seq_length() if prefix is not None else 0
         # tokens the model ran (padding not counted): a cost that does not depend on the machine, beside the seconds
         self.tokens_processed = {"prefill": shared + sum(len(ids) - shared for ids in prompts), "decode": 0}
-        # oneDNN's bf16 matmul is slow for a single row on a CPU: a lone row's decode steps take PyTorch's own
-        # kernels (135M model, 2 cores: 51-57 ms a step against 67-78; from 2 rows up oneDNN wins; PERFORMANCE.md)
-        one_row_slow = self.device.type == "cpu" and self.model.dtype == torch.bfloat16
-        budget = self.cpu_prefill_tokens if self.device.type == "cpu" else None
-        bar = tqdm(total=len(prompts), desc="generate", disable=len(prompts) <= 3 * rows // n, leave=False)
-        while running or started < len(prompts):
-            new = min((rows - len(running)) // n, len(prompts) - started)
-            while new > 0:  # in chunks of about cpu_prefill_tokens on a CPU (the prompts are longest first)
-                take = min(new, max(1, budget // len(prompts[started]))) if budget else new
-                state = self._prefill(prompts[started : started + take], n, cache, cache_name, prefix)
-                if running:
-                    state = [torch.cat(pair) for pair in zip((logits, mask, position), state)]
-                logits, mask, position = state
-                running += range(started * n, (started + take) * n)
-                started, new = started + take, new - take
-                bar.update(take)
+        started = 0  # how many prompts have started
+        with tqdm(total=len(prompts), desc="generate", disable=len(prompts) <= 3 * rows // n, leave=False) as bar:
+            while batch.running or started < len(prompts):
+                new = min((rows - len(batch.running)) // n, len(prompts) - started)
+                self._admit(batch, prompts[started : started + new], started, n, prefix)
+                started += new
+                bar.update(new)
+                tokens = self._sample(batch, temperature, calculator)
+                tokens = self._evict(batch, tokens, eos)
+                if batch.running:
+                    self._decode_step(batch, tokens)
+        return self.tokenizer.batch_decode(batch.outputs, skip_special_tokens=True)
 
-            if calculator:  # no digit that would change a result the calculator has just written
-                logits = calculator.mask(logits, running)
-            tokens = self.next_token(logits, temperature)
-            if calculator:  # a row with result tokens queued writes the next of them instead
-                tokens = calculator.force(tokens, running)
-            for row, token in zip(running, tokens.tolist()):
-                outputs[row].append(token)
-            if calculator:  # queue the result for each row that has just written `a * b =`
-                calculator.update(running, outputs)
-            done = self.finished([outputs[row] for row in running], eos)
-            keep = [i for i, row in enumerate(running) if not done[i] and len(outputs[row]) < self.max_new_tokens]
-            if len(keep) < len(running):
-                keep = fill_holes(keep)
-                index = torch.tensor(keep, dtype=torch.long, device=self.device)
-                cache.batch_select_indices(index)
-                mask, position, tokens = mask[index], position[index], tokens[index]
-                running = [running[i] for i in keep]
-            if not running:
-                continue
-            mask = torch.cat([cache.make_room(mask), mask.new_ones(len(running), 1)], dim=1)
-            position = position + 1
-            self.tokens_processed["decode"] += len(running)
-            with onednn(enabled=not (len(running) == 1 and one_row_slow)):
-                logits = self.model(input_ids=tokens[:, None], attention_mask=mask, position_ids=position, **{cache_name: cache}, use_cache=True).logits[:, -1]
-        bar.close()
-        return self.tokenizer.batch_decode(outputs, skip_special_tokens=True)
+    def _admit(self, batch: "_Batch", prompts: list[list[int]], first: int, n: int, prefix: DynamicCache | None):
+        """Prefill new prompts (`first` is the index of the first) and add their `n` rows each to the batch; on a CPU in
+        chunks of about cpu_prefill_tokens (the prompts are longest first)."""
+        budget = self.cpu_prefill_tokens if self.device.type == "cpu" else None
+        while prompts:
+            take = min(len(prompts), max(1, budget // len(prompts[0]))) if budget else len(prompts)
+            state = self._prefill(prompts[:take], n, batch.cache, batch.cache_name, prefix)
+            batch.add(range(first * n, (first + take) * n), state)
+            prompts, first = prompts[take:], first + take
+
+    def _sample(self, batch: "_Batch", temperature: float, calculator: "calc.Forcing | None") -> torch.Tensor:
+        """Each running row's next token, written to its output; with the calculator, its result tokens in place of
+        the model's, and no digit that would change a result it has just written."""
+        logits = calculator.mask(batch.logits, batch.running) if calculator else batch.logits
+        tokens = self.next_token(logits, temperature)
+        if calculator:
+            tokens = calculator.force(tokens, batch.running)
+        for row, token in zip(batch.running, tokens.tolist()):
+            batch.outputs[row].append(token)
+        if calculator:  # queue the result for each row that has just written `a * b =`
+            calculator.update(batch.running, batch.outputs)
+        return tokens
+
+    def _evict(self, batch: "_Batch", tokens: torch.Tensor, eos: set[int]) -> torch.Tensor:
+        """Drop the rows that are done (EOS, a stop string, max_new_tokens) from the batch and the cache; the tokens
+        of the rows that stay."""
+        done = self.finished([batch.outputs[row] for row in batch.running], eos)
+        keep = [i for i, row in enumerate(batch.running) if not done[i] and len(batch.outputs[row]) < self.max_new_tokens]
+        if len(keep) == len(batch.running):
+            return tokens
+        index = torch.tensor(fill_holes(keep), dtype=torch.long, device=self.device)
+        batch.select(index)
+        return tokens[index]
+
+    def _decode_step(self, batch: "_Batch", tokens: torch.Tensor):
+        """One token for every running row through the model: the next logits."""
+        batch.mask = torch.cat([batch.cache.make_room(batch.mask), batch.mask.new_ones(len(batch.running), 1)], dim=1)
+        batch.position = batch.position + 1
+        self.tokens_processed["decode"] += len(batch.running)
+        # oneDNN's bf16 matmul is slow for a single row on a CPU: a lone row's decode steps take PyTorch's own
+        # kernels (135M model, 2 cores: 51-57 ms a step against 67-78; from 2 rows up oneDNN wins)
+        one_slow_row = len(batch.running) == 1 and self.device.type == "cpu" and self.model.dtype == torch.bfloat16
+        with onednn(enabled=not one_slow_row):
+            batch.logits = self.model(input_ids=tokens[:, None], attention_mask=batch.mask, position_ids=batch.position,
+                                      **{batch.cache_name: batch.cache}, use_cache=True).logits[:, -1]
 
     def _shared_prefix(self, prompts: list[list[int]], cache_name: str, min_tokens: int = 16) -> DynamicCache | None:
         """The KV cache of the tokens every prompt starts with (a few-shot prompt's system line and template),

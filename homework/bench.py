@@ -95,13 +95,14 @@ def bench_datagen(cot, rows, k: int, temperature: float = 0.6) -> dict:
 
 
 def bench_sft(checkpoint, steps: int, batch: int) -> dict:
-    from .sft import answer_text, train_model
+    from .lora import Training, train
+    from .sft import answer_text
 
     examples = [(q, answer_text(a)) for q, a in Dataset("train").data[: steps * batch]]
     result = {}
     for name, pad_to in [("dynamic", None), ("fixed_128", 128)]:
         with tempfile.TemporaryDirectory() as out:
-            _, trainer = train_model(examples, out, checkpoint, max_steps=steps, batch_size=batch, pad_to=pad_to)
+            _, trainer = train(examples, out, Training(checkpoint=checkpoint, max_steps=steps, batch_size=batch), pad_to=pad_to)
         result[name] = {"samples_per_s": trainer.state.log_history[-1]["train_samples_per_second"]}
     result["speedup"] = result["dynamic"]["samples_per_s"] / result["fixed_128"]["samples_per_s"]
     return result

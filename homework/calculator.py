@@ -16,6 +16,8 @@ import re
 
 import torch
 
+from .numbers import fmt
+
 _NUMBER = r"(?:\d[\d,]*(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d+)?"
 _OPERATOR = r"\*\*|[-+*/x×^]"
 # The expression right before the last `=`, then what follows it so far: spaces, and digits already written.
@@ -23,14 +25,6 @@ _OPERATOR = r"\*\*|[-+*/x×^]"
 _TAIL = re.compile(rf"(?<![\w.,])(-?{_NUMBER}(?:\s*(?:{_OPERATOR})\s*-?{_NUMBER})+)\s*=(\s*)([\d.,]*)$")
 _OPERATORS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
               ast.Pow: operator.pow, ast.USub: operator.neg, ast.UAdd: operator.pos}
-
-
-def fmt(x: float) -> str:
-    """A number as a person writes it: no exponent, at most 6 significant digits, no trailing zeros."""
-    if abs(x) >= 1e5:
-        return str(round(x))
-    text = f"{x:.{max(0, 5 - len(str(int(abs(x)))) + 1)}f}" if abs(x) >= 1 else f"{x:.6g}"
-    return text.rstrip("0").rstrip(".") if "." in text and "e" not in text else text
 
 
 def evaluate(expression: str) -> float | None:

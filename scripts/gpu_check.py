@@ -1,6 +1,6 @@
-"""The first GPU session's check, one command, about 8 minutes on one GPU; it writes a JSON report.
+"""The GPU check, one command, about 8 minutes on one GPU; it writes a JSON report.
 
-    python scripts/gpu_check.py --gguf /tmp/m/SmolLM2-135M-Instruct.Q4_1.gguf --output $OUT/report.json
+    python scripts/gpu_check.py --gguf /path/to/SmolLM2-135M-Instruct.Q4_1.gguf --output $OUT/report.json
     HOMEWORK_CHECKPOINT=/path/to/SmolLM2-135M-Instruct python scripts/gpu_check.py   # a converted model folder
     python scripts/gpu_check.py --cpu --tiny          # every step on a tiny random model, on the CPU (CI runs this)
 
@@ -23,34 +23,33 @@ import traceback
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-MODEL_NAME = "SmolLM2-135M-Instruct"  # the folder name the package knows as "embedded"
 
 
 def prepare_model(args, work: Path) -> Path:
     """A model folder in a fresh cache, where the package finds its embedded model, then HOMEWORK_CHECKPOINT=embedded."""
-    default_cache = Path(os.environ.get("HOMEWORK_CACHE", Path.home() / ".cache" / "homework"))
-    given = os.environ.get("HOMEWORK_CHECKPOINT")
-    os.environ["HOMEWORK_CACHE"] = str(work / "cache")  # before the package is imported: it reads it once
-    target = work / "cache" / MODEL_NAME
+    from homework import loader
+
+    usual = loader.embedded_path()
+    given = os.environ.get(loader.ENV_VAR)
+    os.environ[loader.CACHE_ENV_VAR] = str(work / "cache")
+    target = loader.embedded_path()
     target.parent.mkdir(parents=True)
     if args.tiny:  # a random 2-layer Llama with the real tokenizer (from the usual cache)
         from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-        tokenizer = AutoTokenizer.from_pretrained(default_cache / MODEL_NAME)
+        tokenizer = AutoTokenizer.from_pretrained(usual)
         config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=2,
                              num_attention_heads=2, num_key_value_heads=1, bos_token_id=tokenizer.bos_token_id,
                              eos_token_id=tokenizer.eos_token_id, tie_word_embeddings=True)
         LlamaForCausalLM(config).save_pretrained(target)
         tokenizer.save_pretrained(target)
     elif args.gguf:
-        from homework import loader
-
         loader.convert_gguf(Path(args.gguf), target)
     elif given and Path(given).is_dir():
         target.symlink_to(Path(given).resolve(), target_is_directory=True)
     else:
         sys.exit("error: give --gguf PATH, HOMEWORK_CHECKPOINT=/path/to/model_folder, or --tiny")
-    os.environ["HOMEWORK_CHECKPOINT"] = "embedded"
+    os.environ[loader.ENV_VAR] = "embedded"
     return target
 
 
@@ -94,11 +93,11 @@ def compare_with_cpu(count: int) -> dict:
 
 
 def run_sft(work: Path, steps: int) -> dict:
-    from homework import sft
+    from homework import lora, sft
     from homework.data import Dataset
 
     examples = [(q, sft.answer_text(a)) for q, a in Dataset("train").data[: steps * 8]]
-    _, trainer = sft.train_model(examples, work / "sft", "embedded", max_steps=steps)
+    _, trainer = lora.train(examples, work / "sft", lora.Training(checkpoint="embedded", max_steps=steps))
     losses = [log["loss"] for log in trainer.state.log_history if "loss" in log]
     final = trainer.state.log_history[-1]
     return {"ok": len(losses) > 1 and losses[-1] < losses[0], "steps": steps, "first_loss": losses[0] if losses else None,

@@ -1,3 +1,6 @@
+import copy
+import os
+
 import pytest
 import torch
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
@@ -5,17 +8,30 @@ from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 from homework import loader
 
 
+# Kept from the shell: HOMEWORK_DTYPE picks the path the whole suite runs on (HOMEWORK_DTYPE=float32 python -m pytest:
+# the path of a CPU without native bf16), HOMEWORK_CACHE says where the embedded model is. Every other HOMEWORK_*
+# variable would change what the tests load or read.
+SUITE_SETTINGS = {loader.DTYPE_ENV_VAR, loader.CACHE_ENV_VAR}
+
+
 @pytest.fixture(autouse=True)
-def no_forced_checkpoint(monkeypatch):
-    """A HOMEWORK_CHECKPOINT in the shell (gpu_check sets one) would override the checkpoints tests load by path."""
-    monkeypatch.delenv(loader.ENV_VAR, raising=False)
+def clean_environment(monkeypatch):
+    """No HOMEWORK_* variable from the shell (gpu_check sets HOMEWORK_CHECKPOINT, a user HOMEWORK_DATA) but SUITE_SETTINGS."""
+    for name in list(os.environ):
+        if name.startswith("HOMEWORK_") and name not in SUITE_SETTINGS:
+            monkeypatch.delenv(name)
 
 
 @pytest.fixture(scope="session")
-def tokenizer():
-    """The real SmolLM2 tokenizer (from the embedded model, converted on first use)."""
-    tok = AutoTokenizer.from_pretrained(loader.embedded_dir())
-    return tok
+def shared_tokenizer():
+    """The real SmolLM2 tokenizer (from the embedded model, converted on first use), loaded once."""
+    return AutoTokenizer.from_pretrained(loader.embedded_dir())
+
+
+@pytest.fixture
+def tokenizer(shared_tokenizer):
+    """A fresh copy for each test: every BaseLLM sets its tokenizer's padding side and pad token."""
+    return copy.deepcopy(shared_tokenizer)
 
 
 def make_tiny_model(tokenizer, seed: int = 0):

@@ -119,7 +119,7 @@ def test_written_spans_are_the_results_the_calculator_writes():
 
 
 def test_the_calculators_results_are_not_trained_on_for_a_model_that_runs_with_it(tokenizer):
-    from homework.sft import tokenize
+    from homework.lora import tokenize
 
     prompt, text = "How many km are there per 7.2 mi?", "1 mi = 1.609 km. 7.2 * 1.609 = 11.5848. <answer>11.5848</answer>"
     pure, calculated = tokenize(tokenizer, prompt, text), tokenize(tokenizer, prompt, text, written_spans(text))

@@ -5,9 +5,11 @@ import sys
 import pytest
 
 from homework.base_llm import parse_answer
-from homework.cot import CoTModel, RFTModel, fmt, leading_digit, plain_numbers, rationale, rounded, shaped, with_quantity
+from homework.cot import CoTModel, RFTModel, rationale
+from homework.numbers import fmt, leading_digit, rounded, shaped
+from homework.reader import plain_numbers, with_quantity
 from homework.data import Dataset, is_answer_valid
-from homework.units import read_question, read_with_span
+from homework.reader import read_question, read_with_span
 
 
 @pytest.fixture
@@ -20,7 +22,7 @@ def test_prompt_is_a_chat_ending_with_the_generation_prompt(cot):
     prompt = cot.format_prompt(question)
     assert prompt.startswith("<|im_start|>system\n")
     assert prompt.endswith(f"<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n")
-    assert prompt.count("<|im_start|>assistant\n") == cot.num_examples + 1
+    assert prompt.count("<|im_start|>assistant\n") == cot.style.examples + 1
     assert "<answer>" in prompt and "concise" in prompt
 
 
@@ -38,7 +40,7 @@ def test_every_example_answer_is_correct(cot):
 
     for question, _ in Dataset("valid").data[:200] + Dataset("reworded").data[:100]:
         examples = cot.examples(question)
-        assert len(examples) == cot.num_examples
+        assert len(examples) == cot.style.examples
         for example_question, worked in examples:
             assert is_answer_valid(parse_answer(worked), convert(*read_question(example_question))), worked
             # and the arithmetic the example shows agrees with its answer
@@ -54,7 +56,7 @@ def test_no_example_is_the_question_itself_in_other_words(cot, model_class):
     questions = [q for q, _ in Dataset("valid").data[:300] + Dataset("reworded").data[:100]]
     assert "Please turn 2 gallon into cm**3." in questions
     asked = [(read_question(q), [read_question(e) for e, _ in model.examples(q)]) for q in questions]
-    assert all(len(examples) == model.num_examples for _, examples in asked)
+    assert all(len(examples) == model.style.examples for _, examples in asked)
     assert not [r for r, examples in asked if (r.units, r.n) in {(e.units, e.n) for e in examples}]
     # and each still shows its own pair, at another quantity: the closest example (borrowed, in the question's
     # words, where that pair's training rows all ask the question's quantity: "Please turn 2 gallon into cm**3.")
@@ -90,7 +92,7 @@ def test_example_quantities_take_the_question_shape(cot, question, shape):
     worked: 2.5 -> 1.5, 7.5, ...; 1,500 -> 2500, 7500; 37 -> 27, 77."""
     examples = cot.examples(question)
     quantities = [read_question(q).n for q, _ in examples]
-    assert len(set(quantities)) == cot.num_examples and all(shape(n) for n in quantities), quantities
+    assert len(set(quantities)) == cot.style.examples and all(shape(n) for n in quantities), quantities
 
 
 def test_a_pair_whose_training_rows_all_ask_10_still_gives_the_closest_example(cot):
@@ -143,7 +145,7 @@ def test_the_question_reaches_the_model_without_thousands_separators(cot):
 def test_examples_prefer_the_same_unit_pair_then_the_same_category(cot):
     for question in ["How many gram are there per 6 kg?", "how many grammes in 2.5 kilos"]:  # any wording
         examples = cot.examples(question)
-        assert len(examples) == cot.num_examples
+        assert len(examples) == cot.style.examples
         assert all(read_question(q).units == ("kilogram", "gram") for q, _ in examples)
 
 
@@ -171,7 +173,7 @@ def test_a_pair_no_training_row_converts_borrows_the_factor_from_the_others(cot)
     assert cot.factor(pair) == pytest.approx(convert(1, "lb", "tonne"), rel=1e-4)
     question = "How many tonnes in 3 lbs?"
     examples = cot.examples(question)
-    assert len(examples) == cot.num_examples
+    assert len(examples) == cot.style.examples
     for q, worked in examples:
         assert read_question(q).units == pair and q.startswith("How many tonnes in ")
         assert worked.startswith("1 lbs = 0.0004536 tonnes. ")  # factor_digits = 4

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from homework import loader, sft
+from homework import loader, lora, sft
 from homework.base_llm import BaseLLM
 
 from tests.conftest import make_tiny_model
@@ -41,14 +41,14 @@ def test_lora_trains_on_a_bf16_base_and_reloads(tokenizer, tmp_path, bf16_policy
     model = base.to(loader.policy().device, torch.bfloat16)
     model.name_or_path = model.config._name_or_path = str(tmp_path / "base")  # what the adapter records
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    llm, trainer = sft.train_model(EXAMPLES, tmp_path / "adapter", model=model, tokenizer=tokenizer,
-                                   max_steps=30, batch_size=4, learning_rate=5e-2, lora_r=8, lora_alpha=32)
+    settings = lora.Training(max_steps=30, batch_size=4, learning_rate=5e-2, lora_r=8, lora_alpha=32)
+    llm, trainer = lora.train(EXAMPLES, tmp_path / "adapter", settings, llm=BaseLLM(model=model, tokenizer=tokenizer))
     state = llm.model.state_dict()
     for name, weight in before.items():  # the bf16 base is untouched
         key = next(k for k in state if k.endswith(name.replace(".weight", ".base_layer.weight")) or k.endswith(name))
         assert state[key].dtype == torch.bfloat16 and torch.equal(state[key], weight), name
-    lora = [p for n, p in llm.model.named_parameters() if "lora_" in n]
-    assert lora and all(p.dtype == torch.float32 for p in lora)  # PEFT keeps the trained weights in fp32
+    trained = [p for n, p in llm.model.named_parameters() if "lora_" in n]
+    assert trained and all(p.dtype == torch.float32 for p in trained)  # PEFT keeps the trained weights in fp32
     losses = [log["loss"] for log in trainer.state.log_history if "loss" in log]
     assert losses[-1] < losses[0] - 1.0
 

@@ -264,7 +264,7 @@ def _adapter_for(tmp, base_config):
 
 
 TINY = dict(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1)
-LOAD_ADAPTER = ORACLE + "from pathlib import Path\nfrom .sft import load_adapter\ndef load_sft(): return load_adapter(Path(__file__).parent / 'adapter')\n"
+LOAD_ADAPTER = ORACLE + "from pathlib import Path\nfrom .lora import load_adapter\ndef load_sft(): return load_adapter(Path(__file__).parent / 'adapter')\n"
 LIAR = ORACLE.replace("from .data import Dataset", "from homework.data import Dataset") + "def load_cot(): return Oracle(0.1)\n"
 LYING_DATA = (ROOT / "homework" / "data.py").read_text() + """
 

@@ -15,7 +15,7 @@ def offline(monkeypatch):
 
 def test_default_falls_back_to_embedded_offline(offline, capsys):
     path, local_only = loader.resolve()
-    assert path == str(loader.EMBEDDED_DIR) and local_only
+    assert path == str(loader.embedded_path()) and local_only
     assert "using the embedded SmolLM2-135M-Instruct" in capsys.readouterr().err
 
 
@@ -32,7 +32,7 @@ def test_reachable_hub_loads_by_name(offline, monkeypatch):
 @pytest.mark.parametrize("value", ["embedded", loader.EMBEDDED])
 def test_env_var_forces_the_embedded_model(offline, monkeypatch, value):
     monkeypatch.setenv(loader.ENV_VAR, value)
-    assert loader.resolve("HuggingFaceTB/SmolLM2-1.7B-Instruct") == (str(loader.EMBEDDED_DIR), True)
+    assert loader.resolve("HuggingFaceTB/SmolLM2-1.7B-Instruct") == (str(loader.embedded_path()), True)
 
 
 def test_env_var_forces_a_local_directory(offline, monkeypatch, tiny_base):

@@ -5,29 +5,29 @@ import pytest
 
 pytest.importorskip("pint", reason="computes the answers these tests check (absent on the GPU machine)")
 
-from homework import datagen, offgrid, units
+from homework import datagen, generator, reader, units
 from homework.data import DATA_DIR, Dataset, quantity_kind
 
 ROWS = Dataset("offgrid").data
-READINGS = [units.read_question(q) for q, _ in ROWS]
+READINGS = [reader.read_question(q) for q, _ in ROWS]
 
 
 def test_the_file_is_the_generators_output():
-    assert ROWS == offgrid.make_rows() and len(ROWS) >= 300
+    assert ROWS == generator.offgrid() and len(ROWS) >= 300
 
 
 def test_every_answer_is_pints_and_every_question_reads_in_the_generators_words():
     assert all(READINGS)
     for (question, answer), reading in zip(ROWS, READINGS):
         assert answer == pytest.approx(units.convert(*reading), rel=1e-12), question
-        assert any(p.format(n=reading.n, src=reading.src, dst=reading.dst) == question for p in units.PHRASINGS)
+        assert any(p.format(n=reading.n, src=reading.src, dst=reading.dst) == question for p in generator.PHRASINGS)
 
 
 def test_no_training_row_asks_an_off_grid_conversion():
-    trained = offgrid.conversions([DATA_DIR / "train.json", DATA_DIR / "rft.json"])
+    trained = generator.conversions([DATA_DIR / "train.json", DATA_DIR / "rft.json"])
     assert len(trained) > 4000  # both files were read (distinct conversions)
     assert not {(r.units, r.n) for r in READINGS} & trained
-    assert not {n for r in READINGS for n in [r.n] if n in units.GRID or n in units.THOUSANDS}
+    assert not {n for r in READINGS for n in [r.n] if n in generator.GRID or n in generator.THOUSANDS}
 
 
 def test_the_kinds_come_in_turn():
@@ -41,7 +41,7 @@ def test_datagen_never_asks_an_off_grid_conversion(tmp_path, monkeypatch):
     # A training row that asks an off-grid conversion, in other words, is not sampled.
     reading, (question, answer) = READINGS[0], ROWS[0]
     reworded = f"{reading.n} {reading.src} to {reading.dst}"
-    assert units.read_question(reworded) == reading
+    assert reader.read_question(reworded) == reading
     train = [["How many g are there per 3 kg?", 3000.0], [reworded, answer]]
     (tmp_path / "train.json").write_text(json.dumps(train))
     (tmp_path / "valid.json").write_text(json.dumps([["How many m are there per 2 km?", 2000.0]]))

@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("pint", reason="computes the answers these tests check (absent on the GPU machine)")
 
-from homework import reworded, units
+from homework import generator, reader, units
 from homework.data import DATA_DIR, Dataset
 
 CASES = [
@@ -130,7 +130,7 @@ CASES = [
 
 @pytest.mark.parametrize("question,expected,why", CASES, ids=[c[2] for c in CASES])
 def test_read_question(question, expected, why):
-    assert units.read_question(question) == expected, why
+    assert reader.read_question(question) == expected, why
 
 
 def test_the_case_table_is_big_enough():
@@ -142,13 +142,13 @@ def test_the_case_table_is_big_enough():
     ("5 fl oz in oz", "volume"), ("What is 3 kelvin in celsius?", "unknown"), ("How many in in 2 ft?", "length"),
 ])
 def test_category_comes_from_the_reader(question, cat):
-    assert units.category(question) == cat
+    assert reader.category(question) == cat
 
 
 @pytest.mark.parametrize("split", ["train", "valid"])
 def test_reader_reads_every_question_of_ours(split):
     for question, answer in Dataset(split).data:
-        reading = units.read_question(question)
+        reading = reader.read_question(question)
         assert reading is not None, question
         assert units.convert(*reading) == pytest.approx(answer, rel=1e-12), question
 
@@ -164,7 +164,7 @@ def test_reading_is_fast():
     questions = [q for q, _ in Dataset("train").data]
     start = time.perf_counter()
     for q in questions:
-        units.read_question(q)
+        reader.read_question(q)
     # per question; CoT reads 1000 at startup. About 0.05 ms on a recent CPU: the bound has a wide margin, so that a
     # slow or busy machine passes and only a reader gone badly slow fails
     assert (time.perf_counter() - start) / len(questions) < 20e-3
@@ -176,14 +176,14 @@ REWORDED = json.loads((DATA_DIR / "reworded.json").read_text())
 
 
 def test_reworded_set_is_made_by_its_script():
-    rows = reworded.make_rows()
+    rows = generator.reworded()
     assert [[q, a] for q, a, _ in rows] == REWORDED
     assert len(REWORDED) >= 300 and len({q for q, _ in REWORDED}) == len(REWORDED)
 
 
 def test_reworded_templates_are_our_own():
-    assert len(reworded.TEMPLATES) >= 40 and len(set(reworded.TEMPLATES)) == len(reworded.TEMPLATES)
-    assert not set(reworded.TEMPLATES) & set(units.PHRASINGS)
+    assert len(generator.TEMPLATES) >= 40 and len(set(generator.TEMPLATES)) == len(generator.TEMPLATES)
+    assert not set(generator.TEMPLATES) & set(generator.PHRASINGS)
 
 
 def test_reworded_questions_are_not_in_train_or_valid():
@@ -194,8 +194,8 @@ def test_reworded_questions_are_not_in_train_or_valid():
 
 
 def test_reader_reads_the_reworded_set_as_it_was_made():
-    rows = reworded.make_rows()
-    misses = [(q, units.read_question(q), made) for q, _, made in rows if units.read_question(q) != made]
+    rows = generator.reworded()
+    misses = [(q, reader.read_question(q), made) for q, _, made in rows if reader.read_question(q) != made]
     assert len(misses) <= 0.02 * len(rows), misses
 
 
@@ -203,13 +203,13 @@ def test_reworded_answers_agree_with_pint():
     import pint
 
     ureg = pint.UnitRegistry()
-    for (q, answer), (_, _, (n, src, dst)) in zip(REWORDED, reworded.make_rows()):
+    for (q, answer), (_, _, (n, src, dst)) in zip(REWORDED, generator.reworded()):
         cat = units.pair_category(src, dst)
         expected = (n * ureg(units.SPELLINGS[cat][src]) / ureg(units.SPELLINGS[cat][dst])).to("dimensionless").magnitude
         assert answer == pytest.approx(expected, rel=1e-12), q
 
 
-# --- training questions asked in other words (units.reword, for datagen --more_wordings) ---
+# --- training questions asked in other words (generator.reword, for datagen --more_wordings) ---
 
 
 def test_reword_asks_the_same_conversion_in_the_generators_phrasings():
@@ -217,14 +217,14 @@ def test_reword_asks_the_same_conversion_in_the_generators_phrasings():
 
     ureg = pint.UnitRegistry()
     train = Dataset("train").data[:300]
-    rows = units.reword(train, seed=1, copies=2)
+    rows = generator.reword(train, seed=1, copies=2)
     assert len(rows) >= 0.9 * 2 * len(train)  # few are dropped (a clash, an answer out of range)
     templates = [re.compile(re.escape(p).replace(r"\{n\}", "(?P<n>.+)").replace(r"\{src\}", ".+").replace(r"\{dst\}", ".+"))
-                 for p in units.PHRASINGS]
+                 for p in generator.PHRASINGS]
     quantities = set()
     for q, answer in rows:
         assert any(t.fullmatch(q) for t in templates), q  # the generator's phrasings, never the reworded set's
-        n, src, dst = units.read_question(q)
+        n, src, dst = reader.read_question(q)
         cat = units.pair_category(src, dst)
         expected = (n * ureg(units.SPELLINGS[cat][src]) / ureg(units.SPELLINGS[cat][dst])).to("dimensionless").magnitude
         assert answer == pytest.approx(expected, rel=1e-6), q
@@ -232,68 +232,68 @@ def test_reword_asks_the_same_conversion_in_the_generators_phrasings():
     assert quantities == {True, False}  # other quantities than the generator's 1 to 10
     assert not {q for q, _ in rows} & {q for split in ("train", "valid") for q, _ in Dataset(split).data}
     assert not {q for q, _ in rows} & {q for q, _ in REWORDED}
-    assert units.reword(train, seed=1, copies=2) == rows  # seeded
+    assert generator.reword(train, seed=1, copies=2) == rows  # seeded
 
 
 def test_reword_uses_other_spellings_of_the_same_units():
-    rows = units.reword([["How many g are there per 6 kg?", 6000.0]], seed=0, copies=40)
-    spellings = {units.read_question(q)[1:] for q, _ in rows}
+    rows = generator.reword([["How many g are there per 6 kg?", 6000.0]], seed=0, copies=40)
+    spellings = {reader.read_question(q)[1:] for q, _ in rows}
     assert len(spellings) > 5 and all(units.SPELLINGS["mass"][s] == "kilogram" and units.SPELLINGS["mass"][d] == "gram"
                                       for s, d in spellings)
 
 
-# --- each training pair asked at the common quantities (units.on_grid, for datagen --grid) ---
+# --- each training pair asked at the common quantities (generator.on_grid, for datagen --grid) ---
 
 
 def conversion(question: str) -> tuple[tuple[str, str], float]:
     """(the two units, the quantity) that a question asks, whatever its wording and spellings."""
-    reading = units.read_question(question)
+    reading = reader.read_question(question)
     return reading.units, reading.n
 
 
 def test_on_grid_asks_every_pair_at_each_quantity_its_rows_do_not():
     rows = [["How many g are there per 6 kg?", 6000.0], ["What is 2 kilograms in grams?", 2000.0],
             ["How many ft are there per 3 yd?", 9.0]]
-    grid = units.on_grid(rows, quantities=[1, 2, 2.5, 6], seed=3)
+    grid = generator.on_grid(rows, quantities=[1, 2, 2.5, 6], seed=3)
     assert [(*conversion(q), a) for q, a in grid] == [
         (("kilogram", "gram"), 1, 1000.0), (("kilogram", "gram"), 2.5, 2500.0),  # not 2 or 6: the rows ask them
         (("yard", "foot"), 1, 3.0), (("yard", "foot"), 2, 6.0), (("yard", "foot"), 2.5, 7.5), (("yard", "foot"), 6, 18.0)]
-    assert units.on_grid(rows, quantities=[1, 2, 2.5, 6], seed=3) == grid  # seeded
+    assert generator.on_grid(rows, quantities=[1, 2, 2.5, 6], seed=3) == grid  # seeded
 
 
 def test_on_grid_per_pair_asks_each_pair_at_that_many_of_the_quantities_it_does_not_ask():
     rows = [["How many g are there per 6 kg?", 6000.0], ["How many ft are there per 3 yd?", 9.0]]
-    grid = units.on_grid(rows, quantities=units.THOUSANDS, seed=1, per_pair=4)
+    grid = generator.on_grid(rows, quantities=generator.THOUSANDS, seed=1, per_pair=4)
     by_pair = {}
     for q, a in grid:
         pair, n = conversion(q)
         by_pair.setdefault(pair, []).append(n)
         assert a == pytest.approx(units.convert(n, *pair), rel=1e-9), q
     assert sorted(by_pair) == [("kilogram", "gram"), ("yard", "foot")]
-    assert all(len(ns) == 4 and len(set(ns)) == 4 and set(ns) <= set(units.THOUSANDS) for ns in by_pair.values())
+    assert all(len(ns) == 4 and len(set(ns)) == 4 and set(ns) <= set(generator.THOUSANDS) for ns in by_pair.values())
     assert by_pair["kilogram", "gram"] != by_pair["yard", "foot"]  # picked for each pair, not one pick for all
-    assert units.on_grid(rows, quantities=units.THOUSANDS, seed=1, per_pair=4) == grid  # seeded
-    few = units.on_grid(rows, quantities=[1, 2, 6], per_pair=5)  # more than there are: all of them, in order
+    assert generator.on_grid(rows, quantities=generator.THOUSANDS, seed=1, per_pair=4) == grid  # seeded
+    few = generator.on_grid(rows, quantities=[1, 2, 6], per_pair=5)  # more than there are: all of them, in order
     assert [conversion(q) for q, _ in few] == [(("kilogram", "gram"), 1), (("kilogram", "gram"), 2),
                                               (("yard", "foot"), 1), (("yard", "foot"), 2), (("yard", "foot"), 6)]
 
 
 def test_on_grid_of_the_training_set_stays_in_the_generators_phrasings_with_pints_answers():
     train = Dataset("train").data
-    grid = units.on_grid(train)
+    grid = generator.on_grid(train)
     per_unit = {pair: a / n for q, a in train for pair, n in [conversion(q)]}
     trained = {conversion(q) for q, _ in train}
     asked = trained | {conversion(q) for q, _ in grid}
     assert len(asked) == len(grid) + len(trained)  # no grid question asks what a training row asks
-    left_out = [(pair, n) for pair in per_unit for n in units.GRID if (pair, n) not in asked]
+    left_out = [(pair, n) for pair in per_unit for n in generator.GRID if (pair, n) not in asked]
     # answers too small to grade (a byte in GB), and a few questions that read back in another spelling of the
     # same unit ("Work out 8 pt in units of fl. oz." reads "fl. oz.", not "fl. oz"), which `_asked` drops
     gradable = [(pair, n) for pair, n in left_out if 0.01 <= per_unit[pair] * n <= 1e11]
-    assert len(gradable) < 0.01 * len(grid) and len(left_out) < 0.1 * len(per_unit) * len(units.GRID)
+    assert len(gradable) < 0.01 * len(grid) and len(left_out) < 0.1 * len(per_unit) * len(generator.GRID)
     templates = [re.compile(re.escape(p).replace(r"\{n\}", ".+").replace(r"\{src\}", ".+").replace(r"\{dst\}", ".+"))
-                 for p in units.PHRASINGS]
+                 for p in generator.PHRASINGS]
     for q, answer in grid[::7]:
         assert any(t.fullmatch(q) for t in templates), q
-        assert conversion(q)[1] in units.GRID
-        assert answer == pytest.approx(units.convert(*units.read_question(q)), rel=1e-6), q  # pint's answer
+        assert conversion(q)[1] in generator.GRID
+        assert answer == pytest.approx(units.convert(*reader.read_question(q)), rel=1e-6), q  # pint's answer
     assert not {q for q, _ in grid} & {q for q, _ in REWORDED}

@@ -6,7 +6,7 @@ import re
 import pytest
 import torch
 
-from homework import datagen, loader, rft, sft, units
+from homework import data, datagen, generator, loader, lora, reader, rft, sft, units
 from homework.data import DATA_DIR, Dataset
 
 TRUTH = 96.0  # "How many in are there per 8 ft?"
@@ -43,8 +43,8 @@ def test_shipped_rationales_are_correct_and_consistent():
         assert question not in held_out, question  # evaluation questions are never trained on
         if question in truth:
             assert truth[question] == answer
-        else:  # a training question asked again in other words (units.reword): pint's answer
-            assert math.isclose(answer, units.convert(*units.read_question(question)), rel_tol=1e-6), question
+        else:  # a training question asked again in other words (generator.reword): pint's answer
+            assert math.isclose(answer, units.convert(*reader.read_question(question)), rel_tol=1e-6), question
         # the shipped rows were kept by the check of their time, arithmetic alone (no quantity: no statement check)
         assert datagen.select(answer, [reasoning]) == reasoning, reasoning
 
@@ -52,7 +52,7 @@ def test_shipped_rationales_are_correct_and_consistent():
 def test_shipped_rationales_count_thousands_in_their_power_of_ten():
     # as the prompt's examples do (cot.rationale): "1000 MB = 1000000 KB. 5 * 1000000 = 5000000." for 5000 MB;
     # 33 rows of --thousands state the question's own quantity first ("2500 feet = 762.08 m. 2.5 * 304.8 = 762.08.")
-    rows = [(q, a, r, units.read_question(q).n) for q, a, r in json.loads((DATA_DIR / "rft.json").read_text())]
+    rows = [(q, a, r, reader.read_question(q).n) for q, a, r in json.loads((DATA_DIR / "rft.json").read_text())]
     big = [(q, a, r, n) for q, a, r, n in rows if n >= 1000]
     assert len(big) >= 700
     for question, answer, reasoning, n in big:
@@ -100,7 +100,7 @@ class FakeSampler:
         self.calls += 1
         self.seen += prompts
         answers = [self.truth[p] if self.index[p] % 2 == 0 else -1 for p in prompts]
-        return [[worked(a, units.read_question(p).n)] * num_return_sequences for p, a in zip(prompts, answers)]
+        return [[worked(a, reader.read_question(p).n)] * num_return_sequences for p, a in zip(prompts, answers)]
 
 
 class HintedSampler(FakeSampler):
@@ -111,7 +111,7 @@ class HintedSampler(FakeSampler):
 
     def batched_generate(self, prompts, num_return_sequences, temperature):
         self.seen += prompts
-        return [[worked(hint if hint is not None else -1, units.read_question(q).n)] * num_return_sequences for q, hint in prompts]
+        return [[worked(hint if hint is not None else -1, reader.read_question(q).n)] * num_return_sequences for q, hint in prompts]
 
 
 def test_rationalize_samples_with_the_answer_as_a_hint():
@@ -121,7 +121,7 @@ def test_rationalize_samples_with_the_answer_as_a_hint():
     sampler = HintedSampler(questions)
     hinted = datagen.sample_rationales(sampler, questions, 2, 0.7, rationalize=True)
     assert sampler.seen == [(q, a) for q, a in questions]  # each prompt stated its true answer
-    assert [hinted[q][1] for q, _ in questions] == [worked(a, units.read_question(q).n) for q, a in questions]
+    assert [hinted[q][1] for q, _ in questions] == [worked(a, reader.read_question(q).n) for q, a in questions]
 
 
 def test_a_killed_run_resumes_without_duplicates(tmp_path):
@@ -155,20 +155,20 @@ def test_awkward_rationales_survive_a_kill_and_resume(tmp_path):
     assert len(saved) == 3 and all('"], [\n' in r for _, r, _ in saved.values() if r)
     results = datagen.sample_rationales(AwkwardSampler(questions), questions, 2, 0.7, progress, chunk=3)
     rows = [[q, a, r] for q, (a, r, _) in results.items() if r is not None]
-    datagen.write_json_atomic(tmp_path / "rft.json", rows)
+    data.write_json(tmp_path / "rft.json", rows)
     assert json.loads((tmp_path / "rft.json").read_text()) == rows and len(rows) == 3
 
 
 def test_atomic_write_leaves_the_old_file_on_a_crash(tmp_path, monkeypatch):
     path = tmp_path / "rft.json"
-    datagen.write_json_atomic(path, [["q", 1.0, "r"]])
+    data.write_json(path, [["q", 1.0, "r"]])
 
     def crash(*args):
         raise OSError("disk died")
 
     monkeypatch.setattr(os, "replace", crash)
     with pytest.raises(OSError):
-        datagen.write_json_atomic(path, [["q", 2.0, "r"]] * 1000)
+        data.write_json(path, [["q", 2.0, "r"]] * 1000)
     assert json.loads(path.read_text()) == [["q", 1.0, "r"]]
 
 
@@ -192,7 +192,7 @@ def test_rft_trains_and_reloads_on_a_tiny_model(tmp_path, tiny_base, fp32_policy
     from peft import PeftModel
     from safetensors.torch import load_file
 
-    unmerged = sft.load_adapter(out, rft.RFTModel, merge=False)
+    unmerged = lora.load_adapter(out, rft.RFTModel, merge=False)
     assert isinstance(unmerged, rft.RFTModel) and isinstance(unmerged.model, PeftModel)
     saved = load_file(out / "adapter_model.safetensors")
     loaded = {n.replace(".default.weight", ".weight"): p for n, p in unmerged.model.named_parameters() if "lora_" in n}
@@ -327,7 +327,7 @@ def test_datagen_more_wordings_samples_each_question_in_other_words_too(tmp_path
     datagen.generate_dataset(str(out), oversample=2, max_question=3, more_wordings=2, seed=4)
     originals, others = [tuple(x) for x in train[:3]], sampled[3:]
     assert [tuple(x) for x in sampled[:3]] == originals and len(others) >= 4
-    assert [list(x) for x in others] == units.reword(train[:3], seed=4, copies=2)
+    assert [list(x) for x in others] == generator.reword(train[:3], seed=4, copies=2)
     assert [row[:2] for row in json.loads(out.read_text())] == [list(x) for x in sampled]
 
 
@@ -338,7 +338,7 @@ def test_datagen_grid_samples_each_pair_at_the_quantities_no_row_asks(tmp_path, 
     out.write_text(json.dumps(rows))
     sampled = sample_everything(monkeypatch)
     datagen.generate_dataset(str(out), oversample=2, max_question=3, extend=True, grid=True, seed=2)
-    assert [list(x) for x in sampled] == [train[2]] + units.on_grid(train[:3], seed=2)  # the uncovered row, then the grid
+    assert [list(x) for x in sampled] == [train[2]] + generator.on_grid(train[:3], seed=2)  # the uncovered row, then the grid
     assert len(sampled) > 3 and json.loads(out.read_text())[:2] == rows
 
 
@@ -346,11 +346,11 @@ def test_datagen_thousands_samples_each_pair_at_that_many_thousands(tmp_path, mo
     train = Dataset("train").data
     sampled = sample_everything(monkeypatch)
     datagen.generate_dataset(str(tmp_path / "rft.json"), oversample=2, max_question=3, grid=True, thousands=2, seed=5)
-    small = units.on_grid(train[:3], seed=5)
-    assert [list(x) for x in sampled] == train[:3] + small + units.on_grid(train[:3] + small, units.THOUSANDS, 5, per_pair=2)
-    thousands = [units.read_question(q) for q, _ in sampled[3 + len(small):]]
-    assert len(thousands) == 2 * len({units.read_question(q).units for q, _ in train[:3]})  # two for each pair
-    assert all(r.n in units.THOUSANDS for r in thousands)
+    small = generator.on_grid(train[:3], seed=5)
+    assert [list(x) for x in sampled] == train[:3] + small + generator.on_grid(train[:3] + small, generator.THOUSANDS, 5, per_pair=2)
+    thousands = [reader.read_question(q) for q, _ in sampled[3 + len(small):]]
+    assert len(thousands) == 2 * len({reader.read_question(q).units for q, _ in train[:3]})  # two for each pair
+    assert all(r.n in generator.THOUSANDS for r in thousands)
 
 
 @pytest.mark.parametrize("max_question", [0, -1, "abc"])
@@ -368,7 +368,7 @@ def test_progress_is_saved_about_every_save_every_seconds(tmp_path, monkeypatch,
     # seconds at the pace measured: every question when that is no time at all, all the rest when it is forever.
     questions = [(f"How many gram are there per {n} kg?", 1000.0 * n) for n in range(1, 6)]
     written = []
-    monkeypatch.setattr(datagen, "write_json_atomic", lambda path, rows: written.append(len(rows)))
+    monkeypatch.setattr(datagen, "write_json", lambda path, rows: written.append(len(rows)))
     results = datagen.sample_rationales(FakeSampler(questions), questions, 64, 0.7, tmp_path / "progress.json", save_every=save_every)
     assert len(results) == 5 and written[-1] == 5 and len(written) == saves
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from homework import loader, sft, units
+from homework import loader, lora, numbers, sft, units
+from homework.base_llm import BaseLLM
 from homework.data import Dataset
 from tests.conftest import make_tiny_model
 
@@ -41,8 +42,8 @@ def test_each_unit_has_one_name():
 
 def test_train_and_load_ask_the_plain_question(tiny_base, tmp_path, monkeypatch, fp32_policy):
     trained_on = []
-    real = sft.train_model
-    monkeypatch.setattr(sft, "train_model", lambda examples, *a, **k: trained_on.extend(examples) or real(examples, *a, **k))
+    real = lora.train
+    monkeypatch.setattr(lora, "train", lambda examples, *a, **k: trained_on.extend(examples) or real(examples, *a, **k))
     out = tmp_path / "adapter"
     sft.train(output_dir=str(out), checkpoint=str(tiny_base), max_steps=1, batch_size=4, max_question=0, more_wordings=1)
     train = Dataset("train")
@@ -57,21 +58,21 @@ def test_train_and_load_ask_the_plain_question(tiny_base, tmp_path, monkeypatch,
 
 
 def test_labels_are_masked_on_the_prompt_and_padding(tokenizer):
-    short = sft.tokenize(tokenizer, "What is 4 yard in ft?", sft.answer_text(12.0))
-    long = sft.tokenize(tokenizer, "How many gram are there per 6 kg, in your opinion?", sft.answer_text(6000.0))
+    short = lora.tokenize(tokenizer, "What is 4 yard in ft?", sft.answer_text(12.0))
+    long = lora.tokenize(tokenizer, "How many gram are there per 6 kg, in your opinion?", sft.answer_text(6000.0))
     prompt_len = len(tokenizer("What is 4 yard in ft?")["input_ids"])
     assert short["labels"][:prompt_len] == [-100] * prompt_len
     assert short["labels"][prompt_len:] == short["input_ids"][prompt_len:]
     assert tokenizer.decode(short["input_ids"][prompt_len:]) == " <answer>12</answer><|im_end|>"
 
-    fixed = sft.collate([short, long], pad_token_id=tokenizer.pad_token_id, pad_to=40)
+    fixed = lora.collate([short, long], pad_token_id=tokenizer.pad_token_id, pad_to=40)
     n = len(short["input_ids"])
     assert fixed["input_ids"].shape == fixed["labels"].shape == (2, 40) and "logits_to_keep" not in fixed
     assert (fixed["labels"][0, n:] == -100).all() and (fixed["attention_mask"][0, n:] == 0).all()
     assert fixed["labels"][0, :n].tolist() == short["labels"]
     assert fixed["attention_mask"][1].sum() == len(long["input_ids"])
 
-    dynamic = sft.collate([short, long], pad_token_id=tokenizer.pad_token_id)
+    dynamic = lora.collate([short, long], pad_token_id=tokenizer.pad_token_id)
     assert dynamic["input_ids"].shape == (2, len(long["input_ids"]))
     assert torch.equal(dynamic["input_ids"], fixed["input_ids"][:, : len(long["input_ids"])])
     # logits only from the last prompt token of the shorter prompt on; labels cut to match
@@ -82,9 +83,9 @@ def test_labels_are_masked_on_the_prompt_and_padding(tokenizer):
 
 
 def test_trimmed_logits_give_the_same_loss(tiny_model, tokenizer):
-    examples = [sft.tokenize(tokenizer, q, a) for q, a in EXAMPLES[:2] + [("Please turn 2 gallon into cm**3, now.", sft.answer_text(7570.8))]]
-    full = sft.collate(examples, tokenizer.pad_token_id, pad_to=max(len(e["input_ids"]) for e in examples))
-    trimmed = sft.collate(examples, tokenizer.pad_token_id)
+    examples = [lora.tokenize(tokenizer, q, a) for q, a in EXAMPLES[:2] + [("Please turn 2 gallon into cm**3, now.", sft.answer_text(7570.8))]]
+    full = lora.collate(examples, tokenizer.pad_token_id, pad_to=max(len(e["input_ids"]) for e in examples))
+    trimmed = lora.collate(examples, tokenizer.pad_token_id)
     assert len(trimmed["logits_to_keep"]) < full["input_ids"].shape[1]
     on_device = lambda batch: {k: v.to(tiny_model.device) if torch.is_tensor(v) else v for k, v in batch.items()}
     with torch.no_grad():
@@ -98,15 +99,13 @@ def test_round_answer_stays_inside_the_tolerance():
     from homework.data import is_answer_valid
 
     for x in [213.36, 3155760000.0, 0.0568182, 6000.0, 26.2467, 0.0123]:
-        assert is_answer_valid(sft.round_answer(x), x) and abs(sft.round_answer(x) - x) <= 0.005 * x
+        assert is_answer_valid(numbers.round_answer(x), x) and abs(numbers.round_answer(x) - x) <= 0.005 * x
 
 
 def test_training_changes_lora_only_and_lowers_the_loss(tiny_model, tokenizer, tmp_path):
     base_before = {k: v.clone() for k, v in tiny_model.state_dict().items()}
-    llm, trainer = sft.train_model(
-        EXAMPLES, tmp_path / "adapter", model=tiny_model, tokenizer=tokenizer,
-        max_steps=30, batch_size=4, learning_rate=5e-2, lora_r=8, lora_alpha=32,
-    )
+    llm, trainer = lora.train(EXAMPLES, tmp_path / "adapter", lora.Training(max_steps=30, batch_size=4, learning_rate=5e-2, lora_r=8, lora_alpha=32),
+                              llm=BaseLLM(model=tiny_model, tokenizer=tokenizer))
     state = llm.model.state_dict()
     lora_b = [v for k, v in state.items() if "lora_B" in k]
     assert lora_b and all(v.abs().sum() > 0 for v in lora_b)  # lora_B starts at zero
@@ -126,14 +125,14 @@ def test_lora_rank_is_the_largest_that_fits_the_budget(tokenizer):
         return sum(p.numel() * 2 for n, p in model.named_parameters() if "lora_" in n)  # bf16
 
     budget = 5 * saved_lora_bytes(1)  # between rank 4 and rank 8
-    rank = sft.lora_rank(make_tiny_model(tokenizer), budget)
+    rank = lora.lora_rank(make_tiny_model(tokenizer), budget)
     assert rank == 4 and saved_lora_bytes(rank) <= budget < saved_lora_bytes(2 * rank)
-    assert sft.lora_rank(make_tiny_model(tokenizer), 1e12) == 32  # capped
+    assert lora.lora_rank(make_tiny_model(tokenizer), 1e12) == 32  # capped
 
 
 def test_saved_adapter_is_small_and_reloads_to_identical_outputs(tiny_base, tmp_path, fp32_policy):
     out = tmp_path / "adapter"
-    llm, _ = sft.train_model(EXAMPLES, out, checkpoint=str(tiny_base), max_steps=10, batch_size=4, learning_rate=1e-2)
+    llm, _ = lora.train(EXAMPLES, out, lora.Training(checkpoint=str(tiny_base), max_steps=10, batch_size=4, learning_rate=1e-2))
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     assert size < 20e6
     prompts = [q for q, _ in EXAMPLES[:2]] + ["Hi"]
@@ -146,7 +145,7 @@ def test_saved_adapter_is_small_and_reloads_to_identical_outputs(tiny_base, tmp_
 
 def test_a_save_that_dies_midway_leaves_the_old_adapter_whole(tiny_base, tmp_path, fp32_policy):
     out = tmp_path / "adapter"
-    llm, _ = sft.train_model(EXAMPLES, out, checkpoint=str(tiny_base), max_steps=2, batch_size=4)
+    llm, _ = lora.train(EXAMPLES, out, lora.Training(checkpoint=str(tiny_base), max_steps=2, batch_size=4))
     before = {f.name: f.read_bytes() for f in out.iterdir() if f.is_file()}
     save = llm.model.save_pretrained
 
@@ -158,7 +157,7 @@ def test_a_save_that_dies_midway_leaves_the_old_adapter_whole(tiny_base, tmp_pat
 
     llm.model.save_pretrained = dies_midway
     with pytest.raises(KeyboardInterrupt):
-        sft.save_adapter(llm.model, out)
+        lora.save_adapter(llm.model, out)
     assert {f.name: f.read_bytes() for f in out.iterdir() if f.is_file()} == before
     assert not [f.name for f in tmp_path.iterdir() if f.name.startswith(".")]  # no temp folder left beside it
 
@@ -170,7 +169,7 @@ def test_load_errors_on_a_missing_adapter(tmp_path):
 
 def test_load_errors_on_a_mismatched_base(tiny_base, tmp_path, tokenizer, monkeypatch):
     out = tmp_path / "adapter"
-    sft.train_model(EXAMPLES, out, checkpoint=str(tiny_base), max_steps=1, batch_size=4)
+    lora.train(EXAMPLES, out, lora.Training(checkpoint=str(tiny_base), max_steps=1, batch_size=4))
     other = tmp_path / "other_base"
     bigger = make_tiny_model(tokenizer)
     bigger = type(bigger)(bigger.config.__class__(**{**bigger.config.to_dict(), "hidden_size": 32, "intermediate_size": 64}))
