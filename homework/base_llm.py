@@ -269,6 +269,7 @@ class BaseLLM:
 
 
 def test_model(checkpoint: str = loader.DEFAULT_CHECKPOINT):
+    """Complete two short prompts, one at a time and batched."""
     prompts = ["The cat went up", "The dog went down"]
     model = BaseLLM(checkpoint)
     for prompt in prompts:

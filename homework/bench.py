@@ -56,6 +56,14 @@ def counted(llm, fn):
     return out, seconds, total
 
 
+def bench_reader(questions: list[str]) -> float:
+    """Milliseconds the question reader takes a question (CoT reads the 1000 training rows at start-up)."""
+    from .reader import read_question
+
+    _, seconds = timed(lambda: [read_question(q) for q in questions])
+    return 1000 * seconds / len(questions)
+
+
 def bench_generation(llm, questions, sequential: int, batch_sizes: list[int]) -> list[dict]:
     rows = []
     outputs, seconds, tokens = counted(llm, lambda: [llm.generate(q) for q in questions[:sequential]])
@@ -138,6 +146,8 @@ def plot(rows: list[dict], path: Path, device: str):
 
 
 def main(quick: bool = False, checkpoint: str = loader.DEFAULT_CHECKPOINT, output_dir: str = "bench"):
+    """Generation (fp32 beside the policy's dtype), datagen, the reader and SFT, ours beside the plain way; writes
+    OUTPUT_DIR/results.json and a plot."""
     device = loader.policy().device
     sizes = SIZES["quick" if quick else device.type if device.type == "cuda" else "cpu"]
     out = Path(output_dir)
@@ -163,10 +173,14 @@ def main(quick: bool = False, checkpoint: str = loader.DEFAULT_CHECKPOINT, outpu
           f"({datagen['plain_hf']['correct']} correct), ours {datagen['ours']['samples_per_s']:.1f} samples/s "
           f"({datagen['ours']['correct']} correct): {datagen['speedup']:.1f}x")
 
+    reader_ms = bench_reader([q for q, _ in train])
+    print(f"reader: {reader_ms:.3f} ms a question ({len(train)} training questions)")
+
     sft = bench_sft(checkpoint, sizes["sft_steps"], sizes["sft_batch"])
     print(f"SFT (samples/s): dynamic padding {sft['dynamic']['samples_per_s']:.2f}, fixed to 128 {sft['fixed_128']['samples_per_s']:.2f}: {sft['speedup']:.1f}x")
 
-    results = {"device": device.type, "sizes": sizes, "generation": generation, "datagen": datagen, "sft": sft, "peak_memory_mb": peak_memory_mb()}
+    results = {"device": device.type, "sizes": sizes, "generation": generation, "datagen": datagen, "sft": sft, "reader_ms": reader_ms,
+               "peak_memory_mb": peak_memory_mb()}
     print(f"peak memory: {results['peak_memory_mb']:.0f} MB")
     (out / "results.json").write_text(json.dumps(results, indent=1))
     plot(generation, out / "tokens_per_second.png", device.type)

@@ -158,17 +158,21 @@ def load(checkpoint: str = loader.DEFAULT_CHECKPOINT, calculator: bool = False) 
 
 
 def test(max_question: int = 100, split: str = "valid", checkpoint: str = loader.DEFAULT_CHECKPOINT, calculator: bool = False):
+    """Accuracy on the first max_question questions of a split, per category and kind of quantity, and the misses by kind."""
     evaluate(load(checkpoint, calculator), max_question, split)
 
 
 def ask(question: str, show_prompt: bool = False, checkpoint: str = loader.DEFAULT_CHECKPOINT, calculator: bool = False):
+    """Answer one question: what the model wrote, the parsed answer and pint's."""
     question = checked_question(question)  # before the model loads
     ask_model(load(checkpoint, calculator), question, show_prompt)
 
 
 def show(question: str = "How many gram are there per 6 kg?", checkpoint: str = loader.DEFAULT_CHECKPOINT):
+    """Print the exact prompt the model sees for a question."""
     print(load(checkpoint).format_prompt(question))
 
 
 if __name__ == "__main__":
-    loader.cli({"test": test, "ask": ask, "show": show})
+    loader.cli({"test": test, "ask": ask, "show": show},
+               {"CoTModel.style": CoTModel.style, "CoTModel.max_new_tokens": CoTModel.max_new_tokens, "BaseLLM.cpu_prefill_tokens": BaseLLM.cpu_prefill_tokens})

@@ -157,30 +157,28 @@ def generate_dataset(
     thousands: int = 0,
     offgrid: int = 0,
     calculator: bool = False,
+    save_every: float = 30.0,
 ):
-    """Sample rationales for the training questions and write the verified ones to output_json.
+    """Sample rationales for the training questions and write the verified ones to output_json. No question is asked
+    that converts what an evaluation set asks: a valid question, or the unit pair and quantity of a row of
+    data/offgrid.json.
 
-    adapter: sample with a trained RFT model (e.g. homework/rft_model) instead of the base CoT model.
-    extend: keep the rows already in output_json and sample only the questions they don't cover; with
-    `adapter`, that is one round of expert iteration by hand.
-    rationalize: each prompt states the true answer as a hint, as STaR's rationalization does for the
-    questions a model fails on its own; a kept rationale must still work that answer out, and it is trained
-    on under the plain prompt, without the hint.
-    more_wordings: each training question is also asked this many times in other words (`generator.reword`:
-    another of the generator's phrasings, other spellings of its units, a quantity such as 2.5, 40 or
-    1,500), so RFT learns to read and multiply what people type, not only our generator's sentences.
-    grid: each unit pair of the training questions is also asked at every quantity of `generator.GRID` (1 to 10,
-    0.5 to 9.5) that neither they nor output_json's rows ask (`generator.on_grid`), so RFT trains on each pair's
-    products at the quantities people ask most.
-    thousands: each unit pair is also asked at this many quantities from 1000 to 9500 (`generator.THOUSANDS`, picked
-    at random) that no row asks: the prompt counts them in thousands ("1000 ft = 0.3048 km. 1.5 * 0.3048 =").
-    offgrid: each unit pair is also asked at this many quantities of each kind off that grid (`generator.OFF_GRID`: 3.7,
-    0.35, 1.75, 45; picked at random, never a conversion of data/offgrid.json), so RFT trains on products it has to
-    work out, not recall.
-    calculator: the decoder writes each product the sampler sets up (`calculator.py`): the arithmetic of every
-    sample holds by construction, and the verifier still checks the factor and the answer.
-    No question is asked that converts what an evaluation set asks: a valid question, or the unit pair and quantity
-    of a row of data/offgrid.json."""
+    Args:
+        output_json: the rows' file; none: rft.json in the data folder. Progress goes to OUTPUT.partial meanwhile
+        oversample: samples per question
+        temperature: sampling temperature
+        max_question: only the first this many training questions; none: all of them
+        checkpoint: the sampler's base model (hub name, local folder or embedded)
+        seed: of the sampling and of the rewordings and grids
+        adapter: sample with a trained RFT model (homework/rft_model, say) instead of the base model
+        extend: keep the rows already in output_json and sample only what they don't cover; with --adapter, one round of expert iteration by hand
+        rationalize: each prompt states the true answer as a hint (STaR); a kept rationale must still work it out, and is trained on without the hint
+        more_wordings: each training question also asked this many times in other words (generator.reword: other phrasings, spellings, quantities)
+        grid: each unit pair also asked at every quantity 1 to 10 and 0.5 to 9.5 that no row asks (generator.on_grid)
+        thousands: each unit pair also asked at this many quantities from 1000 to 9500 that no row asks, counted in thousands in the prompt
+        offgrid: each unit pair also asked at this many quantities of each kind off the grid (3.7, 0.35, 1.75, 45), never one of data/offgrid.json
+        calculator: the decoder writes each product the sampler sets up; the verifier still checks the factor and the answer
+        save_every: seconds of sampling between saves of the progress (the chunk of questions is sized to it)"""
     if max_question is not None and not loader.is_count(max_question):
         raise loader.CheckpointError(f"--max_question takes a count of 1 or more (or none: every training question), not {max_question!r}")
     torch.manual_seed(seed)  # an uninterrupted run repeats itself; a resumed one continues with a fresh stream
@@ -198,7 +196,7 @@ def generate_dataset(
                  if q not in covered]
     # sampled as RFT will prompt
     model = load_adapter(adapter, RFTModel, calculator=calculator) if adapter else RFTModel(checkpoint, calculator=calculator)
-    results = sample_rationales(model, questions, oversample, temperature, progress, rationalize=rationalize)
+    results = sample_rationales(model, questions, oversample, temperature, progress, rationalize=rationalize, save_every=save_every)
     report(results, oversample)
     rows += [[q, a, reasoning] for q, (a, reasoning, _) in results.items() if reasoning is not None]
     write_json(output, rows)
@@ -207,4 +205,4 @@ def generate_dataset(
 
 
 if __name__ == "__main__":
-    loader.cli(generate_dataset)
+    loader.cli(generate_dataset, {"RFTModel.style": RFTModel.style})

@@ -17,7 +17,7 @@ import json
 import random
 
 from . import units
-from .data import DATA_DIR, write_json
+from .data import DATA_DIR, DataError, write_json
 from .reader import Reading, read_question
 
 PHRASINGS = [
@@ -255,7 +255,7 @@ def main(*splits: str, seed: int = 0):
     """Write the data sets named (train, valid, reworded, offgrid; all four if none), each in data/<split>.json."""
     splits = splits or tuple(SIZES)
     if unknown := set(splits) - set(SIZES):
-        raise SystemExit(f"error: no split {', '.join(sorted(unknown))} (the splits are {', '.join(SIZES)})")
+        raise DataError(f"no split {', '.join(sorted(unknown))} (the splits are {', '.join(SIZES)})")
     made = {}
     if {"train", "valid"} & set(splits):
         rows = train_and_valid(seed, SIZES["train"] + SIZES["valid"])
@@ -268,6 +268,6 @@ def main(*splits: str, seed: int = 0):
 
 
 if __name__ == "__main__":
-    import fire
+    from .loader import cli
 
-    fire.Fire(main)
+    cli(main)

@@ -63,11 +63,42 @@ def is_count(x, least: int = 1) -> bool:
     return isinstance(x, int) and not isinstance(x, bool) and x >= least
 
 
-def cli(commands):
-    """fire.Fire, with our own errors printed as one line instead of a traceback, and an unknown flag refused
-    before the command starts."""
+# The help line of each flag the stages share, for `--help` (a command's own docstring Args come first)
+FLAG_HELP = {
+    "question": "the question, in any wording",
+    "path": "the adapter folder",
+    "max_question": "how many questions, from the start of the split",
+    "split": "the data set: valid, reworded, offgrid or train (data/<split>.json, or in $HOMEWORK_DATA)",
+    "calculator": "the decoder writes each product the model sets up (a * b =); off: the pure model, as graded",
+    "checkpoint": "the base model: a hub name, a local folder, or embedded",
+    "show_prompt": "print the prompt the model sees",
+    "index": "which training row",
+    "quick": "a few questions and steps: minutes on a CPU",
+    "output_dir": "where the results go",
+}
+
+
+def documented(function, settings: dict | None = None):
+    """`function` with its docstring made whole for `--help`: an Args line from FLAG_HELP for each parameter it does
+    not describe, then the settings that are not flags (`settings`, {name: value}) and the HOMEWORK_* variables."""
+    doc = inspect.cleandoc(function.__doc__ or function.__name__)
+    if "Args:" not in doc:
+        doc += "\n\nArgs:"
+    doc += "".join(f"\n    {name}: {FLAG_HELP[name]}" for name in inspect.signature(function).parameters
+                   if name in FLAG_HELP and f"\n    {name}:" not in doc)
+    notes = [f"{name} = {value}" for name, value in (settings or {}).items()]
+    notes += [f"{name}: {what}" for name, what in ENVIRONMENT.items()]
+    function.__doc__ = doc.replace("\nArgs:", "\nSettings in the code, and the environment:\n    " + "\n    ".join(notes) + "\n\nArgs:", 1)
+    return function
+
+
+def cli(commands, settings: dict | None = None):
+    """fire.Fire, with our own errors printed as one line instead of a traceback, an unknown flag refused before the
+    command starts, and every flag's help line, `settings` and the environment in `--help` (`documented`)."""
     import fire
 
+    for function in commands.values() if isinstance(commands, dict) else [commands]:
+        documented(function, settings)
     args = sys.argv[1:]
     function, flags = (commands.get(args[0]), args[1:]) if isinstance(commands, dict) and args else (commands, args)
     if callable(function) and (unknown := unknown_flags(function, flags)):

@@ -28,6 +28,7 @@ SIZES = {
 
 
 def main(quick: bool = False, checkpoint: str = loader.DEFAULT_CHECKPOINT, output_dir: str | None = None):
+    """Every stage in turn, one line each with its figure and time; output_dir: keep what it made (default: a temp folder)."""
     sizes = SIZES["quick" if quick else "full"]
     out = Path(output_dir or tempfile.mkdtemp(prefix="pipeline-"))
     out.mkdir(parents=True, exist_ok=True)

@@ -44,8 +44,7 @@ def examples_from(model: RFTModel, rows: list[list], calculator: bool = False) -
     return [(model.format_prompt(q), reasoning, written_spans(reasoning) if calculator else []) for q, _, reasoning in rows]
 
 
-# 3 epochs from a fresh LoRA on every row of data/rft.json, at sft's learning rate and batch
-TRAINING = lora.Training(learning_rate=5e-4, epochs=3, batch_size=8)
+TRAINING = lora.Training(epochs=3)  # from a fresh LoRA on every row of data/rft.json
 
 
 @lora.command(TRAINING)
@@ -120,10 +119,12 @@ def resample(model: RFTModel, rows: list[list], oversample: int, temperature: fl
 
 
 def test(path: str = str(MODEL_DIR), max_question: int = 100, split: str = "valid", calculator: bool = False):
+    """Accuracy on the first max_question questions of a split, per category and kind of quantity, and the misses by kind."""
     evaluate(load(path, calculator), max_question, split)
 
 
 def ask(question: str, path: str = str(MODEL_DIR), show_prompt: bool = False, calculator: bool = False):
+    """Answer one question: what the model wrote, the parsed answer and pint's."""
     question = checked_question(question)  # before the model loads
     ask_model(load(path, calculator), question, show_prompt)
 
@@ -141,4 +142,5 @@ def show(index: int = 0, data: str | None = None, checkpoint: str = loader.DEFAU
 
 
 if __name__ == "__main__":
-    loader.cli({"train": train, "test": test, "ask": ask, "show": show})
+    loader.cli({"train": train, "test": test, "ask": ask, "show": show},
+               {"RFTModel.style": RFTModel.style, "RFTModel.max_new_tokens": RFTModel.max_new_tokens})

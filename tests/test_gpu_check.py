@@ -19,5 +19,7 @@ def test_gpu_check_runs_every_step_on_a_tiny_model_on_the_cpu(tmp_path):
     assert all(step["ok"] for step in report["steps"].values()), report
     assert report["steps"]["tests"]["passed"] > 0 and not report["steps"]["tests"].get("failed")
     greedy = report["steps"]["greedy_device_vs_cpu"]
-    assert greedy["questions"] == 8 and 0 <= greedy["identical_completions"] <= 8
+    assert greedy["questions"] == 8 and greedy["identical_completions"] <= greedy["identical_answers"]
+    if greedy["dtype"] == "torch.float32":  # the "device" is this CPU in fp32 too: greedy decoding is the same
+        assert greedy["identical_completions"] == 8, greedy
     assert report["steps"]["grader_enforced"]["report"][0].startswith("timeouts: enforced")

@@ -190,6 +190,7 @@ def test_known_scores_from_a_fake_submission(tmp_path, capsys):
     assert "reference check" not in out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("accuracy,miss,points", [(1.0, 0, 105), (0.0, 1, 0)], ids=["all right", "all wrong"])
 def test_all_right_and_all_wrong(accuracy, miss, points, tmp_path, capsys):
     _, out = grade(echo_package(tmp_path, accuracy, miss), capsys)
@@ -424,7 +425,8 @@ def _mismatched_adapter(tmp):
 CORPUS["adapter for another base model"] = (_mismatched_adapter, "SFT", "does not fit the base model")
 
 
-@pytest.mark.parametrize("name", CORPUS)
+# the two that load a model through PEFT take half a minute each: slow
+@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.slow) if "adapter" in name else name for name in CORPUS])
 def test_malformed_submission(name, tmp_path, capsys, monkeypatch):
     import tempfile
 
@@ -445,12 +447,10 @@ def test_malformed_submission(name, tmp_path, capsys, monkeypatch):
 
 def test_a_hang_is_stopped_at_its_limit(tmp_path, monkeypatch):
     monkeypatch.setenv("HOMEWORK_DATA", str(ROOT / "data"))
-    package = write_package(tmp_path, ORACLE + "import time\ndef load_cot(): time.sleep(3600)\n")
-    start = time.monotonic()
+    # 30 s of sleep: a limit that did not hold would let it return a result, and the test fail rather than hang
+    package = write_package(tmp_path, ORACLE + "import time\ndef load_cot(): time.sleep(30); return Oracle(1.0)\n")
     result = run_child(tmp_path, package.name, "cot", limit=3, verbose=0)
-    assert result["error"] == "Timeout after 3 s (limit 3 s)"
-    # the import is not on the clock (the error says when it was stopped); the margin is for a slow, busy machine
-    assert time.monotonic() - start < 3 + 10
+    assert result["error"] == "Timeout after 3 s (limit 3 s)"  # by the grader's clock, which starts after the import
 
 
 def test_a_slow_case_that_keeps_working_is_not_stopped(tmp_path, monkeypatch):
@@ -465,10 +465,9 @@ def test_a_slow_case_that_keeps_working_is_not_stopped(tmp_path, monkeypatch):
 def test_a_hang_is_stopped_when_it_makes_no_progress(tmp_path, monkeypatch):
     monkeypatch.setenv("HOMEWORK_DATA", str(ROOT / "data"))
     package = write_package(tmp_path, ORACLE + "import time\ndef load_cot(): time.sleep(3600)\n")
-    start = time.monotonic()
     result = run_child(tmp_path, package.name, "cot", limit=60, verbose=0, no_progress=1)
+    # stopped for making no progress, not by the 60 s cap (that error says "Timeout")
     assert result["error"].startswith("no progress for 1 s (its processes used no CPU time): stopped as a hang")
-    assert time.monotonic() - start < 1 + 10  # import included, far under the 60 s cap
 
 
 def test_a_case_writes_only_in_a_temp_dir(tmp_path, capsys, monkeypatch):
@@ -548,6 +547,7 @@ def test_nothing_a_case_starts_outlives_it(tmp_path, monkeypatch):
 
 
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds a case's processes in /proc")
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_submission_that_signals_the_grader_stops_it_and_leaves_nothing_behind(tmp_path, signum):
     package = write_package(tmp_path / "src", SPAWNER.replace("THEN", f"os.kill(os.getppid(), {int(signum)}); time.sleep(600)"))

@@ -39,7 +39,7 @@ def test_the_kinds_come_in_turn():
 
 def test_datagen_never_asks_an_off_grid_conversion(tmp_path, monkeypatch):
     # A training row that asks an off-grid conversion, in other words, is not sampled.
-    reading, (question, answer) = READINGS[0], ROWS[0]
+    reading, (_, answer) = READINGS[0], ROWS[0]
     reworded = f"{reading.n} {reading.src} to {reading.dst}"
     assert reader.read_question(reworded) == reading
     train = [["How many g are there per 3 kg?", 3000.0], [reworded, answer]]

@@ -1,7 +1,6 @@
 """The question reader against questions as people type them. No model is involved."""
 import json
 import re
-import time
 
 import pytest
 
@@ -133,10 +132,6 @@ def test_read_question(question, expected, why):
     assert reader.read_question(question) == expected, why
 
 
-def test_the_case_table_is_big_enough():
-    assert len(CASES) >= 60
-
-
 @pytest.mark.parametrize("question,cat", [
     ("How many ounce is 6 quart?", "volume"), ("How many ounce is 6 pounds?", "mass"),
     ("5 fl oz in oz", "volume"), ("What is 3 kelvin in celsius?", "unknown"), ("How many in in 2 ft?", "length"),
@@ -158,16 +153,6 @@ def test_every_new_spelling_is_one_that_pint_converts():
         reference = next(iter(units.UNITS[cat]))
         for spelling in spellings:
             assert units.convert(1, spelling, reference) > 0, spelling
-
-
-def test_reading_is_fast():
-    questions = [q for q, _ in Dataset("train").data]
-    start = time.perf_counter()
-    for q in questions:
-        reader.read_question(q)
-    # per question; CoT reads 1000 at startup. About 0.05 ms on a recent CPU: the bound has a wide margin, so that a
-    # slow or busy machine passes and only a reader gone badly slow fails
-    assert (time.perf_counter() - start) / len(questions) < 20e-3
 
 
 # --- the reworded evaluation set ---

@@ -1,4 +1,7 @@
+import re
 from pathlib import Path
+
+from homework import loader
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -9,3 +12,12 @@ def test_ci_runs_the_readme_commands():
     assert len(ci_lines) == 2
     for line in ci_lines:
         assert f"\n{line}\n" in readme, f"README lacks the CI command: {line}"
+
+
+def test_every_homework_variable_is_listed_once_and_in_the_readme():
+    # loader.ENVIRONMENT is the one list; the README's table gives the same names
+    named = {m for folder in ("homework", "grader", "scripts") for path in (ROOT / folder).glob("*.py")
+             for m in re.findall(r"\bHOMEWORK_[A-Z]+\b", path.read_text())}
+    assert named <= set(loader.ENVIRONMENT), named - set(loader.ENVIRONMENT)
+    table = {m for m in re.findall(r"^\| `(HOMEWORK_[A-Z]+)` \|", (ROOT / "README.md").read_text(), re.M)}
+    assert table == set(loader.ENVIRONMENT)

@@ -6,7 +6,7 @@ import re
 import pytest
 import torch
 
-from homework import data, datagen, generator, loader, lora, reader, rft, sft, units
+from homework import data, datagen, generator, loader, lora, reader, rft, units
 from homework.data import DATA_DIR, Dataset
 
 TRUTH = 96.0  # "How many in are there per 8 ft?"
@@ -282,7 +282,7 @@ def test_datagen_extend_samples_only_uncovered_questions_with_the_adapter(tmp_pa
     loaded, sampled = [], []
     monkeypatch.setattr(datagen, "load_adapter", lambda path, model_class, calculator: loaded.append(path) or "the RFT model")
 
-    def fake_sample(model, questions, oversample, temperature, progress, rationalize):
+    def fake_sample(model, questions, oversample, temperature, progress, rationalize, save_every):
         assert model == "the RFT model" and rationalize
         sampled.extend(questions)
         (q, a), (q2, a2) = questions
@@ -312,7 +312,7 @@ def sample_everything(monkeypatch) -> list:
     sampled = []
     monkeypatch.setattr(datagen, "RFTModel", lambda checkpoint, calculator: "the CoT model")
 
-    def fake_sample(model, questions, oversample, temperature, progress, rationalize):
+    def fake_sample(model, questions, oversample, temperature, progress, rationalize, save_every):
         sampled.extend(questions)
         return {q: [a, worked(a), 1] for q, a in questions}
 

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 import re
@@ -187,6 +188,7 @@ def test_load_errors_on_a_mismatched_base(tiny_base, tmp_path, tokenizer, monkey
         sft.load(out)
 
 
+@pytest.mark.slow
 def test_two_processes_train_one_adapter(tiny_base, tmp_path):
     """torchrun on the CPU (accelerate launch --cpu runs one process whatever --num_processes says)."""
     pytest.importorskip("fire")
@@ -218,3 +220,22 @@ def test_bad_training_values_are_refused_before_a_model_loads(flags, message, mo
         with pytest.raises(loader.CheckpointError, match=re.escape(message)):
             train(output_dir=str(tmp_path / "out"), **flags)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_train_help_shows_every_training_setting_with_its_help_line():
+    result = subprocess.run([sys.executable, "-m", "homework.rft", "train", "--help"], cwd=Path(__file__).parent.parent,
+                            capture_output=True, text=True, env={**os.environ, "PAGER": "cat"})
+    shown = " ".join((result.stdout + result.stderr).split())  # Fire writes help to stderr, and wraps long lines
+    for field in dataclasses.fields(lora.Training):
+        assert f"--{field.name}=" in shown and " ".join(field.metadata["help"].split()) in shown, field.name
+    assert "Default: 3" in shown  # RFT's own epochs
+    assert all(name in shown for name in loader.ENVIRONMENT)
+
+
+def test_flags_reach_the_trainer_as_one_training(monkeypatch, tmp_path):
+    seen = {}
+    monkeypatch.setattr(sft, "SFTModel", lambda *args, **kwargs: None)
+    monkeypatch.setattr(lora, "train", lambda examples, out, training, llm: seen.update(training=training) or (None, None))
+    sft.train(output_dir=str(tmp_path), max_question=0, more_wordings=0, epochs=0.5, lora_r=4, checkpoint="somewhere")
+    assert seen["training"] == dataclasses.replace(sft.TRAINING, epochs=0.5, lora_r=4, checkpoint="somewhere")
