@@ -109,7 +109,7 @@ def run_child(workdir: Path, package: str, case: str, limit: float, verbose: int
                     elif used is not None and now - progressed > no_progress:
                         return {"error": f"no progress for {no_progress:.0f} s (its processes used no CPU time): stopped as a hang after {now - clock:.0f} s", "timeout": True}
                 if clock is None and now - begin > IMPORT_SECONDS:
-                    return {"error": f"the submission took over {IMPORT_SECONDS} s to import"}
+                    return {"error": f"the submission took over {IMPORT_SECONDS} s to import", "import_failed": True}
                 time.sleep(0.05)
         finally:  # the case is over (done, stopped, or the grader itself is interrupted): nothing it started outlives it
             try:
@@ -260,14 +260,13 @@ def grade(args, log, tally: dict) -> int:
         truth = {q: a for q, a in json.loads((data / "valid.json").read_text())}
         if Path(args.path).is_file() and (size := Path(args.path).stat().st_size / 1e6) > SUBMISSION_LIMIT_MB:
             log(f"warning: the zip is {size:.1f} MB, over the {SUBMISSION_LIMIT_MB} MB limit: bundle.py and the course would refuse it", ok=False)
-        imported = run_child(workdir, package, "import", IMPORT_SECONDS, args.verbose)
-        if "error" in imported:
-            log(f"cannot grade {args.path}: {one_line(imported['error'])}", ok=False)
-            log(f"Total {0:>4} / 100")
-            return 1
         for case, (_, _, _, limit, _) in CASES.items():
             cap, no_progress = (limit, None) if enforce else (args.max_case_seconds, args.no_progress_seconds)
             result = run_child(workdir, package, case, cap, args.verbose, args.max_question, no_progress)
+            if result.get("import_failed"):  # the first case finds it; no case can run (one process start spared)
+                log(f"cannot grade {args.path}: {one_line(result['error'])}", ok=False)
+                log(f"Total {0:>4} / 100")
+                return 1
             report_case(case, result, truth, tally, log, args.verbose)
     log(f"Total {tally['points']:>4} / {tally['of']}  (graded in {time.monotonic() - tally['started']:.0f} s)")
     return 0

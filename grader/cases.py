@@ -97,15 +97,16 @@ def outcome(body) -> dict:
 
 
 def run(workdir: str, package: str, case: str, result_path: str, num_questions: str = "0"):
-    """Import the submission as the course does and run one case ("import": only import it); every
-    outcome the process survives becomes RESULT.json."""
+    """Import the submission as the course does and run one case; every outcome the process survives becomes
+    RESULT.json (an import that fails is marked `import_failed`: no case can run)."""
     result_path = Path(result_path)
     sys.path[0] = workdir  # the script's own folder gives way to the submission's parent
     result = outcome(lambda: {"module": importlib.import_module(package)})
     if "error" in result:
         exited = result["error"] == "the submission called exit"
         result["error"] = "the submission called exit while being imported" if exited else f"importing the submission failed: {result['error']}"
-    elif case != "import":
+        result["import_failed"] = True
+    else:
         module = result.pop("module")
         Path(f"{result_path}.started").touch()  # the parent's clock for the case starts here
         start = time.perf_counter()
