@@ -236,6 +236,13 @@ def report_case(case: str, result: dict, truth: dict, tally: dict, log, verbose:
         log(f"{'RFT extra credit (above 0.7)':<34} [ {earned:>3} / {extra_points:>3} ]  {detail}", ok=earned >= extra_points)
 
 
+def refuse(path, reason, log) -> int:
+    """Log why nothing could be graded, and a total of 0; the exit status."""
+    log(f"cannot grade {path}: {reason}", ok=False)
+    log(f"Total {0:>4} / 100")
+    return 1
+
+
 def grade(args, log, tally: dict) -> int:
     """Grade args.path and log the report, keeping `tally` (points, of how many) up to date; the exit status."""
     from homework import loader  # the repo's device policy: the course's limits assume a GPU
@@ -252,9 +259,7 @@ def grade(args, log, tally: dict) -> int:
         try:
             workdir, package = prepare(Path(args.path), Path(tmp))
         except SubmissionError as e:
-            log(f"cannot grade {args.path}: {e}", ok=False)
-            log(f"Total {0:>4} / 100")
-            return 1
+            return refuse(args.path, e, log)
         data = Path(os.environ.get(loader.DATA_ENV_VAR) or workdir / "data")
         # the answers to check against, read before the submission runs: it may rewrite the files in its reach
         truth = {q: a for q, a in json.loads((data / "valid.json").read_text())}
@@ -264,9 +269,7 @@ def grade(args, log, tally: dict) -> int:
             cap, no_progress = (limit, None) if enforce else (args.max_case_seconds, args.no_progress_seconds)
             result = run_child(workdir, package, case, cap, args.verbose, args.max_question, no_progress)
             if result.get("import_failed"):  # the first case finds it; no case can run (one process start spared)
-                log(f"cannot grade {args.path}: {one_line(result['error'])}", ok=False)
-                log(f"Total {0:>4} / 100")
-                return 1
+                return refuse(args.path, one_line(result["error"]), log)
             report_case(case, result, truth, tally, log, args.verbose)
     log(f"Total {tally['points']:>4} / {tally['of']}  (graded in {time.monotonic() - tally['started']:.0f} s)")
     return 0

@@ -162,17 +162,17 @@ class BaseLLM:
                     self._decode_step(batch, tokens)
         return self.tokenizer.batch_decode(batch.outputs, skip_special_tokens=True)
 
-    def _admit(self, batch: "_Batch", prompts: list[list[int]], first: int, n: int, prefix: DynamicCache | None):
+    def _admit(self, batch: _Batch, prompts: list[list[int]], first: int, n: int, prefix: DynamicCache | None):
         """Prefill new prompts (`first` is the index of the first) and add their `n` rows each to the batch; on a CPU in
         chunks of about cpu_prefill_tokens (the prompts are longest first)."""
         budget = self.cpu_prefill_tokens if self.device.type == "cpu" else None
         while prompts:
             take = min(len(prompts), max(1, budget // len(prompts[0]))) if budget else len(prompts)
-            state = self._prefill(prompts[:take], n, batch.cache, batch.cache_name, prefix)
+            state = self._prefill(prompts[:take], n, batch, prefix)
             batch.add(range(first * n, (first + take) * n), state)
             prompts, first = prompts[take:], first + take
 
-    def _sample(self, batch: "_Batch", temperature: float, calculator: "calc.Forcing | None") -> torch.Tensor:
+    def _sample(self, batch: _Batch, temperature: float, calculator: "calc.Forcing | None") -> torch.Tensor:
         """Each running row's next token, written to its output; with the calculator, its result tokens in place of
         the model's, and no digit that would change a result it has just written."""
         logits = calculator.mask(batch.logits, batch.running) if calculator else batch.logits
@@ -185,7 +185,7 @@ class BaseLLM:
             calculator.update(batch.running, batch.outputs)
         return tokens
 
-    def _evict(self, batch: "_Batch", tokens: torch.Tensor, eos: set[int]) -> torch.Tensor:
+    def _evict(self, batch: _Batch, tokens: torch.Tensor, eos: set[int]) -> torch.Tensor:
         """Drop the rows that are done (EOS, a stop string, max_new_tokens) from the batch and the cache; the tokens
         of the rows that stay."""
         done = self.finished([batch.outputs[row] for row in batch.running], eos)
@@ -196,7 +196,7 @@ class BaseLLM:
         batch.select(index)
         return tokens[index]
 
-    def _decode_step(self, batch: "_Batch", tokens: torch.Tensor):
+    def _decode_step(self, batch: _Batch, tokens: torch.Tensor):
         """One token for every running row through the model: the next logits."""
         batch.mask = torch.cat([batch.cache.make_room(batch.mask), batch.mask.new_ones(len(batch.running), 1)], dim=1)
         batch.position = batch.position + 1
@@ -221,8 +221,8 @@ class BaseLLM:
         self.model(input_ids=torch.tensor([prompts[0][:length]], device=self.device), **{cache_name: prefix}, use_cache=True, logits_to_keep=positions(length - 1, length, self.device))
         return prefix
 
-    def _prefill(self, prompts: list[list[int]], n: int, cache: RowCache, cache_name: str, prefix: DynamicCache | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Run new (tokenized) prompts through the model once and add `n` rows for each to `cache`. Returns the
+    def _prefill(self, prompts: list[list[int]], n: int, batch: _Batch, prefix: DynamicCache | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Run new (tokenized) prompts through the model once and add `n` rows for each to the batch's cache. Returns the
         new rows' next-token logits, attention masks (as wide as the cache) and last positions.
 
         With a `prefix` cache, only the tokens after it run: each prompt's rest is left-padded and attends to the
@@ -237,10 +237,10 @@ class BaseLLM:
                 prefilled.update(*(x.expand(len(prompts), -1, -1, -1).contiguous() for x in (layer.keys, layer.values)), i)
             mask = torch.cat([mask.new_ones(len(prompts), shared), mask], dim=1)
         width = inputs["input_ids"].shape[1]
-        logits = self.model(input_ids=inputs["input_ids"], attention_mask=mask, position_ids=position, **{cache_name: prefilled},
+        logits = self.model(input_ids=inputs["input_ids"], attention_mask=mask, position_ids=position, **{batch.cache_name: prefilled},
                             use_cache=True, logits_to_keep=positions(width - 1, width, self.device)).logits[:, -1]
-        cache.admit(prefilled, n)
-        mask = torch.cat([mask.new_zeros(len(prompts), cache.end - mask.shape[1]), mask], dim=1)
+        batch.cache.admit(prefilled, n)
+        mask = torch.cat([mask.new_zeros(len(prompts), batch.cache.end - mask.shape[1]), mask], dim=1)
         return tuple(x.repeat_interleave(n, 0) for x in (logits, mask, position[:, -1:]))
 
     def next_token(self, logits: torch.Tensor, temperature: float) -> torch.Tensor:

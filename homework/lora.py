@@ -26,7 +26,7 @@ class Training:
     """The training settings that sft and rft share. Each is a flag of their `train` command, with its help line
     (`command`); each stage sets its own defaults (sft.TRAINING, rft.TRAINING)."""
 
-    checkpoint: str = _help("the base model: a hub name, a local directory, or embedded", loader.DEFAULT_CHECKPOINT)
+    checkpoint: str = _help(loader.FLAG_HELP["checkpoint"], loader.DEFAULT_CHECKPOINT)
     # 5e-4: the best for the 135M model of 2e-3 (diverged), 1e-3, 5e-4 and 2.5e-4 (SFT, docs/EXPERIMENTS.md)
     learning_rate: float = _help("peak learning rate, cosine schedule, 5% warm-up", 5e-4)
     epochs: float = _help("passes over the examples", 2)

@@ -14,20 +14,23 @@ from homework import loader
 SUITE_SETTINGS = {loader.DTYPE_ENV_VAR, loader.CACHE_ENV_VAR}
 
 
+def set_homework_variables() -> list[str]:
+    """The HOMEWORK_* variables set now, but SUITE_SETTINGS."""
+    return [name for name in os.environ if name.startswith("HOMEWORK_") and name not in SUITE_SETTINGS]
+
+
 def pytest_configure(config):
     """The shell's HOMEWORK_* variables (but SUITE_SETTINGS) are gone before any test module is imported: some read
     data at import time."""
-    for name in list(os.environ):
-        if name.startswith("HOMEWORK_") and name not in SUITE_SETTINGS:
-            del os.environ[name]
+    for name in set_homework_variables():
+        del os.environ[name]
 
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch):
     """No HOMEWORK_* variable from the shell (gpu_check sets HOMEWORK_CHECKPOINT, a user HOMEWORK_DATA) but SUITE_SETTINGS."""
-    for name in list(os.environ):
-        if name.startswith("HOMEWORK_") and name not in SUITE_SETTINGS:
-            monkeypatch.delenv(name)
+    for name in set_homework_variables():
+        monkeypatch.delenv(name)
 
 
 @pytest.fixture(scope="session")
