@@ -13,13 +13,19 @@
     python -m homework.datagen data/rft.json --extend --adapter homework/rft_model --offgrid 2 --calculator
                                       # each pair at 2 quantities of each off-grid kind (3.7, 0.35, 1.75, 45), the
                                       # decoder writing each product the sampler sets up
+    torchrun --nproc_per_node 2 -m homework.datagen data/rft.json     # two processes (GPUs, or CPU sockets) share
+                                      # the questions; accelerate launch -m homework.datagen ... does the same
 
 Rows are [question, answer, reasoning]. Progress is saved atomically about every 30 s of sampling in
-OUTPUT.partial; a killed run started again resumes from there.
+OUTPUT.partial; a killed run started again resumes from there. Under torchrun or accelerate launch, each process
+(rank) samples every WORLD_SIZE-th question into OUTPUT.partial.RANKofWORLD_SIZE and marks it done; rank 0 then
+writes OUTPUT from them all in question order. A killed run resumes with the same number of processes.
 """
 import json
 import math
+import os
 import re
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -80,7 +86,7 @@ def select(correct_answer: float, completions: list[str], quantity: float | None
 
 
 def sample_rationales(model, questions: list[tuple[str, float]], oversample: int, temperature: float, progress: Path | None = None,
-                      chunk: int | None = None, rationalize: bool = False, save_every: float = 30.0) -> dict:
+                      chunk: int | None = None, rationalize: bool = False, save_every: float = 30.0, desc: str = "datagen") -> dict:
     """{question: [correct_answer, reasoning or None, number of correct samples]} for every question, resumable.
 
     rationalize: prompt with `format_prompt(q, hint=answer)` (see generate_dataset). Progress is saved after
@@ -90,7 +96,7 @@ def sample_rationales(model, questions: list[tuple[str, float]], oversample: int
     done = json.loads(progress.read_text()) if progress and progress.exists() else {}
     todo = [(q, a) for q, a in questions if q not in done]
     size, i = chunk or -(-64 // oversample), 0
-    with tqdm(total=len(questions), initial=len(questions) - len(todo), desc="datagen") as bar:
+    with tqdm(total=len(questions), initial=len(questions) - len(todo), desc=desc) as bar:
         while i < len(todo):
             batch, start = todo[i : i + size], time.perf_counter()
             i += len(batch)
@@ -108,6 +114,34 @@ def sample_rationales(model, questions: list[tuple[str, float]], oversample: int
             kept = sum(v[1] is not None for v in done.values())
             bar.set_postfix(yield_=f"{kept / len(done):.2f}")
     return done
+
+
+def rank_and_world() -> tuple[int, int]:
+    """(this process's rank, the number of processes): what torchrun and accelerate launch set; (0, 1) alone."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def shard_progress(output: Path, rank: int, world: int) -> Path:
+    """Where one rank keeps its progress: OUTPUT.partial alone, OUTPUT.partial.RANKofWORLD beside other ranks."""
+    return output.with_name(f"{output.name}.partial" + (f".{rank}of{world}" if world > 1 else ""))
+
+
+def gather(output: Path, questions: list[tuple[str, float]], world: int, poll: float = 5.0) -> dict:
+    """Rank 0, once its own shard is done: wait until every rank's progress holds each question of its shard, then
+    every result in the order of `questions`, as one process would have them. A rank that dies ends the launch (and
+    rank 0 with it); a progress file from another run lacks this run's questions, so it is never taken for done."""
+    shards = [(shard_progress(output, r, world), questions[r::world]) for r in range(world)]
+    results, waiting = {}, False
+    while True:
+        for path, shard in shards:
+            if not all(q in results for q, _ in shard) and path.exists():
+                results.update(json.loads(path.read_text()))  # written atomically (write_json)
+        if all(q in results for q, _ in questions):
+            return {q: results[q] for q, _ in questions}
+        if not waiting:
+            print("waiting for the other ranks to finish", file=sys.stderr, flush=True)
+            waiting = True
+        time.sleep(poll)
 
 
 def asks(question: str, conversions: set) -> bool:
@@ -181,7 +215,8 @@ def generate_dataset(
         save_every: seconds of sampling between saves of the progress (the chunk of questions is sized to it)"""
     if max_question is not None and not loader.is_count(max_question):
         raise loader.CheckpointError(f"--max_question takes a count of 1 or more (or none: every training question), not {max_question!r}")
-    torch.manual_seed(seed)  # an uninterrupted run repeats itself; a resumed one continues with a fresh stream
+    rank, world = rank_and_world()
+    torch.manual_seed(seed + rank)  # an uninterrupted run repeats itself; a resumed one continues with a fresh stream
 
     output = Path(output_json) if output_json else rft_data()
     try:  # known before the model loads, not after the first chunk's sampling
@@ -189,18 +224,26 @@ def generate_dataset(
         tempfile.TemporaryFile(dir=output.parent).close()
     except OSError as e:
         raise loader.CheckpointError(f"can't write {output}: {e.strerror or e}") from None
-    progress = output.with_name(output.name + ".partial")
+    progress = shard_progress(output, rank, world)
     rows = json.loads(output.read_text()) if extend and output.exists() else []
     covered = {q for q, _, _ in rows}
     questions = [(q, a) for q, a in questions_to_ask([row[:2] for row in rows], max_question, seed, more_wordings, grid, thousands, offgrid)
                  if q not in covered]
+    if world > 1 and torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", rank)))  # "cuda" is this rank's own GPU
     # sampled as RFT will prompt
     model = load_adapter(adapter, RFTModel, calculator=calculator) if adapter else RFTModel(checkpoint, calculator=calculator)
-    results = sample_rationales(model, questions, oversample, temperature, progress, rationalize=rationalize, save_every=save_every)
+    results = sample_rationales(model, questions[rank::world], oversample, temperature, progress, rationalize=rationalize,
+                                save_every=save_every, desc="datagen" if world == 1 else f"datagen, rank {rank} of {world}")
+    if rank:
+        return  # rank 0 writes the output from every rank's progress
+    if world > 1:
+        results = gather(output, questions, world)
     report(results, oversample)
     rows += [[q, a, reasoning] for q, (a, reasoning, _) in results.items() if reasoning is not None]
     write_json(output, rows)
-    progress.unlink(missing_ok=True)  # absent when there was nothing left to sample
+    for r in range(world):  # absent when there was nothing left to sample
+        shard_progress(output, r, world).unlink(missing_ok=True)
     print(f"wrote {len(rows)} rows to {output}" + (f" ({len(covered)} kept, {len(rows) - len(covered)} new)" if extend else ""))
 
 
