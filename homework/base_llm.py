@@ -120,20 +120,27 @@ class BaseLLM:
         temperature=0 is greedy decoding, anything above it samples. Results come back in the caller's order.
         """
         n = num_return_sequences or 1
-        ids = self.tokenizer(prompts)["input_ids"]  # tokenized once: lengths for the order, then the prefills
-        order = sorted(range(len(prompts)), key=lambda i: len(ids[i]), reverse=True)  # see _generate
-        columns = max(map(len, ids), default=0) + 2 * self.max_new_tokens
-        size = min(self.batch_size or loader.micro_batch_size(self.model, columns, n), len(prompts))  # no idle rows
-        outputs = self._generate([ids[i] for i in order], n, temperature, rows=max(size, 1) * n, columns=columns)
-        results = [None] * len(prompts)
-        for j, i in enumerate(order):
-            results[i] = outputs[j * n : (j + 1) * n]
+        groups = self.generate_ids(self.tokenizer(prompts)["input_ids"], n, temperature)
+        texts = iter(self.tokenizer.batch_decode([ids for group in groups for ids in group], skip_special_tokens=True))
+        results = [[next(texts) for _ in group] for group in groups]
         if num_return_sequences is None:
             return [r[0] for r in results]
         return results
 
+    def generate_ids(self, prompts: list[list[int]], n: int = 1, temperature: float = 0) -> list[list[list[int]]]:
+        """The tokens of `n` completions of each tokenized prompt, in the prompts' order; a completion ends with the
+        EOS token where it wrote one (GRPO's rollouts, grpo.py, train on these tokens as they were sampled)."""
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]), reverse=True)  # see _generate
+        columns = max(map(len, prompts), default=0) + 2 * self.max_new_tokens
+        size = min(self.batch_size or loader.micro_batch_size(self.model, columns, n), len(prompts))  # no idle rows
+        outputs = self._generate([prompts[i] for i in order], n, temperature, rows=max(size, 1) * n, columns=columns)
+        results = [None] * len(prompts)
+        for j, i in enumerate(order):
+            results[i] = outputs[j * n : (j + 1) * n]
+        return results
+
     @torch.inference_mode()
-    def _generate(self, prompts: list[list[int]], n: int, temperature: float, rows: int, columns: int) -> list[str]:
+    def _generate(self, prompts: list[list[int]], n: int, temperature: float, rows: int, columns: int) -> list[list[int]]:
         """Continuous batching: decode up to `rows` rows at once, one token per step, and start the next
         prompt as soon as there is room for its `n` rows.
 
@@ -160,7 +167,7 @@ class BaseLLM:
                 tokens = self._evict(batch, tokens, eos)
                 if batch.running:
                     self._decode_step(batch, tokens)
-        return self.tokenizer.batch_decode(batch.outputs, skip_special_tokens=True)
+        return batch.outputs
 
     def _admit(self, batch: _Batch, prompts: list[list[int]], first: int, n: int, prefix: DynamicCache | None):
         """Prefill new prompts (`first` is the index of the first) and add their `n` rows each to the batch; on a CPU in

@@ -45,14 +45,14 @@ def tokenizer(shared_tokenizer):
     return copy.deepcopy(shared_tokenizer)
 
 
-def make_tiny_model(tokenizer, seed: int = 0):
+def make_tiny_model(tokenizer, seed: int = 0, initializer_range: float = 0.5):
     torch.manual_seed(seed)
     config = LlamaConfig(
         vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=2,
         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=512,
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True,
-        initializer_range=0.5,  # peaked logits: no near-ties in greedy tests, and a loss LoRA can move
+        initializer_range=initializer_range,  # 0.5: peaked logits, no near-ties in greedy tests, and a loss LoRA can move
     )
     return LlamaForCausalLM(config)
 

@@ -1,0 +1,241 @@
+"""Online RL from the RFT model: GRPO (TRL's GRPOTrainer) with our verifier as the reward.
+
+    python -m homework.grpo train                    # from homework/rft_model; the adapter goes to homework/grpo_model
+    python -m homework.grpo train --max_steps 10     # a short run
+    python -m homework.grpo test --split offgrid     # valid, reworded or offgrid
+    python -m homework.grpo ask "How many grams in 3.7 lb?"
+    python -m homework.grpo show                     # a training prompt, sampled completions and the reward of each
+
+RFT trains on rationales sampled once, before training. GRPO samples as it trains: for each prompt, `num_generations`
+completions from the current model; each is scored by `reward`, and the loss (TRL's, DAPO's token-level
+normalization, no KL term) pushes up the completions above their group's mean and down those below it. A group
+whose completions all score alike teaches nothing: tensorboard logs the fraction of groups that do (`signal`).
+
+What is ours and what is TRL's: TRL's GRPOTrainer computes the log-probabilities, the advantages and the loss, and
+logs. The rollouts are our decoder's (`BaseLLM.generate_ids`: continuous batching, each prompt prefilled once for
+all its samples), plugged in as GRPOTrainer's `rollout_func`; `--rollout trl` samples with TRL's own `generate`.
+The prompts are RFT's (`cot.RFTModel`), for the training questions and the off-grid training quantities
+(`datagen.questions_to_ask`): never a question of valid, reworded or offgrid.
+
+GRPO needs `trl` (pip install trl==1.16.0), which no other stage does.
+"""
+import math
+from pathlib import Path
+
+import torch
+
+from . import loader, lora
+from .base_llm import parse_answer
+from .cot import RFTModel
+from .data import Dataset, ask as ask_model, checked_question, evaluate, is_answer_valid
+from .datagen import arithmetic_holds, questions_to_ask, states_the_factor
+from .reader import read_question
+from .rft import MODEL_DIR as RFT_DIR
+
+MODEL_DIR = Path(__file__).resolve().parent / "grpo_model"
+
+
+def checks(completion: str, answer: float, quantity: float) -> tuple[bool, bool, bool]:
+    """(the answer is right, the first sentence states the true factor, every product holds and the last is the answer)."""
+    given = parse_answer(completion)
+    return (is_answer_valid(given, answer), states_the_factor(completion, answer / quantity),
+            not math.isnan(given) and arithmetic_holds(completion, given))
+
+
+def reward(completions: list[str], answer: list[float], quantity: list[float], **_) -> list[float]:
+    """The verifier's score: 0.5 for a right answer (within 5%), 0.25 for a true statement of the factor, 0.25 for
+    arithmetic that holds. 1.0 is what datagen keeps; the partial credit ranks the misses of a group, so a group that
+    only states the factor right (most misses off the grid are a product 5-15% off) still has something to learn."""
+    return [0.5 * right + 0.25 * factor + 0.25 * arithmetic
+            for right, factor, arithmetic in (checks(c, a, n) for c, a, n in zip(completions, answer, quantity))]
+
+
+def accuracy(completions: list[str], answer: list[float], **_) -> list[float]:
+    """1 for a right answer: logged beside the reward (weight 0), the grader's measure."""
+    return [float(is_answer_valid(parse_answer(c), a)) for c, a in zip(completions, answer)]
+
+
+def rollout(llm: RFTModel, num_generations: int, temperature: float):
+    """GRPOTrainer's rollout_func on our decoder. TRL hands over each prompt `num_generations` times in a row (one row
+    per completion); each group's prompt is prefilled once and sampled `num_generations` times. A completion that
+    closed its answer gets the EOS token the RFT model was trained to write next, as TRL's own `generate` would
+    have sampled it. The model samples in eval mode and goes back to training."""
+    eos = llm.tokenizer.eos_token_id
+
+    def run(prompts: list[str], trainer) -> dict:
+        heads = prompts[::num_generations]
+        if [p for p in heads for _ in range(num_generations)] != list(prompts):
+            raise ValueError(f"rollout: expected each prompt {num_generations} times in a row")
+        prompt_ids = llm.tokenizer(heads)["input_ids"]
+        training = llm.model.training
+        llm.model.eval()
+        try:
+            groups = llm.generate_ids(prompt_ids, num_generations, temperature)
+        finally:
+            llm.model.train(training)
+        completions = []
+        for group in groups:
+            for ids in group:
+                closed = ids and ids[-1] != eos and llm.finished([ids], {eos})[0]
+                completions.append(ids + [eos] if closed else ids)
+        return {"prompt_ids": [ids for ids in prompt_ids for _ in range(num_generations)], "completion_ids": completions, "logprobs": None}
+
+    return run
+
+
+def prompts(llm: RFTModel, max_question: int | None, offgrid: int, seed: int, train_questions: bool = True) -> list[dict]:
+    """One row per question: the RFT prompt, its answer and quantity (the reward's columns). The questions are the
+    training questions (unless not `train_questions`) and each of their unit pairs at `offgrid` quantities of each
+    off-grid kind."""
+    trained = set() if train_questions else {q for q, _ in Dataset("train").data}
+    rows = []
+    for question, answer in questions_to_ask([], max_question, seed, more_wordings=0, grid=False, thousands=0, offgrid=offgrid):
+        if question not in trained:
+            rows.append({"prompt": llm.format_prompt(question), "answer": float(answer), "quantity": read_question(question).n})
+    return rows
+
+
+def signal_logged():
+    """A callback that logs `signal`, the fraction of groups whose rewards differ (TRL logs the others: frac_reward_zero_std),
+    before the tensorboard callback writes the logs."""
+    from transformers import TrainerCallback
+
+    class Signal(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs is not None and "frac_reward_zero_std" in logs:
+                logs["signal"] = 1.0 - logs["frac_reward_zero_std"]
+
+    return Signal()
+
+
+def trainer_for(llm: RFTModel, rows: list[dict], output_dir: Path, reward_funcs: list, reward_weights: list[float], num_generations: int = 8,
+                prompts_per_step: int = 4, temperature: float = 0.7, learning_rate: float = 2e-5, max_steps: int = 50, beta: float = 0.0,
+                seed: int = 0, rollout_engine: str = "ours"):
+    """TRL's GRPOTrainer over `llm.model` (a trainable PeftModel) and `rows`: one optimizer step per `prompts_per_step`
+    prompts, their groups accumulated one at a time; tensorboard logs in output_dir/runs."""
+    try:
+        from datasets import Dataset
+        from trl import GRPOConfig, GRPOTrainer
+    except ImportError:
+        raise loader.CheckpointError("GRPO needs trl: pip install trl==1.16.0") from None
+    policy = loader.policy()
+    args = GRPOConfig(
+        output_dir=str(output_dir), report_to="tensorboard", logging_steps=1, save_strategy="no", seed=seed, disable_tqdm=False,
+        learning_rate=learning_rate, lr_scheduler_type="constant", max_steps=max_steps, beta=beta,
+        per_device_train_batch_size=num_generations, gradient_accumulation_steps=prompts_per_step,  # one group a micro-step
+        num_generations=num_generations, max_completion_length=llm.max_new_tokens, temperature=temperature,
+        reward_weights=reward_weights, gradient_checkpointing=policy.gradient_checkpointing, **policy.trainer_flags,
+        dataloader_pin_memory=llm.model.device.type == "cuda",
+    )
+    engine = {"ours": rollout(llm, num_generations, temperature), "trl": None}[rollout_engine]
+    signal = signal_logged()
+    trainer = GRPOTrainer(model=llm.model, reward_funcs=reward_funcs, args=args, train_dataset=Dataset.from_list(rows),
+                          processing_class=llm.tokenizer, rollout_func=engine, callbacks=[signal])
+    callbacks = trainer.callback_handler.callbacks
+    callbacks.insert(0, callbacks.pop(callbacks.index(signal)))  # before the tensorboard callback writes the logs
+    return trainer
+
+
+def train(
+    output_dir: str = str(MODEL_DIR),
+    init_adapter: str = str(RFT_DIR),
+    max_steps: int = 50,
+    num_generations: int = 8,
+    prompts_per_step: int = 4,
+    temperature: float = 0.7,
+    learning_rate: float = 2e-5,
+    beta: float = 0.0,
+    max_question: int | None = None,
+    offgrid: int = 2,
+    train_questions: bool = True,
+    rollout: str = "ours",
+    seed: int = 0,
+    checkpoint: str = loader.DEFAULT_CHECKPOINT,
+    eval_questions: int = 100,
+):
+    """GRPO from an RFT adapter on the verifier's reward; saves the adapter to output_dir and prints the accuracy.
+
+    Args:
+        output_dir: where the adapter goes (tensorboard logs in output_dir/runs)
+        init_adapter: the adapter to start from (the shipped RFT model)
+        max_steps: optimizer steps
+        num_generations: completions sampled per prompt (a group)
+        prompts_per_step: prompts (groups) per optimizer step
+        temperature: sampling temperature of the rollouts
+        learning_rate: constant learning rate
+        beta: KL coefficient against the starting adapter; 0: none (TRL's default, no reference model)
+        max_question: only the first this many training questions; none: all of them
+        offgrid: each unit pair also at this many quantities of each off-grid kind (never one of data/offgrid.json)
+        train_questions: the training questions too; false: only the off-grid quantities (most groups of training
+            questions the RFT model already gets all right: no signal)
+        rollout: ours (BaseLLM.generate_ids) or trl (GRPOTrainer's own generate)
+        seed: of the prompts' order and the sampling
+        checkpoint: the base model the adapter was trained on
+        eval_questions: valid questions to evaluate on afterwards (0: none)"""
+    lora.check_flags([
+        ("max_steps", max_steps, loader.is_count(max_steps), "1 or more"),
+        ("num_generations", num_generations, loader.is_count(num_generations, 2), "2 or more: a group needs a mean"),
+        ("prompts_per_step", prompts_per_step, loader.is_count(prompts_per_step), "1 or more"),
+        ("temperature", temperature, isinstance(temperature, (int, float)) and temperature > 0, "more than 0: GRPO samples"),
+        ("rollout", rollout, rollout in ("ours", "trl"), "ours or trl"),
+        ("eval_questions", eval_questions, loader.is_count(eval_questions, 0), "0 for none, or more"),
+    ])
+    lora.require_adapter(init_adapter)
+    torch.manual_seed(seed)
+    llm = RFTModel(checkpoint, dtype=loader.policy().train_dtype)
+    llm.model = lora.build(llm, lora.Training(), init_adapter)
+    rows = prompts(llm, max_question, offgrid, seed, train_questions)
+    print(f"{len(rows)} prompts, {max_steps} steps of {prompts_per_step} x {num_generations} completions")
+    trainer = trainer_for(llm, rows, Path(output_dir), [reward, accuracy], [1.0, 0.0], num_generations, prompts_per_step, temperature,
+                          learning_rate, max_steps, beta, seed, rollout)
+    trainer.train()
+    llm.model.eval()
+    if trainer.is_world_process_zero():
+        lora.save_adapter(llm.model, Path(output_dir))
+        if eval_questions:
+            evaluate(llm, eval_questions)
+
+
+def load(path: str | Path = MODEL_DIR, calculator: bool = False) -> RFTModel:
+    """The GRPO model: RFT's prompt, with the adapter GRPO trained."""
+    return lora.load_adapter(path, RFTModel, calculator=calculator)
+
+
+def test(path: str = str(MODEL_DIR), max_question: int = 100, split: str = "valid", calculator: bool = False):
+    """Accuracy on the first max_question questions of a split, per category and kind of quantity, and the misses by kind."""
+    evaluate(load(path, calculator), max_question, split)
+
+
+def ask(question: str, path: str = str(MODEL_DIR), show_prompt: bool = False, calculator: bool = False):
+    """Answer one question: what the model wrote, the parsed answer and pint's."""
+    question = checked_question(question)
+    ask_model(load(path, calculator), question, show_prompt)
+
+
+def show(index: int = 0, path: str = str(RFT_DIR), num_generations: int = 8, temperature: float = 0.7, offgrid: int = 2, seed: int = 0):
+    """A training prompt of GRPO, then `num_generations` completions the model at `path` samples for it, each with its
+    reward and the three checks: what one group looks like to the trainer.
+
+    Args:
+        index: which GRPO prompt (the training questions first, then the off-grid ones)
+        path: the adapter that samples (the RFT model GRPO starts from, or a GRPO model)
+        num_generations: completions to sample (a group)
+        temperature: sampling temperature
+        offgrid: off-grid quantities of each kind per unit pair, as train's flag
+        seed: of the off-grid quantities"""
+    llm = lora.load_adapter(path, RFTModel)
+    rows = prompts(llm, None, offgrid, seed)
+    if not 0 <= index < len(rows):
+        raise loader.CheckpointError(f"there are {len(rows)} GRPO prompts: no prompt {index}")
+    row = rows[index]
+    print(row["prompt"])
+    completions = llm.batched_generate([row["prompt"]], num_return_sequences=num_generations, temperature=temperature)[0]
+    for completion, score in zip(completions, reward(completions, [row["answer"]] * num_generations, [row["quantity"]] * num_generations)):
+        right, factor, arithmetic = checks(completion, row["answer"], row["quantity"])
+        print(f"reward {score:.2f} (answer {'right' if right else 'wrong'}, factor {'true' if factor else 'false'}, "
+              f"arithmetic {'holds' if arithmetic else 'fails'}): {completion!r}")
+
+
+if __name__ == "__main__":
+    loader.cli({"train": train, "test": test, "ask": ask, "show": show},
+               {"RFTModel.style": RFTModel.style, "RFTModel.max_new_tokens": RFTModel.max_new_tokens})

@@ -1,0 +1,99 @@
+"""GRPO: the verifier's reward, our decoder as TRL's rollout engine, and a few steps that learn."""
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from homework import grpo, lora
+from homework.base_llm import BaseLLM
+from homework.cot import RFTModel
+from homework.data import Dataset
+from homework.generator import conversions
+from homework.data import DATA_DIR
+from homework.reader import read_question
+from tests.conftest import make_tiny_model
+
+# "How many in are there per 8 ft?": 96
+@pytest.mark.parametrize("completion, score, why", [
+    ("1 ft = 12 in. 8 * 12 = 96. <answer>96</answer>", 1.0, "what datagen keeps: right, the factor, the arithmetic"),
+    ("1 ft = 12 in. 8 * 12 = 100. <answer>100</answer>", 0.75, "within 5%, the factor, but 8 * 12 is not 100"),
+    ("1 ft = 12 in. 8 * 12 = 90. <answer>90</answer>", 0.25, "the factor alone: the product 6% off"),
+    ("1 ft = 10 in. 8 * 10 = 80. <answer>80</answer>", 0.25, "true arithmetic on a false factor"),
+    ("8 feet is 96 inches. <answer>96</answer>", 0.5, "right, but nothing worked out"),
+    ("I don't know.", 0.0, "no answer"),
+])
+def test_reward_is_the_verifiers_with_partial_credit(completion, score, why):
+    assert grpo.reward([completion], answer=[96.0], quantity=[8.0]) == [score], why
+    assert grpo.accuracy([completion], answer=[96.0]) == [float(score >= 0.5)]
+
+
+class Recorded(BaseLLM):
+    """A tiny model whose generate_ids returns set completions and records what it was asked and in which mode."""
+
+    def generate_ids(self, prompts, n=1, temperature=0):
+        self.asked = (prompts, n, temperature, self.model.training)
+        answer = self.tokenizer("1 * 2 = 2. <answer>2</answer>", add_special_tokens=False)["input_ids"]
+        return [[answer, [5, 6, self.tokenizer.eos_token_id], [7, 8]] for _ in prompts]
+
+
+def test_rollout_samples_each_group_once_and_closes_answers_with_eos(tokenizer, tiny_model):
+    llm = Recorded(model=tiny_model, tokenizer=tokenizer)
+    llm.model.train()
+    run = grpo.rollout(llm, num_generations=3, temperature=0.9)
+    out = run(["p one", "p one", "p one", "p two", "p two", "p two"], trainer=None)
+    prompts, n, temperature, training = llm.asked
+    assert prompts == tokenizer(["p one", "p two"])["input_ids"] and (n, temperature) == (3, 0.9)
+    assert training is False and llm.model.training  # sampled in eval mode, then back to training
+    eos = tokenizer.eos_token_id
+    closed = tokenizer("1 * 2 = 2. <answer>2</answer>", add_special_tokens=False)["input_ids"] + [eos]
+    assert out["completion_ids"] == [closed, [5, 6, eos], [7, 8]] * 2  # a truncated one stays as it was
+    assert out["prompt_ids"] == [prompts[0]] * 3 + [prompts[1]] * 3 and out["logprobs"] is None
+    with pytest.raises(ValueError, match="each prompt 3 times in a row"):
+        run(["p one", "p two", "p one"], trainer=None)
+
+
+def test_grpo_prompts_are_training_questions_and_off_grid_ones_never_evaluation_ones(tokenizer, tiny_model):
+    llm = RFTModel(model=tiny_model, tokenizer=tokenizer)
+    rows = grpo.prompts(llm, max_question=20, offgrid=1, seed=0)
+    questions = [row["prompt"] for row in rows]
+    train = [q for q, _ in Dataset("train").data[:20]]
+    assert all(llm.format_prompt(q) in questions for q in train)
+    off = grpo.prompts(llm, max_question=20, offgrid=1, seed=0, train_questions=False)
+    assert off and len(off) == len(rows) - len(train) and all(llm.format_prompt(q) not in [r["prompt"] for r in off] for q in train)
+    valid = {llm.format_prompt(q) for q, _ in Dataset("valid").data}
+    assert not valid & set(questions)
+    held_out = conversions([DATA_DIR / "offgrid.json"])
+    for row in off:
+        question = row["prompt"].rsplit("<|im_start|>user\n", 1)[1].split("<|im_end|>")[0]
+        reading = read_question(question)
+        assert (reading.units, reading.n) not in held_out and reading.n == row["quantity"]
+
+
+def test_a_few_grpo_steps_raise_the_reward_and_leave_the_base_weights(tokenizer, tmp_path):
+    """A task a tiny model can learn: completion tokens with even ids. Near-uniform logits (a small init) give the
+    groups their spread; 30 steps move the mean from about 0.5."""
+    llm = BaseLLM(model=make_tiny_model(tokenizer, initializer_range=0.02), tokenizer=tokenizer)
+    llm.max_new_tokens = 4
+    llm.model = lora.build(llm, lora.Training(lora_r=8))
+    base = {n: p.detach().clone() for n, p in llm.model.named_parameters() if "lora_" not in n}
+    adapter = {n: p.detach().clone() for n, p in llm.model.named_parameters() if "lora_" in n}
+    rows = [{"prompt": f"question {i}:"} for i in range(8)]
+
+    def even(completions, completion_ids, **_):
+        return [sum(t % 2 == 0 for t in ids[:4]) / 4 for ids in completion_ids]
+
+    def mean_reward():
+        torch.manual_seed(1)
+        llm.model.eval()
+        groups = llm.generate_ids(tokenizer([r["prompt"] for r in rows])["input_ids"], 32, 1.0)
+        return sum(sum(even(None, group)) for group in groups) / (len(rows) * 32)
+
+    before = mean_reward()
+    trainer = grpo.trainer_for(llm, rows, tmp_path, [even], [1.0], num_generations=8, prompts_per_step=2, temperature=1.0,
+                               learning_rate=0.1, max_steps=30)
+    trainer.train()
+    after = mean_reward()
+    assert 0.4 < before < 0.6 and after > before + 0.1, (before, after)
+    assert all(torch.equal(p, base[n]) for n, p in llm.model.named_parameters() if "lora_" not in n)
+    assert any(not torch.equal(p, adapter[n]) for n, p in llm.model.named_parameters() if "lora_" in n)
+    events = EventAccumulator(str(next((tmp_path / "runs").iterdir()))).Reload()
+    assert {"train/reward", "train/signal", "train/frac_reward_zero_std"} <= set(events.Tags()["scalars"])
