@@ -108,13 +108,12 @@ def signal_logged():
     return Signal()
 
 
-def trainer_for(llm: RFTModel, rows: list[dict], output_dir: Path, reward_funcs: list, reward_weights: list[float], num_generations: int = 8,
-                prompts_per_step: int = 4, temperature: float = 0.7, learning_rate: float = 2e-5, max_steps: int = 50, beta: float = 0.0,
-                seed: int = 0, rollout_engine: str = "ours"):
+def trainer_for(llm: RFTModel, rows: list[dict], output_dir: Path, reward_funcs: list, reward_weights: list[float], *, num_generations: int,
+                prompts_per_step: int, temperature: float, learning_rate: float, max_steps: int, beta: float, seed: int, rollout_engine: str):
     """TRL's GRPOTrainer over `llm.model` (a trainable PeftModel) and `rows`: one optimizer step per `prompts_per_step`
     prompts, their groups accumulated one at a time; tensorboard logs in output_dir/runs."""
     try:
-        from datasets import Dataset
+        import datasets
         from trl import GRPOConfig, GRPOTrainer
     except ImportError:
         raise loader.CheckpointError("GRPO needs trl: pip install trl==1.16.0") from None
@@ -129,7 +128,7 @@ def trainer_for(llm: RFTModel, rows: list[dict], output_dir: Path, reward_funcs:
     )
     engine = {"ours": rollout(llm, num_generations, temperature), "trl": None}[rollout_engine]
     signal = signal_logged()
-    trainer = GRPOTrainer(model=llm.model, reward_funcs=reward_funcs, args=args, train_dataset=Dataset.from_list(rows),
+    trainer = GRPOTrainer(model=llm.model, reward_funcs=reward_funcs, args=args, train_dataset=datasets.Dataset.from_list(rows),
                           processing_class=llm.tokenizer, rollout_func=engine, callbacks=[signal])
     callbacks = trainer.callback_handler.callbacks
     callbacks.insert(0, callbacks.pop(callbacks.index(signal)))  # before the tensorboard callback writes the logs
@@ -139,18 +138,17 @@ def trainer_for(llm: RFTModel, rows: list[dict], output_dir: Path, reward_funcs:
 def train(
     output_dir: str = str(MODEL_DIR),
     init_adapter: str = str(RFT_DIR),
-    max_steps: int = 50,
+    max_steps: int = 30,
     num_generations: int = 8,
-    prompts_per_step: int = 4,
-    temperature: float = 0.7,
-    learning_rate: float = 2e-5,
+    prompts_per_step: int = 2,
+    temperature: float = 1.0,
+    learning_rate: float = 1e-4,
     beta: float = 0.0,
     max_question: int | None = None,
     offgrid: int = 2,
-    train_questions: bool = True,
+    train_questions: bool = False,
     rollout: str = "ours",
     seed: int = 0,
-    checkpoint: str = loader.DEFAULT_CHECKPOINT,
     eval_questions: int = 100,
 ):
     """GRPO from an RFT adapter on the verifier's reward; saves the adapter to output_dir and prints the accuracy.
@@ -166,11 +164,10 @@ def train(
         beta: KL coefficient against the starting adapter; 0: none (TRL's default, no reference model)
         max_question: only the first this many training questions; none: all of them
         offgrid: each unit pair also at this many quantities of each off-grid kind (never one of data/offgrid.json)
-        train_questions: the training questions too; false: only the off-grid quantities (most groups of training
-            questions the RFT model already gets all right: no signal)
+        train_questions: the training questions too; false: only the off-grid quantities (the RFT model gets most
+            groups of training questions all right, which teaches nothing)
         rollout: ours (BaseLLM.generate_ids) or trl (GRPOTrainer's own generate)
         seed: of the prompts' order and the sampling
-        checkpoint: the base model the adapter was trained on
         eval_questions: valid questions to evaluate on afterwards (0: none)"""
     lora.check_flags([
         ("max_steps", max_steps, loader.is_count(max_steps), "1 or more"),
@@ -180,14 +177,17 @@ def train(
         ("rollout", rollout, rollout in ("ours", "trl"), "ours or trl"),
         ("eval_questions", eval_questions, loader.is_count(eval_questions, 0), "0 for none, or more"),
     ])
-    lora.require_adapter(init_adapter)
+    from peft import PeftConfig
+
+    base = PeftConfig.from_pretrained(lora.require_adapter(init_adapter)).base_model_name_or_path  # the model it was trained on
     torch.manual_seed(seed)
-    llm = RFTModel(checkpoint, dtype=loader.policy().train_dtype)
+    llm = RFTModel(base, dtype=loader.policy().train_dtype)
     llm.model = lora.build(llm, lora.Training(), init_adapter)
     rows = prompts(llm, max_question, offgrid, seed, train_questions)
     print(f"{len(rows)} prompts, {max_steps} steps of {prompts_per_step} x {num_generations} completions")
-    trainer = trainer_for(llm, rows, Path(output_dir), [reward, accuracy], [1.0, 0.0], num_generations, prompts_per_step, temperature,
-                          learning_rate, max_steps, beta, seed, rollout)
+    trainer = trainer_for(llm, rows, Path(output_dir), [reward, accuracy], [1.0, 0.0], num_generations=num_generations,
+                          prompts_per_step=prompts_per_step, temperature=temperature, learning_rate=learning_rate, max_steps=max_steps,
+                          beta=beta, seed=seed, rollout_engine=rollout)
     trainer.train()
     llm.model.eval()
     if trainer.is_world_process_zero():

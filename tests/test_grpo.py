@@ -1,16 +1,18 @@
 """GRPO: the verifier's reward, our decoder as TRL's rollout engine, and a few steps that learn."""
+import re
+
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from homework import grpo, lora
+from homework import grpo, loader, lora
 from homework.base_llm import BaseLLM
 from homework.cot import RFTModel
-from homework.data import Dataset
+from homework.data import DATA_DIR, Dataset
 from homework.generator import conversions
-from homework.data import DATA_DIR
 from homework.reader import read_question
 from tests.conftest import make_tiny_model
+
 
 # "How many in are there per 8 ft?": 96
 @pytest.mark.parametrize("completion, score, why", [
@@ -89,7 +91,7 @@ def test_a_few_grpo_steps_raise_the_reward_and_leave_the_base_weights(tokenizer,
 
     before = mean_reward()
     trainer = grpo.trainer_for(llm, rows, tmp_path, [even], [1.0], num_generations=8, prompts_per_step=2, temperature=1.0,
-                               learning_rate=0.1, max_steps=30)
+                               learning_rate=0.1, max_steps=30, beta=0.0, seed=0, rollout_engine="ours")
     trainer.train()
     after = mean_reward()
     assert 0.4 < before < 0.6 and after > before + 0.1, (before, after)
@@ -97,3 +99,19 @@ def test_a_few_grpo_steps_raise_the_reward_and_leave_the_base_weights(tokenizer,
     assert any(not torch.equal(p, adapter[n]) for n, p in llm.model.named_parameters() if "lora_" in n)
     events = EventAccumulator(str(next((tmp_path / "runs").iterdir()))).Reload()
     assert {"train/reward", "train/signal", "train/frac_reward_zero_std"} <= set(events.Tags()["scalars"])
+
+
+@pytest.mark.parametrize("flags, message", [
+    ({"num_generations": 1}, "--num_generations 1 (2 or more: a group needs a mean)"),
+    ({"temperature": 0}, "--temperature 0 (more than 0: GRPO samples)"),
+    ({"rollout": "vllm"}, "--rollout 'vllm' (ours or trl)"),
+    ({"max_steps": 0}, "--max_steps 0"),
+])
+def test_bad_grpo_flags_are_refused_before_a_model_loads(flags, message, tmp_path):
+    with pytest.raises(loader.CheckpointError, match=re.escape(message)):
+        grpo.train(output_dir=str(tmp_path), **flags)
+
+
+def test_grpo_without_an_adapter_to_start_from_is_a_clear_error(tmp_path):
+    with pytest.raises(loader.CheckpointError, match="no adapter in .*: train one first"):
+        grpo.train(output_dir=str(tmp_path / "out"), init_adapter=str(tmp_path / "missing"))
