@@ -282,7 +282,7 @@ def test_datagen_extend_samples_only_uncovered_questions_with_the_adapter(tmp_pa
     loaded, sampled = [], []
     monkeypatch.setattr(datagen, "load_adapter", lambda path, model_class, calculator: loaded.append(path) or "the RFT model")
 
-    def fake_sample(model, questions, oversample, temperature, progress, rationalize, save_every):
+    def fake_sample(model, questions, oversample, temperature, progress, rationalize, save_every, desc):
         assert model == "the RFT model" and rationalize
         sampled.extend(questions)
         (q, a), (q2, a2) = questions
@@ -312,7 +312,7 @@ def sample_everything(monkeypatch) -> list:
     sampled = []
     monkeypatch.setattr(datagen, "RFTModel", lambda checkpoint, calculator: "the CoT model")
 
-    def fake_sample(model, questions, oversample, temperature, progress, rationalize, save_every):
+    def fake_sample(model, questions, oversample, temperature, progress, rationalize, save_every, desc):
         sampled.extend(questions)
         return {q: [a, worked(a), 1] for q, a in questions}
 
