@@ -24,13 +24,12 @@ from pathlib import Path
 
 import torch
 
-from . import loader, lora
+from . import loader, lora, rft
 from .base_llm import parse_answer
 from .cot import RFTModel
-from .data import Dataset, ask as ask_model, checked_question, evaluate, is_answer_valid
+from .data import Dataset, evaluate, is_answer_valid
 from .datagen import arithmetic_holds, questions_to_ask, states_the_factor
 from .reader import read_question
-from .rft import MODEL_DIR as RFT_DIR
 
 MODEL_DIR = Path(__file__).resolve().parent / "grpo_model"
 
@@ -73,11 +72,9 @@ def rollout(llm: RFTModel, num_generations: int, temperature: float):
             groups = llm.generate_ids(prompt_ids, num_generations, temperature)
         finally:
             llm.model.train(training)
-        completions = []
-        for group in groups:
-            for ids in group:
-                closed = ids and ids[-1] != eos and llm.finished([ids], {eos})[0]
-                completions.append(ids + [eos] if closed else ids)
+        completions = [ids for group in groups for ids in group]
+        done = llm.finished(completions, {eos})  # EOS or a closed answer, read once for the whole batch
+        completions = [ids + [eos] if ended and ids[-1] != eos else ids for ids, ended in zip(completions, done)]
         return {"prompt_ids": [ids for ids in prompt_ids for _ in range(num_generations)], "completion_ids": completions, "logprobs": None}
 
     return run
@@ -137,7 +134,7 @@ def trainer_for(llm: RFTModel, rows: list[dict], output_dir: Path, reward_funcs:
 
 def train(
     output_dir: str = str(MODEL_DIR),
-    init_adapter: str = str(RFT_DIR),
+    init_adapter: str = str(rft.MODEL_DIR),
     max_steps: int = 30,
     num_generations: int = 8,
     prompts_per_step: int = 2,
@@ -197,22 +194,21 @@ def train(
 
 
 def load(path: str | Path = MODEL_DIR, calculator: bool = False) -> RFTModel:
-    """The GRPO model: RFT's prompt, with the adapter GRPO trained."""
-    return lora.load_adapter(path, RFTModel, calculator=calculator)
+    """The GRPO model: RFT's prompt, with the adapter GRPO trained (loaded as rft loads its own)."""
+    return rft.load(path, calculator)
 
 
 def test(path: str = str(MODEL_DIR), max_question: int = 100, split: str = "valid", calculator: bool = False):
     """Accuracy on the first max_question questions of a split, per category and kind of quantity, and the misses by kind."""
-    evaluate(load(path, calculator), max_question, split)
+    rft.test(path, max_question, split, calculator)
 
 
 def ask(question: str, path: str = str(MODEL_DIR), show_prompt: bool = False, calculator: bool = False):
     """Answer one question: what the model wrote, the parsed answer and pint's."""
-    question = checked_question(question)
-    ask_model(load(path, calculator), question, show_prompt)
+    rft.ask(question, path, show_prompt, calculator)
 
 
-def show(index: int = 0, path: str = str(RFT_DIR), num_generations: int = 8, temperature: float = 0.7, offgrid: int = 2, seed: int = 0):
+def show(index: int = 0, path: str = str(rft.MODEL_DIR), num_generations: int = 8, temperature: float = 0.7, offgrid: int = 2, seed: int = 0):
     """A training prompt of GRPO, then `num_generations` completions the model at `path` samples for it, each with its
     reward and the three checks: what one group looks like to the trainer.
 
@@ -223,7 +219,7 @@ def show(index: int = 0, path: str = str(RFT_DIR), num_generations: int = 8, tem
         temperature: sampling temperature
         offgrid: off-grid quantities of each kind per unit pair, as train's flag
         seed: of the off-grid quantities"""
-    llm = lora.load_adapter(path, RFTModel)
+    llm = rft.load(path)
     rows = prompts(llm, None, offgrid, seed)
     if not 0 <= index < len(rows):
         raise loader.CheckpointError(f"there are {len(rows)} GRPO prompts: no prompt {index}")
