@@ -90,7 +90,7 @@ class BaseLLM:
                  quantize: bool | None = None):
         # calculator: after a row writes `a * b =`, the decoder writes the result for it (calculator.py). Off, the
         # model computes everything itself: that is the model the course grades.
-        # quantize: int8 layers where the policy asks for them (loader.quantized, HOMEWORK_QUANT=int8). None: when this
+        # quantize: int8 weights where the policy asks for them (loader.quantized: fp32 on a CPU). None: when this
         # loads the model for inference (no model and no dtype given); a training load names its dtype and stays fp32.
         self.calculator = calculator
         if model is None:

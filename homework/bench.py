@@ -146,7 +146,7 @@ def plot(rows: list[dict], path: Path, device: str):
 
 
 def main(quick: bool = False, checkpoint: str = loader.DEFAULT_CHECKPOINT, output_dir: str = "bench"):
-    """Generation (fp32 beside the policy's dtype), datagen, the reader and SFT, ours beside the plain way; writes
+    """Generation (fp32 weights beside the policy's model), datagen, the reader and SFT, ours beside the plain way; writes
     OUTPUT_DIR/results.json and a plot."""
     device = loader.policy().device
     sizes = SIZES["quick" if quick else device.type if device.type == "cuda" else "cpu"]
@@ -155,11 +155,15 @@ def main(quick: bool = False, checkpoint: str = loader.DEFAULT_CHECKPOINT, outpu
     valid, train = Dataset("valid").data, Dataset("train").data
 
     questions = [q for q, _ in valid[: max(sizes["batch_sizes"] + [sizes["sequential"]])]]
-    generation = []  # fp32 beside the policy's dtype, when that is another one: the same steps in each
-    for dtype in dict.fromkeys([torch.float32, loader.policy().dtype]):
-        llm = BaseLLM(checkpoint, dtype=dtype)  # the last one (the policy's) serves the rest of the bench
+    generation = []  # fp32 weights beside the policy's model (its dtype, int8 where it says so), when that is another
+    chosen = loader.policy()
+    variants = {"float32": lambda: BaseLLM(checkpoint, dtype=torch.float32)}
+    label = str(chosen.dtype).removeprefix("torch.") + (" + int8 decode" if chosen.quantize == "int8" else "")
+    variants.setdefault(label, lambda: BaseLLM(checkpoint))  # as every stage loads it for inference
+    for name, make in variants.items():
+        llm = make()  # the last one (the policy's) serves the rest of the bench
         llm.max_new_tokens = sizes["new_tokens"]
-        rows = [{**r, "dtype": str(dtype).removeprefix("torch.")} for r in bench_generation(llm, questions, sizes["sequential"], sizes["batch_sizes"])]
+        rows = [{**r, "dtype": name} for r in bench_generation(llm, questions, sizes["sequential"], sizes["batch_sizes"])]
         best = max(r["tok_per_s"] for r in rows[1:])
         print(f"generation, {rows[0]['dtype']} (tokens/s):  " + "  ".join(f"{r['mode']} bs={r['batch_size']}: {r['tok_per_s']:.0f}" for r in rows))
         print("  tokens the model ran:  " + "  ".join(f"bs={r['batch_size']}: prefill={r['prefill']} decode={r['decode']} in {r['seconds']:.1f} s" for r in rows))

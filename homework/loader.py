@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 
 import torch
 
+from . import quant
 from .data import DATA_ENV_VAR, DataError
 
 DEFAULT_CHECKPOINT = "HuggingFaceTB/SmolLM2-360M-Instruct"
@@ -31,7 +32,7 @@ ENVIRONMENT = {
     "HOMEWORK_CHECKPOINT": "the base model every stage loads, over its --checkpoint: embedded, a local folder or a hub name",
     DATA_ENV_VAR: "a folder of train.json and valid.json (the course's, say) that every stage reads in place of data/",
     "HOMEWORK_DTYPE": "float32 | bfloat16 | float16: the inference dtype, over the device policy's",
-    "HOMEWORK_QUANT": "none | int8: int8 Linear layers for inference, on a CPU in float32 only (opt-in)",
+    "HOMEWORK_QUANT": "none | int8: int8 weights for inference, on a CPU in float32 only (its default there)",
     "HOMEWORK_CACHE": "where the embedded model is converted to, once (default ~/.cache/homework)",
 }
 ENV_VAR, _, DTYPE_ENV_VAR, QUANT_ENV_VAR, CACHE_ENV_VAR = ENVIRONMENT
@@ -110,10 +111,6 @@ def cli(commands, settings: dict | None = None):
         sys.exit(f"error: {e}")
 
 
-# int8 (opt-in) leaves these in fp32: down_proj's inputs carry the few huge activations that one int8 scale per
-# tensor flattens, and lm_head picks the token. RFT, first 100 valid, fp32 0.93: every Linear in int8 0.87, all but
-# down_proj 0.92, all but down_proj and lm_head 0.95 (docs/PERFORMANCE.md).
-INT8_SKIP = ("down_proj", "lm_head")
 CPUINFO = Path("/proc/cpuinfo")
 
 
@@ -137,7 +134,7 @@ class Policy:
     gradient_checkpointing: bool
     enforce_time_limits: bool  # the course's limits assume a GPU
     why: str
-    quantize: str = "none"  # "int8" (HOMEWORK_QUANT=int8 only): the Linear layers, but INT8_SKIP, in dynamic int8 for inference
+    quantize: str = "none"  # "int8": weight-only int8 Linear layers for inference (quant.py), the fp32 CPU default
 
 
 @functools.cache
@@ -161,33 +158,31 @@ def policy() -> Policy:
     if device.type == "cpu":  # trains as it infers: bf16 autocast over fp32 weights (an RFT step 10.4 s against
         # 14.0 s in fp32, the loss alike; docs/PERFORMANCE.md), else fp32. fp16 autocast is no CPU option.
         precision = {"use_cpu": True, "bf16": dtype == torch.bfloat16}
-    # int8 is never the default: on the fp32 path it made RFT 1.4x faster (0.93 -> 0.95) but CoT 0.50 -> 0.40
-    quantize = os.environ.get(QUANT_ENV_VAR) or "none"
-    if quantize not in ("none", "int8"):
+    # fp32 on a CPU decodes with int8 weights (quant.py): a step reads a quarter of the bytes
+    fp32_cpu = device.type == "cpu" and dtype == torch.float32
+    quantize = os.environ.get(QUANT_ENV_VAR)
+    if quantize not in (None, "", "none", "int8"):
         raise CheckpointError(f"{QUANT_ENV_VAR}={quantize!r}: use none or int8")
-    if quantize == "int8" and not (device.type == "cpu" and dtype == torch.float32):
+    if quantize == "int8" and not fp32_cpu:
         raise CheckpointError(f"{QUANT_ENV_VAR}=int8 runs on a CPU in float32 only (here: {device.type}, {str(dtype).removeprefix('torch.')})")
-    quant = f", int8 Linear layers ({QUANT_ENV_VAR}=int8)" if quantize == "int8" else ""
+    if quantize:
+        quant = f", {'int8 weights' if quantize == 'int8' else 'no int8'} ({QUANT_ENV_VAR}={quantize})"
+    elif fp32_cpu and hasattr(torch, "_weight_int8pack_mm"):
+        quantize, quant = "int8", ", int8 weights for decoding"
+    else:
+        quantize, quant = "none", ""
+        if fp32_cpu:
+            why += "; this torch has no int8 kernel (_weight_int8pack_mm), so fp32 weights"
     print(f"device: {device.type}, dtype: {str(dtype).removeprefix('torch.')}{quant} ({why})", file=sys.stderr)
     return Policy(device, dtype, train_dtype, precision, checkpointing, enforce, why, quantize)
 
 
 def quantized(model):
-    """The model with its Linear layers, but INT8_SKIP, in dynamic int8 (torch's `quantize_dynamic`: int8 weights,
-    one scale per output channel; activations to int8 with one scale per call), if the policy says int8; else the
-    model as it is. That scale spans the whole batch, so a row's arithmetic depends on its batch-mates, as it does
-    on padding in bf16. For inference only: the int8 layers take no LoRA, so an adapter is merged first."""
+    """The model with its Linear layers in weight-only int8 (`quant.quantize`), if the policy says int8; else the model
+    as it is. For inference only: the int8 layers take no LoRA, so an adapter is merged first."""
     if policy().quantize != "int8" or model.device.type != "cpu" or model.dtype != torch.float32:
         return model
-    import warnings
-
-    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
-
-    spec = {name: per_channel_dynamic_qconfig for name, module in model.named_modules()
-            if isinstance(module, torch.nn.Linear) and name.rsplit(".", 1)[-1] not in INT8_SKIP}
-    with warnings.catch_warnings():  # torch.ao.quantization's notice that torchao will take it over
-        warnings.simplefilter("ignore")
-        return quantize_dynamic(model, spec, dtype=torch.qint8, inplace=True)
+    return quant.quantize(model)
 
 
 def _hub_reachable(timeout: float = 2.0) -> bool:
