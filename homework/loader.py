@@ -32,7 +32,7 @@ ENVIRONMENT = {
     "HOMEWORK_CHECKPOINT": "the base model every stage loads, over its --checkpoint: embedded, a local folder or a hub name",
     DATA_ENV_VAR: "a folder of train.json and valid.json (the course's, say) that every stage reads in place of data/",
     "HOMEWORK_DTYPE": "float32 | bfloat16 | float16: the inference dtype, over the device policy's",
-    "HOMEWORK_QUANT": "none | int8: int8 weights for inference, on a CPU in float32 only (its default there)",
+    "HOMEWORK_QUANT": "none | int8: int8 weights for decode steps of few rows, on a CPU in float32 only (its default there)",
     "HOMEWORK_CACHE": "where the embedded model is converted to, once (default ~/.cache/homework)",
 }
 ENV_VAR, _, DTYPE_ENV_VAR, QUANT_ENV_VAR, CACHE_ENV_VAR = ENVIRONMENT
@@ -166,14 +166,14 @@ def policy() -> Policy:
     if quantize == "int8" and not fp32_cpu:
         raise CheckpointError(f"{QUANT_ENV_VAR}=int8 runs on a CPU in float32 only (here: {device.type}, {str(dtype).removeprefix('torch.')})")
     if quantize:
-        quant = f", {'int8 weights' if quantize == 'int8' else 'no int8'} ({QUANT_ENV_VAR}={quantize})"
+        weights = f", {'int8 weights' if quantize == 'int8' else 'no int8'} ({QUANT_ENV_VAR}={quantize})"
     elif fp32_cpu and hasattr(torch, "_weight_int8pack_mm"):
-        quantize, quant = "int8", ", int8 weights for decoding"
+        quantize, weights = "int8", ", int8 weights for decoding"
     else:
-        quantize, quant = "none", ""
+        quantize, weights = "none", ""
         if fp32_cpu:
             why += "; this torch has no int8 kernel (_weight_int8pack_mm), so fp32 weights"
-    print(f"device: {device.type}, dtype: {str(dtype).removeprefix('torch.')}{quant} ({why})", file=sys.stderr)
+    print(f"device: {device.type}, dtype: {str(dtype).removeprefix('torch.')}{weights} ({why})", file=sys.stderr)
     return Policy(device, dtype, train_dtype, precision, checkpointing, enforce, why, quantize)
 
 

@@ -1,7 +1,8 @@
 """Weight-only int8 for decoding on a CPU in fp32 (`loader.policy()` decides, `HOMEWORK_QUANT=none` turns it off).
 
 A decode step of few rows is memory-bound: it reads every weight once for little arithmetic. In fp32 that is 540 MB a
-step for the 135M model, in int8 135 MB. `Int8Linear` keeps each weight as int8 with one scale per output channel, and
+step for the 135M model, in int8 135 MB. `Int8Linear` keeps each weight in int8 (one scale per output channel) beside
+its fp32 original, shared with the layer it replaces (the 135M model takes 540 + 135 MB), and
     - runs a decode step (one position per row) of at most DECODE_ROWS rows through torch's int8 kernel
       (`_weight_int8pack_mm`, whose activations are bf16);
     - runs everything else (a prefill, a step of many rows) as the fp32 layer it replaces, whose weight it keeps.
@@ -31,7 +32,7 @@ class Int8Linear(nn.Module):
         self.register_buffer("scale", scale)
         # the fp32 weight for the rest. Where the prefill ran on the int8 weights dequantized, CoT lost as much accuracy
         # as with every step in int8 (reworded 0.47 -> 0.45): the few-row steps alone keep it (docs/PERFORMANCE.md)
-        self.register_buffer("fp32_weight", weight.clone(), persistent=False)
+        self.register_buffer("fp32_weight", weight, persistent=False)  # shared, not copied: lm_head's is the embedding's
         self.register_buffer("bias", None if linear.bias is None else linear.bias.detach().float().clone())
         self.in_features, self.out_features = linear.in_features, linear.out_features
 
