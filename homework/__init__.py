@@ -5,13 +5,6 @@ The stages are imported on first use, so that `python -m homework.sft` (and the 
 as __main__, without the package having imported it already. Imports are relative, so the folder works
 under any name (the grader imports it by path)."""
 import importlib
-import os
-
-# OpenMP threads that wait for each other by sleeping, not spinning; torch's OpenMP runtime reads this once, as torch
-# loads. Beside another busy process on 2 cores, spinning threads take the CPU that the working ones need: the matmuls
-# of a one-row decode step took 2239 ms in int8 (157 ms in fp32) with spinning, 161 ms with sleeping
-# (scripts/int8_step.py, docs/PERFORMANCE.md). A value already set wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # The libraries that load and run a model come with the package, as they do with the starter's eager imports:
 # the course's grader imports the package, then starts each case's clock, and these imports (about 6 s on a
