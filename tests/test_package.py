@@ -75,4 +75,3 @@ def test_importing_the_package_loads_the_libraries_but_no_stage():
     loaded = result.stdout
     assert "'peft'" in loaded and "'transformers.models.llama.modeling_llama'" in loaded, loaded
     assert "homework." not in loaded, loaded
-
