@@ -6,13 +6,15 @@
 
 The submission is imported by its folder name with its folder's parent on sys.path, and reached through
 the module object (`module.BaseLLM()`, `module.data.benchmark`, `module.load_cot()`, ...), as the course
-does. A case that hangs, crashes, exits or runs out of memory scores 0 with a one-line reason; the
+does. It is imported once, and each case runs in a process forked from there (Linux; elsewhere, or where the
+import has left threads that a fork would break, each case imports it in a process of its own). A case that hangs, crashes, exits or runs out of memory scores 0 with a one-line reason; the
 others still run. Without enforced timeouts, a slow case runs on as long as its processes use CPU time.
 """
 import argparse
 import json
 import math
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -69,30 +71,113 @@ def session_cpu_seconds(session: int) -> float | None:
 CASE_TOKEN_VAR = "GRADER_CASE_TOKEN"  # in every case's environment, so its descendants can be found after it
 
 
-def kill_descendants(token: str):
-    """SIGKILL every process whose environment holds this case's token: whatever the case started, even outside its
-    process group and session (a double fork after setsid). Linux only (/proc); elsewhere the group kill alone."""
+def kill_descendants(token: str, spare: int | None = None):
+    """SIGKILL every process whose environment holds this case's token (but `spare`): whatever the case started, even
+    outside its process group and session (a double fork after setsid). Linux only (/proc); elsewhere the group kill
+    alone. A process forked without exec shows its parent's environment, so a zygote's token marks its cases'."""
     needle = f"{CASE_TOKEN_VAR}={token}".encode()
     for entry in Path("/proc").glob("[0-9]*"):
         try:
-            if int(entry.name) != os.getpid() and needle in (entry / "environ").read_bytes().split(b"\0"):
+            if int(entry.name) not in (os.getpid(), spare) and needle in (entry / "environ").read_bytes().split(b"\0"):
                 os.kill(int(entry.name), signal.SIGKILL)
         except (OSError, ValueError):  # gone, or not ours to read
             continue
 
 
+class Zygote:
+    """A process that has imported the submission and forks a process for each case (`cases.serve`)."""
+
+    def __init__(self, workdir: Path, package: str, verbose: int):
+        self.token = f"zygote-{os.getpid()}-{time.monotonic_ns()}"
+        (requests_in, requests), (replies, replies_out) = os.pipe(), os.pipe()
+        self.process = subprocess.Popen([sys.executable, str(CHILD), "--serve", str(workdir), package, str(requests_in), str(replies_out)],
+                                        cwd=workdir, pass_fds=(requests_in, replies_out), **child_streams(verbose), start_new_session=True,
+                                        env={**os.environ, CASE_TOKEN_VAR: self.token})
+        os.close(requests_in), os.close(replies_out)
+        self.requests, self.replies, self.unread = os.fdopen(requests, "w"), replies, b""
+        self.pid, self.ready = self.process.pid, False
+
+    def reply(self, timeout: float | None) -> dict | None:
+        """The next message, or None if none came within `timeout` s (None: wait) or the zygote has ended. Read
+        unbuffered: select sees only what no buffer has taken yet."""
+        while b"\n" not in self.unread:
+            if timeout is not None and not select.select([self.replies], [], [], timeout)[0]:
+                return None
+            chunk = os.read(self.replies, 1 << 16)
+            if not chunk:
+                return None
+            self.unread += chunk
+        line, _, self.unread = self.unread.partition(b"\n")
+        return json.loads(line)
+
+    def imported(self) -> dict:
+        """{"ready": whether cases can be forked} once the import is done, or the import's error."""
+        message = self.reply(IMPORT_SECONDS)
+        if message is None and self.process.poll() is None:
+            return {"error": f"the submission took over {IMPORT_SECONDS} s to import", "import_failed": True}
+        self.ready = bool(message and message.get("ready"))
+        return message or {"ready": False}  # the zygote died while importing: the cases find out, each in its own process
+
+    def fork(self, **request) -> "Forked":
+        self.requests.write(json.dumps(request) + "\n")
+        self.requests.flush()
+        message = self.reply(None)
+        if message is None:
+            raise OSError("the zygote ended")
+        return Forked(self, message["pid"])
+
+    def close(self):
+        for close in (self.requests.close, lambda: os.close(self.replies)):
+            try:
+                close()
+            except OSError:
+                pass
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        kill_descendants(self.token)
+        self.process.wait()
+
+
+class Forked:
+    """A case's process forked by the zygote, with Popen's pid, poll, wait and returncode."""
+
+    def __init__(self, zygote: Zygote, pid: int):
+        self.zygote, self.pid, self.returncode = zygote, pid, None
+
+    def poll(self, timeout: float | None = 0) -> int | None:
+        if self.returncode is None:
+            message = self.zygote.reply(timeout)
+            if message is not None:
+                self.returncode = message["returncode"]
+            elif self.zygote.process.poll() is not None:  # the zygote is gone; so is its report of the case
+                self.returncode = -signal.SIGKILL
+        return self.returncode
+
+    def wait(self) -> int:
+        return self.poll(timeout=None)
+
+
+def child_streams(verbose: int) -> dict:
+    output = None if verbose >= 2 else subprocess.DEVNULL  # the submission's output is ignored, as online
+    return {"stdin": subprocess.DEVNULL, "stdout": output, "stderr": output}
+
+
 def run_child(workdir: Path, package: str, case: str, limit: float, verbose: int, num_questions: int = 0,
-              no_progress: float | None = None) -> dict:
-    """Run one case in a new process and return what it measured, or {"error": reason}. The clock starts
-    once the submission is imported; at `limit` seconds the process (and anything it started) is killed, and
-    so it is after `no_progress` seconds in which its processes used no CPU time (None: never)."""
+              no_progress: float | None = None, zygote: Zygote | None = None) -> dict:
+    """Run one case in a new process (forked by `zygote` where it is ready) and return what it measured, or {"error":
+    reason}. The clock starts once the submission is imported; at `limit` seconds the process (and anything it
+    started) is killed, and so it is after `no_progress` seconds in which its processes used no CPU time (None: never)."""
     with tempfile.TemporaryDirectory(prefix="case-") as tmp:
         result_path, started = Path(tmp) / "result.json", Path(tmp) / "result.json.started"
-        output = None if verbose >= 2 else subprocess.DEVNULL  # the submission's output is ignored, as online
-        token = Path(tmp).name
-        child = subprocess.Popen([sys.executable, str(CHILD), str(workdir), package, case, str(result_path), str(num_questions)],
-                                 cwd=workdir, stdin=subprocess.DEVNULL, stdout=output, stderr=output, start_new_session=True,
-                                 env={**os.environ, CASE_TOKEN_VAR: token})
+        if zygote is not None and zygote.ready:
+            token, spare = zygote.token, zygote.pid
+            child = zygote.fork(case=case, result_path=str(result_path), num_questions=str(num_questions))
+        else:
+            token, spare = Path(tmp).name, None
+            child = subprocess.Popen([sys.executable, str(CHILD), str(workdir), package, case, str(result_path), str(num_questions)],
+                                     cwd=workdir, **child_streams(verbose), start_new_session=True, env={**os.environ, CASE_TOKEN_VAR: token})
         begin, clock = time.monotonic(), None
         cpu, progressed, looked = None, None, 0.0  # CPU time at the last progress, when that was, the last look
         try:
@@ -116,7 +201,7 @@ def run_child(workdir: Path, package: str, case: str, limit: float, verbose: int
                 os.killpg(child.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-            kill_descendants(token)
+            kill_descendants(token, spare)
             child.wait()
         if result_path.exists():
             return json.loads(result_path.read_text())
@@ -265,12 +350,22 @@ def grade(args, log, tally: dict) -> int:
         truth = {q: a for q, a in json.loads((data / "valid.json").read_text())}
         if Path(args.path).is_file() and (size := Path(args.path).stat().st_size / 1e6) > SUBMISSION_LIMIT_MB:
             log(f"warning: the zip is {size:.1f} MB, over the {SUBMISSION_LIMIT_MB} MB limit: bundle.py and the course would refuse it", ok=False)
-        for case, (_, _, _, limit, _) in CASES.items():
-            cap, no_progress = (limit, None) if enforce else (args.max_case_seconds, args.no_progress_seconds)
-            result = run_child(workdir, package, case, cap, args.verbose, args.max_question, no_progress)
-            if result.get("import_failed"):  # the first case finds it; no case can run (one process start spared)
-                return refuse(args.path, one_line(result["error"]), log)
-            report_case(case, result, truth, tally, log, args.verbose)
+        zygote = Zygote(workdir, package, args.verbose) if sys.platform == "linux" else None
+        try:
+            imported = zygote.imported() if zygote else {}
+            if imported.get("import_failed"):
+                return refuse(args.path, one_line(imported["error"]), log)
+            for case, (_, _, _, limit, _) in CASES.items():
+                cap, no_progress = (limit, None) if enforce else (args.max_case_seconds, args.no_progress_seconds)
+                if zygote and zygote.process.poll() is not None:  # it died (a case killed it): processes of their own
+                    zygote.ready = False
+                result = run_child(workdir, package, case, cap, args.verbose, args.max_question, no_progress, zygote)
+                if result.get("import_failed"):  # without a zygote, the first case finds it: no case can run
+                    return refuse(args.path, one_line(result["error"]), log)
+                report_case(case, result, truth, tally, log, args.verbose)
+        finally:
+            if zygote:
+                zygote.close()
     log(f"Total {tally['points']:>4} / {tally['of']}  (graded in {time.monotonic() - tally['started']:.0f} s)")
     return 0
 

@@ -3,12 +3,17 @@
 This file is also the child's program: `python grader/cases.py WORKDIR PACKAGE CASE RESULT.json [QUESTIONS]`. It puts
 WORKDIR (and nothing of this repo) on sys.path, imports the submission as the course does, by its folder
 name, runs one case and writes what it measured to RESULT.json. The parent (`grader/__main__.py`) scores it.
-It imports nothing but the standard library and torch, so it runs wherever the submission does.
+`python grader/cases.py --serve WORKDIR PACKAGE REQUESTS REPLIES` imports the submission once and forks a process
+for each case instead (`serve`). It imports nothing but the standard library and torch, so it runs wherever the
+submission does.
 """
 import importlib
 import json
 import math
+import os
+import signal
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -96,26 +101,118 @@ def outcome(body) -> dict:
         return {"error": one_line(e), "traceback": traceback.format_exc()}
 
 
-def run(workdir: str, package: str, case: str, result_path: str, num_questions: str = "0"):
-    """Import the submission as the course does and run one case; every outcome the process survives becomes
-    RESULT.json (an import that fails is marked `import_failed`: no case can run)."""
-    result_path = Path(result_path)
+def import_submission(workdir: str, package: str) -> dict:
+    """{"module": the submission imported as the course does}, or {"error": why, "import_failed": True}."""
     sys.path[0] = workdir  # the script's own folder gives way to the submission's parent
     result = outcome(lambda: {"module": importlib.import_module(package)})
     if "error" in result:
         exited = result["error"] == "the submission called exit"
         result["error"] = "the submission called exit while being imported" if exited else f"importing the submission failed: {result['error']}"
         result["import_failed"] = True
-    else:
-        module = result.pop("module")
-        Path(f"{result_path}.started").touch()  # the parent's clock for the case starts here
-        start = time.perf_counter()
-        result = outcome(lambda: CASES[case][1](module, int(num_questions) or None))
-        result["seconds"] = time.perf_counter() - start
-    result.pop("module", None)
+    return result
+
+
+def write_result(result_path: Path, result: dict):
     tmp = result_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(result))
     tmp.replace(result_path)
+
+
+def run_case(module, case: str, result_path: str, num_questions: str = "0"):
+    """One case on the imported submission; every outcome the process survives becomes RESULT.json."""
+    result_path = Path(result_path)
+    Path(f"{result_path}.started").touch()  # the parent's clock for the case starts here
+    start = time.perf_counter()
+    result = outcome(lambda: CASES[case][1](module, int(num_questions) or None))
+    result["seconds"] = time.perf_counter() - start
+    result.pop("module", None)
+    write_result(result_path, result)
+
+
+def run(workdir: str, package: str, case: str, result_path: str, num_questions: str = "0"):
+    """Import the submission and run one case in this process (an import that fails is marked `import_failed`
+    in RESULT.json: no case can run)."""
+    imported = import_submission(workdir, package)
+    if "error" in imported:
+        write_result(Path(result_path), imported)
+    else:
+        run_case(imported["module"], case, result_path, num_questions)
+
+
+def forkable(probe_seconds: float = 10.0) -> bool:
+    """Whether a process forked from this one can run a case: Linux, no Python thread but this one, and, where torch
+    is loaded, a forked probe that runs one of its parallel ops within `probe_seconds`. (Threads don't come along
+    into a forked child: after torch has run a parallel op, OpenMP's pool is gone there but still counted on, and the
+    child's first parallel op waits forever. The probe tells that apart from the idle thread servers that BLAS
+    libraries start, which are fork-safe.)"""
+    if sys.platform != "linux" or threading.active_count() != 1:
+        return False
+    if "torch" not in sys.modules:
+        return True
+    sys.stdout.flush(), sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            sys.modules["torch"].ones(1 << 20).add_(1)  # above torch's grain size: runs on its OpenMP threads
+            code = 0
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + probe_seconds
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status) == 0
+        time.sleep(0.01)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    return False
+
+
+def serve(workdir: str, package: str, requests: str, replies: str):
+    """The zygote: import the submission once, as the course's grader does, then run each case that the parent asks
+    for in a process forked from here. A case so skips the import (torch, transformers and PEFT come with ours: about
+    10 s on 2 cores) and is still a process of its own, which a crash, an exit or a hang takes alone, and which
+    changes nothing that the next case sees. Its output goes where the zygote's goes, as a case's process's would.
+
+    The parent talks over two pipes (file descriptors `requests` and `replies`), one JSON line a message. A request is
+    run_case's arguments. Replies: the import's outcome ({"ready": bool}, or the import's error), then for each case
+    {"pid": ...} and, once it has ended, {"returncode": ...}. Not ready (not forkable): the parent runs each case
+    by `run`, in a process of its own."""
+    inbox, outbox = os.fdopen(int(requests), "r"), os.fdopen(int(replies), "w")
+
+    def reply(message: dict):
+        outbox.write(json.dumps(message) + "\n")
+        outbox.flush()
+
+    imported = import_submission(workdir, package)
+    ready = "error" not in imported and forkable()
+    reply({"ready": ready} if "error" not in imported else imported)
+    if not ready:
+        return
+    module = imported["module"]
+    handled = (signal.SIGTERM, signal.SIGINT)
+    for signum in handled:  # a case that signals its parent signals the grader, as it would without a zygote
+        signal.signal(signum, lambda signum, frame: os.kill(os.getppid(), signum))
+    for line in inbox:
+        request = json.loads(line)
+        sys.stdout.flush(), sys.stderr.flush()  # or the child would write what is buffered here once more
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                for signum in handled:
+                    signal.signal(signum, signal.SIG_DFL)
+                inbox.close(), outbox.close()
+                os.setsid()  # a session of its own, as the parent starts a case's process: its CPU time, its kill
+                run_case(module, **request)
+                code = 0
+            finally:
+                sys.stdout.flush(), sys.stderr.flush()
+                os._exit(code)
+        reply({"pid": pid})
+        _, status = os.waitpid(pid, 0)
+        reply({"returncode": os.waitstatus_to_exitcode(status)})
 
 
 def linear(value: float, low: float, high: float) -> float:
@@ -131,4 +228,7 @@ def case_points(fraction: float, points: int) -> int:
 
 
 if __name__ == "__main__":
-    run(*sys.argv[1:6])
+    if sys.argv[1] == "--serve":
+        serve(*sys.argv[2:6])
+    else:
+        run(*sys.argv[1:6])

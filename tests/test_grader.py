@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from grader import submission
-from grader.__main__ import main, run_child
+from grader.__main__ import Zygote, main, run_child
 from grader.cases import case_points, course_loss, linear
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -445,27 +445,44 @@ def test_malformed_submission(name, tmp_path, capsys, monkeypatch):
             assert line(out, other)
 
 
-def test_a_hang_is_stopped_at_its_limit(tmp_path, monkeypatch):
+FORKED = pytest.mark.parametrize("forked", [False, True], ids=["own process", "forked by the zygote"])
+
+
+def run_cot(tmp_path: Path, package: Path, forked: bool, **limits) -> dict:
+    """The CoT case of `package`, in a process of its own or forked by a zygote that has imported it."""
+    zygote = Zygote(tmp_path, package.name, verbose=0) if forked else None
+    try:
+        assert not forked or zygote.imported() == {"ready": True}
+        return run_child(tmp_path, package.name, "cot", verbose=0, zygote=zygote, **limits)
+    finally:
+        if zygote:
+            zygote.close()
+
+
+@FORKED
+def test_a_hang_is_stopped_at_its_limit(tmp_path, monkeypatch, forked):
     monkeypatch.setenv("HOMEWORK_DATA", str(ROOT / "data"))
     # 30 s of sleep: a limit that did not hold would let it return a result, and the test fail rather than hang
     package = write_package(tmp_path, ORACLE + "import time\ndef load_cot(): time.sleep(30); return Oracle(1.0)\n")
-    result = run_child(tmp_path, package.name, "cot", limit=3, verbose=0)
+    result = run_cot(tmp_path, package, forked, limit=3)
     assert result["error"] == "Timeout after 3 s (limit 3 s)"  # by the grader's clock, which starts after the import
 
 
-def test_a_slow_case_that_keeps_working_is_not_stopped(tmp_path, monkeypatch):
+@FORKED
+def test_a_slow_case_that_keeps_working_is_not_stopped(tmp_path, monkeypatch, forked):
     # Without enforcement, a case runs as long as its processes use CPU time: here 3 s of work, 1 s allowed without.
     monkeypatch.setenv("HOMEWORK_DATA", str(ROOT / "data"))
     busy = "import time\ndef load_cot():\n    end = time.monotonic() + 3\n    while time.monotonic() < end:\n        sum(range(1000))\n    return Oracle(1.0)\n"
     package = write_package(tmp_path, ORACLE + busy)
-    result = run_child(tmp_path, package.name, "cot", limit=60, verbose=0, no_progress=1)
+    result = run_cot(tmp_path, package, forked, limit=60, no_progress=1)
     assert result["accuracy"] == 1.0 and result["seconds"] > 3
 
 
-def test_a_hang_is_stopped_when_it_makes_no_progress(tmp_path, monkeypatch):
+@FORKED
+def test_a_hang_is_stopped_when_it_makes_no_progress(tmp_path, monkeypatch, forked):
     monkeypatch.setenv("HOMEWORK_DATA", str(ROOT / "data"))
     package = write_package(tmp_path, ORACLE + "import time\ndef load_cot(): time.sleep(3600)\n")
-    result = run_child(tmp_path, package.name, "cot", limit=60, verbose=0, no_progress=1)
+    result = run_cot(tmp_path, package, forked, limit=60, no_progress=1)
     # stopped for making no progress, not by the 60 s cap (that error says "Timeout")
     assert result["error"].startswith("no progress for 1 s (its processes used no CPU time): stopped as a hang")
 
@@ -536,11 +553,12 @@ def gone(pid: int, wait: float = 10.0) -> bool:
 
 
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds a case's processes in /proc")
-def test_nothing_a_case_starts_outlives_it(tmp_path, monkeypatch):
+@FORKED
+def test_nothing_a_case_starts_outlives_it(tmp_path, monkeypatch, forked):
     monkeypatch.setenv("HOMEWORK_DATA", str(ROOT / "data"))
     monkeypatch.setenv("PIDS", str(tmp_path / "pids"))
     package = write_package(tmp_path, SPAWNER.replace("THEN", "pass"))
-    result = run_child(tmp_path, package.name, "cot", limit=60, verbose=0)
+    result = run_cot(tmp_path, package, forked, limit=60)
     assert result["accuracy"] == 1.0
     pids = [int(pid) for pid in (tmp_path / "pids").read_text().split()]
     assert len(pids) == 2 and all(gone(pid) for pid in pids)
@@ -561,3 +579,62 @@ def test_a_submission_that_signals_the_grader_stops_it_and_leaves_nothing_behind
     pids = [int(pid) for pid in (tmp_path / "pids").read_text().split()]
     assert len(pids) == 2 and all(gone(pid) for pid in pids)
     assert not [p.name for p in temp.iterdir() if p.name.startswith(("grader-", "case-"))]
+
+
+# Writes "import PID" when imported and "CASE PID COUNTER" for each case it runs, COUNTER a module global it bumps.
+RECORDER = ORACLE + """
+import os
+COUNTER = [0]
+LOG = os.environ["RECORD"]
+open(LOG, "a").write(f"import {os.getpid()}\\n")
+
+def record(name, accuracy):
+    COUNTER[0] += 1
+    open(LOG, "a").write(f"{name} {os.getpid()} {COUNTER[0]}\\n")
+    return Oracle(accuracy)
+
+def load_cot(): return record("cot", 1.0)
+def load_sft(): return record("sft", 0.5)
+def load_rft(): return record("rft", 0.75)
+"""
+
+
+def records(path: Path) -> list[list[str]]:
+    return [line.split() for line in path.read_text().splitlines()]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the zygote forks: Linux only")
+def test_the_submission_is_imported_once_and_each_case_runs_in_a_process_of_its_own(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("RECORD", str(tmp_path / "record"))
+    _, out = grade(write_package(tmp_path / "src", RECORDER), capsys)
+    assert total(out) == 66  # as when each case imports it afresh (test_known_scores_from_a_fake_submission)
+    lines = records(tmp_path / "record")
+    assert [l[0] for l in lines] == ["import", "cot", "sft", "rft"]
+    pids = [l[1] for l in lines]
+    assert len(set(pids)) == 4  # the importer, then a new process for each case
+    assert [l[2] for l in lines[1:]] == ["1", "1", "1"]  # what a case changes, the next doesn't see
+
+
+# torch's OpenMP threads, started by a parallel op at import, would hang a forked child: each case imports afresh
+TORCH_AT_IMPORT = "import torch\ntorch.ones(1 << 20).add_(1)\n" + RECORDER
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the zygote forks: Linux only")
+def test_a_submission_that_cannot_be_forked_runs_each_case_in_a_process_that_imports_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("RECORD", str(tmp_path / "record"))
+    _, out = grade(write_package(tmp_path / "src", TORCH_AT_IMPORT), capsys)
+    assert total(out) == 66
+    lines = records(tmp_path / "record")
+    # the zygote's import, then one for each case: the generation cases' too, which have no BaseLLM to run
+    assert [l[0] for l in lines] == ["import"] * 3 + ["import", "cot", "import", "sft", "import", "rft"]
+    assert all(lines[i][1] == lines[i + 1][1] for i in (3, 5, 7))  # each case in the process that imported it
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the zygote forks: Linux only")
+def test_a_case_that_kills_the_zygote_loses_only_itself(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("RECORD", str(tmp_path / "record"))
+    killer = RECORDER.replace('def load_cot(): return record("cot", 1.0)', "def load_cot(): os.kill(os.getppid(), 9)")
+    _, out = grade(write_package(tmp_path / "src", killer), capsys)
+    assert "[   0 /  25 ]" in line(out, "CoT model")
+    assert total(out) == 66 - 25  # SFT and RFT still ran, each in a process that imported the submission
+    assert [l[0] for l in records(tmp_path / "record")] == ["import", "import", "sft", "import", "rft"]  # no import for the CoT case: it was forked
