@@ -23,7 +23,7 @@ _EXPORTS = {
     "load_rft": ("rft", "load"),
 }
 _SUBMODULES = ("base_llm", "bench", "calculator", "cot", "data", "datagen", "generator", "loader", "lora", "numbers", "quant", "reader", "rft",
-               "sft", "units")
+               "sft", "threads", "units")
 __all__ = [*_EXPORTS, *_SUBMODULES]
 
 

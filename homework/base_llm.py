@@ -12,7 +12,7 @@ import torch
 from tqdm import tqdm
 from transformers import DynamicCache
 
-from . import calculator as calc, loader
+from . import calculator as calc, loader, threads
 from .kv_cache import RowCache, cache_argument, fill_holes
 
 _NUMBER = r"[-+]?(?:\d[\d,]*)?\.?\d+(?:[eE][-+]?\d+)?"
@@ -94,9 +94,10 @@ class BaseLLM:
         # loads the model for inference (no model and no dtype given); a training load names its dtype and stays fp32.
         self.calculator = calculator
         if model is None:
-            model, tokenizer = loader.load(checkpoint, dtype)  # dtype None: the device policy's
-            if quantize or (quantize is None and dtype is None):
-                model = loader.quantized(model)
+            with threads.fitted():
+                model, tokenizer = loader.load(checkpoint, dtype)  # dtype None: the device policy's
+                if quantize or (quantize is None and dtype is None):
+                    model = loader.quantized(model)
         else:
             model, tokenizer = loader.prepare(model, tokenizer)
         self.model, self.tokenizer = model, tokenizer
@@ -157,23 +158,27 @@ class BaseLLM:
         # tokens the model ran (padding not counted): a cost that does not depend on the machine, beside the seconds
         self.tokens_processed = {"prefill": shared + sum(len(ids) - shared for ids in prompts), "decode": 0}
         started = 0  # how many prompts have started
-        with tqdm(total=len(prompts), desc="generate", disable=len(prompts) <= 3 * rows // n, leave=False) as bar:
-            while batch.running or started < len(prompts):
-                new = min((rows - len(batch.running)) // n, len(prompts) - started)
-                self._admit(batch, prompts[started : started + new], started, n, prefix)
-                started += new
-                bar.update(new)
-                tokens = self._sample(batch, temperature, calculator)
-                tokens = self._evict(batch, tokens, eos)
-                if batch.running:
-                    self._decode_step(batch, tokens)
+        with threads.fitted() as fitter:  # fewer threads while other processes keep cores busy
+            with tqdm(total=len(prompts), desc="generate", disable=len(prompts) <= 3 * rows // n, leave=False) as bar:
+                while batch.running or started < len(prompts):
+                    new = min((rows - len(batch.running)) // n, len(prompts) - started)
+                    self._admit(batch, prompts[started : started + new], started, n, prefix, fitter)
+                    started += new
+                    bar.update(new)
+                    tokens = self._sample(batch, temperature, calculator)
+                    tokens = self._evict(batch, tokens, eos)
+                    if batch.running:
+                        fitter.fit()
+                        self._decode_step(batch, tokens)
         return batch.outputs
 
-    def _admit(self, batch: _Batch, prompts: list[list[int]], first: int, n: int, prefix: DynamicCache | None):
+    def _admit(self, batch: _Batch, prompts: list[list[int]], first: int, n: int, prefix: DynamicCache | None,
+               fitter: threads.Fitter):
         """Prefill new prompts (`first` is the index of the first) and add their `n` rows each to the batch; on a CPU in
         chunks of about cpu_prefill_tokens (the prompts are longest first)."""
         budget = self.cpu_prefill_tokens if self.device.type == "cpu" else None
         while prompts:
+            fitter.fit()
             take = min(len(prompts), max(1, budget // len(prompts[0]))) if budget else len(prompts)
             state = self._prefill(prompts[:take], n, batch, prefix)
             batch.add(range(first * n, (first + take) * n), state)

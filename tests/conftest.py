@@ -5,7 +5,7 @@ import pytest
 import torch
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-from homework import loader
+from homework import loader, threads
 
 
 # Kept from the shell: HOMEWORK_DTYPE picks the path the whole suite runs on (HOMEWORK_DTYPE=float32 python -m pytest:
@@ -28,9 +28,14 @@ def pytest_configure(config):
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch):
-    """No HOMEWORK_* variable from the shell (gpu_check sets HOMEWORK_CHECKPOINT, a user HOMEWORK_DATA) but SUITE_SETTINGS."""
+    """No HOMEWORK_* variable from the shell (gpu_check sets HOMEWORK_CHECKPOINT, a user HOMEWORK_DATA) but SUITE_SETTINGS.
+    torch's thread count stays as it is (HOMEWORK_THREADS=fixed): on a busy machine the fitted count could change between
+    the two runs that a test compares token for token, and with it the order of a float sum (test_threads.py tests
+    the fitting itself)."""
     for name in set_homework_variables():
         monkeypatch.delenv(name)
+    monkeypatch.setenv(threads.ENV_VAR, "fixed")
+    monkeypatch.setattr(threads, "_fitter", None)
 
 
 @pytest.fixture(scope="session")
