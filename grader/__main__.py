@@ -7,8 +7,8 @@
 The submission is imported by its folder name with its folder's parent on sys.path, and reached through
 the module object (`module.BaseLLM()`, `module.data.benchmark`, `module.load_cot()`, ...), as the course
 does. It is imported once, and each case runs in a process forked from there (Linux; elsewhere, or where the
-import has left threads that a fork would break, each case imports it in a process of its own). A case that hangs, crashes, exits or runs out of memory scores 0 with a one-line reason; the
-others still run. Without enforced timeouts, a slow case runs on as long as its processes use CPU time.
+import has left threads that a fork would break, each case imports it in a process of its own). A case that
+hangs, crashes, exits or runs out of memory scores 0 with a one-line reason; the others still run. Without enforced timeouts, a slow case runs on as long as its processes use CPU time.
 """
 import argparse
 import json
@@ -119,6 +119,7 @@ class Zygote:
         return message or {"ready": False}  # the zygote died while importing: the cases find out, each in its own process
 
     def fork(self, **request) -> "Forked":
+        """The process forked for one case (run_case's arguments); OSError if the zygote has ended."""
         self.requests.write(json.dumps(request) + "\n")
         self.requests.flush()
         message = self.reply(None)
@@ -171,10 +172,14 @@ def run_child(workdir: Path, package: str, case: str, limit: float, verbose: int
     started) is killed, and so it is after `no_progress` seconds in which its processes used no CPU time (None: never)."""
     with tempfile.TemporaryDirectory(prefix="case-") as tmp:
         result_path, started = Path(tmp) / "result.json", Path(tmp) / "result.json.started"
+        child = None
         if zygote is not None and zygote.ready:
             token, spare = zygote.token, zygote.pid
-            child = zygote.fork(case=case, result_path=str(result_path), num_questions=str(num_questions))
-        else:
+            try:
+                child = zygote.fork(case=case, result_path=str(result_path), num_questions=str(num_questions))
+            except OSError:  # the zygote has ended since the last case: this one imports the submission itself
+                zygote.ready = False
+        if child is None:
             token, spare = Path(tmp).name, None
             child = subprocess.Popen([sys.executable, str(CHILD), str(workdir), package, case, str(result_path), str(num_questions)],
                                      cwd=workdir, **child_streams(verbose), start_new_session=True, env={**os.environ, CASE_TOKEN_VAR: token})

@@ -56,6 +56,8 @@ class Fitter:
         self.last = -float("inf")
         self.most = torch.get_num_threads()  # torch's own count (OMP_NUM_THREADS or the cores): never more
         self.cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        # /proc/loadavg counts the whole machine (the host's, in a container): tasks fill the CPUs we may not use first
+        self.elsewhere = max(0, (os.cpu_count() or self.cores) - self.cores)
         mode = os.environ.get(ENV_VAR) or "adaptive"
         if mode not in ("adaptive", "fixed"):
             raise CheckpointError(f"{ENV_VAR}={mode!r}: use adaptive or fixed")
@@ -81,7 +83,8 @@ class Fitter:
 
     def threads(self) -> int:
         """Torch's count less the cores that other tasks have kept busy through the whole window."""
-        return max(1, min(self.most, self.cores - min(self.history, default=0)))
+        busy = max(0, min(self.history, default=0) - self.elsewhere)
+        return max(1, min(self.most, self.cores - busy))
 
     def restore(self):
         """torch's own count again, as the caller had it (the load seen so far stays for the next call)."""

@@ -638,3 +638,18 @@ def test_a_case_that_kills_the_zygote_loses_only_itself(tmp_path, capsys, monkey
     assert "[   0 /  25 ]" in line(out, "CoT model")
     assert total(out) == 66 - 25  # SFT and RFT still ran, each in a process that imported the submission
     assert [l[0] for l in records(tmp_path / "record")] == ["import", "import", "sft", "import", "rft"]  # no import for the CoT case: it was forked
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the zygote forks: Linux only")
+def test_a_zygote_that_has_ended_leaves_the_case_to_a_process_of_its_own(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOMEWORK_DATA", str(ROOT / "data"))
+    package = write_package(tmp_path, ORACLE + "def load_cot(): return Oracle(1.0)\n")
+    zygote = Zygote(tmp_path, package.name, verbose=0)
+    try:
+        assert zygote.imported() == {"ready": True}
+        zygote.process.kill()
+        zygote.process.wait()
+        assert run_child(tmp_path, package.name, "cot", limit=60, verbose=0, zygote=zygote)["accuracy"] == 1.0
+        assert not zygote.ready
+    finally:
+        zygote.close()

@@ -29,7 +29,7 @@ def two_threads():
 def fitter_seeing(loads: list[int | None], window: int = 3) -> threads.Fitter:
     """A Fitter on 2 cores at 2 threads that samples `loads` in turn, on every call (the first fills its window)."""
     fitter = threads.Fitter(interval=0, window=window, sample=iter(loads).__next__, first_interval=0)
-    fitter.most, fitter.cores = 2, 2
+    fitter.most, fitter.cores, fitter.elsewhere = 2, 2, 0
     return fitter
 
 
@@ -55,6 +55,15 @@ CASES = [
 @pytest.mark.parametrize("loads, expected, why", CASES, ids=[c[2] for c in CASES])
 def test_the_thread_count_follows_the_cores_that_other_tasks_leave(two_threads, loads, expected, why):
     assert counts(fitter_seeing(loads), len(expected)) == expected, why
+
+
+def test_tasks_count_against_our_cores_only_once_the_cpus_we_may_not_use_are_full(two_threads):
+    fitter = fitter_seeing([62] * 3 + [63], window=3)  # 2 of a 64-CPU host's cores are ours (a container's cpuset)
+    fitter.elsewhere = 62
+    assert counts(fitter, 2) == [2, 2]
+    fitter.history.clear()
+    fitter.sample = iter([63, 63, 63]).__next__
+    assert counts(fitter, 1) == [1]
 
 
 def test_a_fitted_block_gives_torch_its_own_count_back_when_the_outermost_ends(two_threads, monkeypatch):
@@ -87,7 +96,7 @@ def test_without_proc_the_count_stays(two_threads):
 def test_samples_come_no_more_often_than_the_interval(two_threads):
     sampled = []
     fitter = threads.Fitter(interval=3600, window=1, sample=lambda: sampled.append(1) or 1, first_interval=0)
-    fitter.most, fitter.cores = 2, 2
+    fitter.most, fitter.cores, fitter.elsewhere = 2, 2, 0
     assert counts(fitter, 4) == [1] * 4  # the one sample keeps deciding
     assert len(sampled) == 1
 
@@ -105,7 +114,7 @@ def test_a_busy_process_counts():
 
 def test_generation_runs_at_the_fitted_count_and_gives_it_back(tiny_model, tokenizer, two_threads, monkeypatch):
     fitter = threads.Fitter(interval=0, window=1, sample=lambda: 1, first_interval=0)
-    fitter.most, fitter.cores = 2, 2
+    fitter.most, fitter.cores, fitter.elsewhere = 2, 2, 0
     monkeypatch.setattr(threads, "_fitter", fitter)
     seen = []
     tiny_model.register_forward_hook(lambda *_: seen.append(torch.get_num_threads()))
