@@ -73,7 +73,7 @@ def compare_with_cpu(count: int) -> dict:
     """Greedy CoT completions on the device (the policy's dtype) and on the CPU (fp32): how many match."""
     import torch
 
-    from homework import loader
+    from homework import loader, quant
     from homework.cot import CoTModel
     from homework.data import Dataset
 
@@ -87,7 +87,8 @@ def compare_with_cpu(count: int) -> dict:
     on_cpu = cpu_model.batched_generate([cpu_model.format_prompt(q) for q in questions])
     matches = sum(a == b for a, b in zip(on_device, on_cpu))
     answers_match = sum(device_model.parse_answer(a) == cpu_model.parse_answer(b) or a == b for a, b in zip(on_device, on_cpu))
-    return {"ok": True, "device": str(device_model.device), "dtype": str(device_model.model.dtype), "questions": count,
+    int8 = any(isinstance(m, quant.Int8Linear) for m in device_model.model.modules())  # a CPU in fp32: the policy's int8 steps
+    return {"ok": True, "device": str(device_model.device), "dtype": str(device_model.model.dtype), "int8": int8, "questions": count,
             "identical_completions": matches, "identical_answers": answers_match, "device_seconds": device_seconds,
             "first_differences": [[q, a, b] for q, a, b in zip(questions, on_device, on_cpu) if a != b][:3]}
 
