@@ -362,8 +362,6 @@ def grade(args, log, tally: dict) -> int:
                 return refuse(args.path, one_line(imported["error"]), log)
             for case, (_, _, _, limit, _) in CASES.items():
                 cap, no_progress = (limit, None) if enforce else (args.max_case_seconds, args.no_progress_seconds)
-                if zygote and zygote.process.poll() is not None:  # it died (a case killed it): processes of their own
-                    zygote.ready = False
                 result = run_child(workdir, package, case, cap, args.verbose, args.max_question, no_progress, zygote)
                 if result.get("import_failed"):  # without a zygote, the first case finds it: no case can run
                     return refuse(args.path, one_line(result["error"]), log)

@@ -125,7 +125,6 @@ def run_case(module, case: str, result_path: str, num_questions: str = "0"):
     start = time.perf_counter()
     result = outcome(lambda: CASES[case][1](module, int(num_questions) or None))
     result["seconds"] = time.perf_counter() - start
-    result.pop("module", None)
     write_result(result_path, result)
 
 

@@ -158,27 +158,26 @@ class BaseLLM:
         # tokens the model ran (padding not counted): a cost that does not depend on the machine, beside the seconds
         self.tokens_processed = {"prefill": shared + sum(len(ids) - shared for ids in prompts), "decode": 0}
         started = 0  # how many prompts have started
-        with threads.fitted() as fitter:  # fewer threads while other processes keep cores busy
+        with threads.fitted():  # fewer threads while other processes keep cores busy
             with tqdm(total=len(prompts), desc="generate", disable=len(prompts) <= 3 * rows // n, leave=False) as bar:
                 while batch.running or started < len(prompts):
                     new = min((rows - len(batch.running)) // n, len(prompts) - started)
-                    self._admit(batch, prompts[started : started + new], started, n, prefix, fitter)
+                    self._admit(batch, prompts[started : started + new], started, n, prefix)
                     started += new
                     bar.update(new)
                     tokens = self._sample(batch, temperature, calculator)
                     tokens = self._evict(batch, tokens, eos)
                     if batch.running:
-                        fitter.fit()
+                        threads.fit()
                         self._decode_step(batch, tokens)
         return batch.outputs
 
-    def _admit(self, batch: _Batch, prompts: list[list[int]], first: int, n: int, prefix: DynamicCache | None,
-               fitter: threads.Fitter):
+    def _admit(self, batch: _Batch, prompts: list[list[int]], first: int, n: int, prefix: DynamicCache | None):
         """Prefill new prompts (`first` is the index of the first) and add their `n` rows each to the batch; on a CPU in
         chunks of about cpu_prefill_tokens (the prompts are longest first)."""
         budget = self.cpu_prefill_tokens if self.device.type == "cpu" else None
         while prompts:
-            fitter.fit()
+            threads.fit()  # a CPU's prefill chunk runs for seconds
             take = min(len(prompts), max(1, budget // len(prompts[0]))) if budget else len(prompts)
             state = self._prefill(prompts[:take], n, batch, prefix)
             batch.add(range(first * n, (first + take) * n), state)

@@ -71,8 +71,9 @@ class Fitter:
             while self.enabled and len(self.history) < self.history.maxlen:  # the first call fills the window at
                 time.sleep(self.first_interval)  # once: a model's load is fitted from its start
                 self.look()
-        if self.enabled and self.threads() != torch.get_num_threads():
-            torch.set_num_threads(self.threads())
+        threads = self.threads()
+        if self.enabled and threads != torch.get_num_threads():
+            torch.set_num_threads(threads)
 
     def look(self):
         self.last, busy = time.monotonic(), self.sample()
@@ -107,6 +108,11 @@ def fitted():
         fitter.depth -= 1
         if fitter.depth == 0:
             fitter.restore()
+
+
+def fit():
+    """Between a fitted block's model calls: the count fitted to the load now (`Fitter.fit`)."""
+    get_fitter().fit()
 
 
 def get_fitter() -> Fitter:
