@@ -132,6 +132,17 @@ def trainer_for(llm: RFTModel, rows: list[dict], output_dir: Path, reward_funcs:
     return trainer
 
 
+def policy_model(init_adapter: str | Path) -> RFTModel:
+    """The model GRPO trains: the base model `init_adapter` was trained on, in the training dtype, with that adapter
+    as a trainable (unmerged) LoRA."""
+    from peft import PeftConfig
+
+    base = PeftConfig.from_pretrained(lora.require_adapter(init_adapter)).base_model_name_or_path
+    llm = RFTModel(base, dtype=loader.policy().train_dtype)
+    llm.model = lora.build(llm, lora.Training(), init_adapter)
+    return llm
+
+
 def train(
     output_dir: str = str(MODEL_DIR),
     init_adapter: str = str(rft.MODEL_DIR),
@@ -174,12 +185,8 @@ def train(
         ("rollout", rollout, rollout in ("ours", "trl"), "ours or trl"),
         ("eval_questions", eval_questions, loader.is_count(eval_questions, 0), "0 for none, or more"),
     ])
-    from peft import PeftConfig
-
-    base = PeftConfig.from_pretrained(lora.require_adapter(init_adapter)).base_model_name_or_path  # the model it was trained on
     torch.manual_seed(seed)
-    llm = RFTModel(base, dtype=loader.policy().train_dtype)
-    llm.model = lora.build(llm, lora.Training(), init_adapter)
+    llm = policy_model(init_adapter)
     rows = prompts(llm, max_question, offgrid, seed, train_questions)
     print(f"{len(rows)} prompts, {max_steps} steps of {prompts_per_step} x {num_generations} completions")
     trainer = trainer_for(llm, rows, Path(output_dir), [reward, accuracy], [1.0, 0.0], num_generations=num_generations,

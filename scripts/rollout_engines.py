@@ -16,7 +16,7 @@ import torch
 from transformers import GenerationConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo's homework/, from any folder
-from homework import grpo, loader, lora, rft  # noqa: E402
+from homework import grpo, rft  # noqa: E402
 from homework.cot import RFTModel  # noqa: E402
 
 
@@ -28,13 +28,10 @@ def trl_generation_config(llm: RFTModel, temperature: float) -> GenerationConfig
 
 
 def main(steps: int = 4, num_generations: int = 8, prompts_per_step: int = 2, temperature: float = 1.0, seed: int = 0):
-    from peft import PeftConfig
-
     torch.manual_seed(seed)
-    base = PeftConfig.from_pretrained(lora.require_adapter(rft.MODEL_DIR)).base_model_name_or_path
-    llm = RFTModel(base, dtype=loader.policy().train_dtype)
-    llm.model = lora.build(llm, lora.Training(), str(rft.MODEL_DIR)).eval()
-    rows = grpo.prompts(llm, None, 2, seed, train_questions=False)
+    llm = grpo.policy_model(rft.MODEL_DIR)
+    llm.model.eval()
+    rows = grpo.prompts(llm, None, offgrid=2, seed=seed, train_questions=False)  # grpo train's defaults
     config = trl_generation_config(llm, temperature)
     totals = {"ours": [0.0, 0], "trl": [0.0, 0]}
     for step in range(steps):
