@@ -81,10 +81,12 @@ class BaseLLM:
     max_new_tokens = 64
     stop_strings = ["</answer>"]  # a row that has closed its answer is done and leaves the batch
     batch_size: int | None = None  # prompts decoded at once; None: sized to the device (loader.micro_batch_size)
-    # On a CPU, the prompts admitted at once are prefilled in chunks of about this many tokens: one forward of 64
-    # prompts of 570 tokens ran at half the speed per token of 16 of them (100 eight-example CoT prompts, 2 cores,
-    # bf16: 68 s unchunked, 48 s at 8192). None: all at once, as on a GPU.
-    cpu_prefill_tokens: int | None = 8192
+    # On a CPU, the prompts admitted at once are prefilled in chunks of about this many tokens, by the model's dtype:
+    # one forward of 64 prompts of 570 tokens ran at half the speed per token of 16 of them (100 eight-example CoT
+    # prompts, 2 cores, bf16: 68 s unchunked, 48 s at 8192). fp32 on AVX2 wants smaller chunks, whose activations
+    # stay in cache and which pad less (48 CoT prompts: 29.5 s at 8192, 24.3 s at 1024, 27.1 s at 512). A dtype not
+    # named here, and any GPU: all at once.
+    cpu_prefill_tokens: dict[torch.dtype, int] = {torch.bfloat16: 8192, torch.float32: 1024}
 
     def __init__(self, checkpoint: str = loader.DEFAULT_CHECKPOINT, model=None, tokenizer=None, dtype=None, calculator: bool = False,
                  quantize: bool | None = None):
@@ -174,8 +176,8 @@ class BaseLLM:
 
     def _admit(self, batch: _Batch, prompts: list[list[int]], first: int, n: int, prefix: DynamicCache | None):
         """Prefill new prompts (`first` is the index of the first) and add their `n` rows each to the batch; on a CPU in
-        chunks of about cpu_prefill_tokens (the prompts are longest first)."""
-        budget = self.cpu_prefill_tokens if self.device.type == "cpu" else None
+        chunks of about cpu_prefill_tokens[dtype] (the prompts are longest first)."""
+        budget = self.cpu_prefill_tokens.get(self.model.dtype) if self.device.type == "cpu" else None
         while prompts:
             threads.fit()  # a CPU's prefill chunk runs for seconds
             take = min(len(prompts), max(1, budget // len(prompts[0]))) if budget else len(prompts)

@@ -105,12 +105,13 @@ def test_a_prompt_starts_as_soon_as_a_row_is_free(tiny_model, tokenizer):
 
 
 def test_a_long_prefill_runs_in_chunks_and_changes_no_token(tiny_model, tokenizer):
-    # The prompts admitted at once are prefilled in chunks of about cpu_prefill_tokens, longest first: here two
+    # The prompts admitted at once are prefilled in chunks of about cpu_prefill_tokens[dtype], longest first: here two
     # prompts a chunk, then the two shortest (under the budget together), with the completions of one prefill.
     llm = BaseLLM(model=tiny_model, tokenizer=tokenizer)
     llm.max_new_tokens = 8
+    llm.cpu_prefill_tokens = {}  # all at once
     whole = llm.batched_generate(PROMPTS)
-    llm.cpu_prefill_tokens = 2 * max(len(ids) for ids in tokenizer(PROMPTS)["input_ids"])
+    llm.cpu_prefill_tokens = {tiny_model.dtype: 2 * max(len(ids) for ids in tokenizer(PROMPTS)["input_ids"])}
     calls = record_calls(tiny_model, lambda kwargs: tuple(kwargs["input_ids"].shape))
     assert llm.batched_generate(PROMPTS) == whole
     assert [rows for rows, tokens in calls if tokens > 1] == [2, 2]
