@@ -6,6 +6,7 @@ import contextlib
 import math
 import os
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 
 import torch
@@ -13,7 +14,7 @@ from tqdm import tqdm
 from transformers import DynamicCache
 
 from . import calculator as calc, loader, threads
-from .kv_cache import RowCache, cache_argument, fill_holes
+from .kv_cache import Prefix, RowCache, cache_argument, fill_holes, left_aligned, stacked, stems
 
 _NUMBER = r"[-+]?(?:\d[\d,]*)?\.?\d+(?:[eE][-+]?\d+)?"
 _STRICT = re.compile(rf"<answer>\s*({_NUMBER})\s*</answer>")  # the tag holds a number and nothing else
@@ -64,7 +65,7 @@ class _Batch:
     position: torch.Tensor | None = None
 
     def add(self, rows: range, state: tuple[torch.Tensor, torch.Tensor, torch.Tensor]):
-        """New rows, after the running ones, with their (logits, mask, position) from `_prefill`."""
+        """New rows, after the running ones, with their (logits, mask, position) from a prefill."""
         if self.running:
             state = tuple(torch.cat(pair) for pair in zip((self.logits, self.mask, self.position), state))
         self.logits, self.mask, self.position = state
@@ -75,6 +76,54 @@ class _Batch:
         self.cache.batch_select_indices(index)
         self.mask, self.position = self.mask[index], self.position[index]
         self.running = [self.running[i] for i in index.tolist()]
+
+
+class _Beginnings:
+    """Where each prompt of a call starts its own prefill (`BaseLLM._beginnings`): after the call's common prefix, or
+    after its stem, which is computed when the first of its prompts is admitted and dropped once the last one has been."""
+
+    def __init__(self, prompts: list[list[int]], common: Prefix | None, stem_lengths: list[int]):
+        self.common = common
+        self.common_tokens = common.tokens if common is not None else 0
+        self.keys = [tuple(ids[:length]) if length else None for ids, length in zip(prompts, stem_lengths)]
+        self.users = Counter(key for key in self.keys if key is not None)  # prompts not yet admitted, per stem
+        self.computed: dict[tuple, Prefix] = {}
+
+    def start(self, i: int) -> int:
+        """Where prompt i's own tokens begin."""
+        return len(self.keys[i]) if self.keys[i] is not None else self.common_tokens
+
+    def missing(self, indices: range) -> list[list[int]]:
+        """The stems of these prompts that are not computed yet, each once."""
+        return [list(key) for key in dict.fromkeys(self.keys[i] for i in indices) if key is not None and key not in self.computed]
+
+    def store(self, stems: list[list[int]], prefixes: list[Prefix]):
+        self.computed.update((tuple(ids), prefix) for ids, prefix in zip(stems, prefixes))
+
+    def of(self, indices: range) -> list[Prefix | None]:
+        return [self.computed[self.keys[i]] if self.keys[i] is not None else self.common for i in indices]
+
+    def release(self, indices: range):
+        """These prompts are admitted: a stem that no prompt still waits for is dropped."""
+        for i in indices:
+            if (key := self.keys[i]) is not None:
+                self.users[key] -= 1
+                if not self.users[key]:
+                    del self.computed[key]
+
+
+def chunk(lengths: list[int], budget: int | None) -> int:
+    """How many of these prompts (the tokens each runs, in order) one forward prefills: as many as keep its rows times
+    the longest within `budget` tokens, at least one; all of them without a budget."""
+    if not budget:
+        return len(lengths)
+    take, longest = 0, 0
+    for length in lengths:
+        longest = max(longest, length)
+        if take and (take + 1) * longest > budget:
+            break
+        take += 1
+    return take
 
 
 class BaseLLM:
@@ -155,16 +204,15 @@ class BaseLLM:
         eos = {self.tokenizer.eos_token_id, *(eos if isinstance(eos, list) else [eos])}
         batch = _Batch(RowCache(self.model, rows, columns), cache_argument(self.model), [[] for _ in range(len(prompts) * n)])
         calculator = calc.Forcing(self.tokenizer) if self.calculator else None
-        prefix = self._shared_prefix(prompts, batch.cache_name)
-        shared = prefix.get_seq_length() if prefix is not None else 0
         # tokens the model ran (padding not counted): a cost that does not depend on the machine, beside the seconds
-        self.tokens_processed = {"prefill": shared + sum(len(ids) - shared for ids in prompts), "decode": 0}
+        self.tokens_processed = {"prefill": 0, "decode": 0}
+        beginnings = self._beginnings(prompts, batch.cache_name)
         started = 0  # how many prompts have started
         with threads.fitted():  # fewer threads while other processes keep cores busy
             with tqdm(total=len(prompts), desc="generate", disable=len(prompts) <= 3 * rows // n, leave=False) as bar:
                 while batch.running or started < len(prompts):
                     new = min((rows - len(batch.running)) // n, len(prompts) - started)
-                    self._admit(batch, prompts[started : started + new], started, n, prefix)
+                    self._admit(batch, prompts, range(started, started + new), n, beginnings)
                     started += new
                     bar.update(new)
                     tokens = self._sample(batch, temperature, calculator)
@@ -174,16 +222,21 @@ class BaseLLM:
                         self._decode_step(batch, tokens)
         return batch.outputs
 
-    def _admit(self, batch: _Batch, prompts: list[list[int]], first: int, n: int, prefix: DynamicCache | None):
-        """Prefill new prompts (`first` is the index of the first) and add their `n` rows each to the batch; on a CPU in
-        chunks of about cpu_prefill_tokens[dtype] (the prompts are longest first)."""
+    def _admit(self, batch: _Batch, prompts: list[list[int]], admitted: range, n: int, beginnings: "_Beginnings"):
+        """Prefill the prompts at the indices `admitted` and add their `n` rows each to the batch; on a CPU in chunks of
+        about cpu_prefill_tokens[dtype] tokens run (the prompts are longest first)."""
         budget = self.cpu_prefill_tokens.get(self.model.dtype) if self.device.type == "cpu" else None
-        while prompts:
+        while admitted:
             threads.fit()  # a CPU's prefill chunk runs for seconds
-            take = min(len(prompts), max(1, budget // len(prompts[0]))) if budget else len(prompts)
-            state = self._prefill(prompts[:take], n, batch, prefix)
-            batch.add(range(first * n, (first + take) * n), state)
-            prompts, first = prompts[take:], first + take
+            take = chunk([len(prompts[i]) - beginnings.start(i) for i in admitted], budget)
+            chunk_of = admitted[:take]
+            self._compute_stems(beginnings, chunk_of, budget, batch.cache_name)
+            logits, prefilled, mask, position = self._extend([prompts[i] for i in chunk_of], beginnings.of(chunk_of), batch.cache_name)
+            beginnings.release(chunk_of)
+            batch.cache.admit(prefilled, n)
+            mask = torch.cat([mask.new_zeros(len(chunk_of), batch.cache.end - mask.shape[1]), mask], dim=1)  # as wide as the cache
+            batch.add(range(chunk_of[0] * n, (chunk_of[-1] + 1) * n), tuple(x.repeat_interleave(n, 0) for x in (logits, mask, position[:, -1:])))
+            admitted = admitted[take:]
 
     def _sample(self, batch: _Batch, temperature: float, calculator: "calc.Forcing | None") -> torch.Tensor:
         """Each running row's next token, written to its output; with the calculator, its result tokens in place of
@@ -221,40 +274,54 @@ class BaseLLM:
             batch.logits = self.model(input_ids=tokens[:, None], attention_mask=batch.mask, position_ids=batch.position,
                                       **{batch.cache_name: batch.cache}, use_cache=True).logits[:, -1]
 
-    def _shared_prefix(self, prompts: list[list[int]], cache_name: str, min_tokens: int = 16) -> DynamicCache | None:
-        """The KV cache of the tokens every prompt starts with (a few-shot prompt's system line and template),
-        computed once; `_prefill` then runs only what follows it. None when prompts share under `min_tokens`."""
-        if len(prompts) < 2:
-            return None
-        length = len(os.path.commonprefix(prompts))
-        length = min(length, min(map(len, prompts)) - 1)  # every prompt keeps a token of its own to predict from
-        if length < min_tokens:
-            return None
-        prefix = DynamicCache(config=self.model.config)
-        self.model(input_ids=torch.tensor([prompts[0][:length]], device=self.device), **{cache_name: prefix}, use_cache=True, logits_to_keep=positions(length - 1, length, self.device))
-        return prefix
+    def _beginnings(self, prompts: list[list[int]], cache_name: str, min_tokens: int = 16) -> "_Beginnings":
+        """The prompts' shared beginnings: the tokens every prompt starts with (a few-shot prompt's system line and
+        template), computed once now when there are at least `min_tokens` of them, and the stems that runs of prompts
+        share past those (kv_cache.stems: the examples of one unit pair), computed as their prompts are admitted. Each
+        prompt's prefill then runs only what follows its beginning."""
+        common = None
+        if len(prompts) >= 2:
+            length = len(os.path.commonprefix(prompts))
+            length = min(length, min(map(len, prompts)) - 1)  # every prompt keeps a token of its own to predict from
+            if length >= min_tokens:
+                cache = DynamicCache(config=self.model.config)
+                self.model(input_ids=torch.tensor([prompts[0][:length]], device=self.device), **{cache_name: cache}, use_cache=True,
+                           logits_to_keep=positions(length - 1, length, self.device))
+                self.tokens_processed["prefill"] += length
+                common = Prefix.rows_of(cache, torch.ones(1, length, dtype=torch.long, device=self.device))[0]
+        return _Beginnings(prompts, common, stems(prompts, common.tokens if common else 0, min_tokens))
 
-    def _prefill(self, prompts: list[list[int]], n: int, batch: _Batch, prefix: DynamicCache | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Run new (tokenized) prompts through the model once and add `n` rows for each to the batch's cache. Returns the
-        new rows' next-token logits, attention masks (as wide as the cache) and last positions.
+    def _compute_stems(self, beginnings: "_Beginnings", indices: range, budget: int | None, cache_name: str):
+        """The stems of the prompts at `indices` that are not computed yet, each once, after the common beginning, in
+        chunks as the prompts' own prefill."""
+        missing = beginnings.missing(indices)
+        while missing:
+            take = chunk([len(ids) - beginnings.common_tokens for ids in missing], budget)
+            _, cache, mask, _ = self._extend(missing[:take], [beginnings.common] * take, cache_name)
+            beginnings.store(missing[:take], Prefix.rows_of(cache, mask))
+            missing = missing[take:]
 
-        With a `prefix` cache, only the tokens after it run: each prompt's rest is left-padded and attends to the
-        prefix across that padding (masked), as a plain left-padded row attends across its own."""
-        shared = prefix.get_seq_length() if prefix is not None else 0
-        inputs = self.tokenizer.pad({"input_ids": [ids[shared:] for ids in prompts]}, return_tensors="pt").to(self.device)  # on the left
+    def _extend(self, prompts: list[list[int]], prefixes: list[Prefix | None], cache_name: str) -> tuple[torch.Tensor, DynamicCache, torch.Tensor, torch.Tensor]:
+        """Run (tokenized) prompts through the model once, each after its prefix's cache (None: from the start). Returns
+        their next-token logits, their cache (prefix included), its attention mask and the last positions.
+
+        Each prompt's rest is left-padded and attends to its prefix across that padding (masked), as a plain
+        left-padded row attends across its own; shorter prefixes are left-padded to the longest. The cache returned
+        has its padding on the left only (kv_cache.left_aligned), as wide as the longest prompt."""
+        starts = [p.tokens if p is not None else 0 for p in prefixes]
+        inputs = self.tokenizer.pad({"input_ids": [ids[start:] for ids, start in zip(prompts, starts)]}, return_tensors="pt").to(self.device)  # on the left
         mask = inputs["attention_mask"]
-        position = shared + (mask.cumsum(-1) - 1).clamp(min=0)  # left padding: real tokens count on from the prefix
-        prefilled = DynamicCache(config=self.model.config)
-        if shared:
-            for i, layer in enumerate(prefix.layers):
-                prefilled.update(*(x.expand(len(prompts), -1, -1, -1).contiguous() for x in (layer.keys, layer.values)), i)
-            mask = torch.cat([mask.new_ones(len(prompts), shared), mask], dim=1)
+        position = torch.tensor(starts, device=self.device)[:, None] + (mask.cumsum(-1) - 1).clamp(min=0)  # real tokens count on from the prefix
+        self.tokens_processed["prefill"] += int(mask.sum())
+        cache = DynamicCache(config=self.model.config)
+        if any(p is not None for p in prefixes):
+            some = next(p for p in prefixes if p is not None)
+            cache, before = stacked([p if p is not None else some.empty() for p in prefixes], self.model.config)
+            mask = torch.cat([before, mask], dim=1)
         width = inputs["input_ids"].shape[1]
-        logits = self.model(input_ids=inputs["input_ids"], attention_mask=mask, position_ids=position, **{batch.cache_name: prefilled},
+        logits = self.model(input_ids=inputs["input_ids"], attention_mask=mask, position_ids=position, **{cache_name: cache},
                             use_cache=True, logits_to_keep=positions(width - 1, width, self.device)).logits[:, -1]
-        batch.cache.admit(prefilled, n)
-        mask = torch.cat([mask.new_zeros(len(prompts), batch.cache.end - mask.shape[1]), mask], dim=1)
-        return tuple(x.repeat_interleave(n, 0) for x in (logits, mask, position[:, -1:]))
+        return (logits, *left_aligned(cache, mask), position)
 
     def next_token(self, logits: torch.Tensor, temperature: float) -> torch.Tensor:
         """Greedy at temperature 0. Otherwise sample as `generate` does by default: logits / temperature,

@@ -7,6 +7,8 @@ running one, and new prompts' rows are appended, instead of concatenating or re-
 cache at every step. Only full-attention layers (`DynamicLayer`) are supported.
 """
 import inspect
+import os
+from dataclasses import dataclass
 
 import torch
 from transformers import DynamicCache
@@ -107,3 +109,102 @@ def fill_holes(keep: list[int]) -> list[int]:
     for hole, row in zip(holes, [i for i in keep if i >= len(keep)]):
         index[hole] = row
     return index
+
+
+@dataclass
+class Prefix:
+    """The cache of a prompt's beginning that other prompts of the call share, computed once, for one row: each layer's
+    (keys, values), [1, heads, columns, dim], and which columns are real tokens, [1, columns] (a beginning computed
+    beside longer ones is left-padded, inside it too: the call's common prefix, then padding, then the rest)."""
+
+    layers: list[tuple[torch.Tensor, torch.Tensor]]
+    mask: torch.Tensor
+
+    @property
+    def tokens(self) -> int:
+        """The prompt tokens it holds: where the rest of a prompt that starts with it begins."""
+        return int(self.mask.sum())
+
+    @property
+    def columns(self) -> int:
+        return self.mask.shape[1]
+
+    def empty(self) -> "Prefix":
+        """No tokens, in this one's shapes: a row without a prefix beside rows with one."""
+        return Prefix([(keys[:, :, :0], values[:, :, :0]) for keys, values in self.layers], self.mask[:, :0])
+
+    @classmethod
+    def rows_of(cls, cache: DynamicCache, mask: torch.Tensor) -> list["Prefix"]:
+        """Each row of a prefilled cache as a Prefix of its own."""
+        return [cls([(layer.keys[i : i + 1], layer.values[i : i + 1]) for layer in cache.layers], mask[i : i + 1]) for i in range(len(mask))]
+
+
+def stacked(prefixes: list[Prefix], config) -> tuple[DynamicCache, torch.Tensor]:
+    """A cache with one row for each entry (entries repeat: the prompts that share one), each left-padded with zeros
+    to the widest, and its mask: what a batch of prompts' rests runs after."""
+    distinct = list({id(p): p for p in prefixes}.values())
+    width = max(p.columns for p in distinct)
+    index = torch.tensor([[id(d) for d in distinct].index(id(p)) for p in prefixes], device=distinct[0].mask.device)
+
+    def rows(parts: list[torch.Tensor]) -> torch.Tensor:  # [distinct, ..., columns(, dim)] -> one row per prompt
+        if len(parts) == 1:
+            return parts[0].expand(len(prefixes), *parts[0].shape[1:]).contiguous()
+        return torch.cat(parts)[index]
+
+    def padded(x: torch.Tensor, dim: int) -> torch.Tensor:
+        pad = list(x.shape)
+        pad[dim] = width - x.shape[dim]
+        return torch.cat([x.new_zeros(pad), x], dim=dim) if pad[dim] else x
+
+    cache = DynamicCache(config=config)
+    for i in range(len(distinct[0].layers)):
+        keys, values = (rows([padded(p.layers[i][j], 2) for p in distinct]) for j in (0, 1))
+        cache.update(keys, values, i)
+    return cache, rows([padded(p.mask, 1) for p in distinct])
+
+
+def stems(prompts: list[list[int]], shared: int, min_tokens: int = 16) -> list[int]:
+    """For each prompt, how many of its first tokens it takes from a stem computed once for it and other prompts of the
+    call (0: none; `shared` tokens, which every prompt starts with, come before any stem). A few-shot prompt's examples
+    are such a stem where the questions of a unit pair share them.
+
+    Sorted, prompts that share a beginning are neighbours, and each run of them may share one stem: what all of them
+    start with, less a token so that each keeps one of its own to predict from. A stem saves its tokens past `shared`
+    once for each prompt but the first; a run takes one stem or splits where its neighbours share least, whichever
+    saves more (so the prompts of one unit pair share their examples, not only the words that every example begins
+    with). A stem shorter than `min_tokens` past `shared` is not worth its own forward."""
+    order = sorted(range(len(prompts)), key=lambda i: prompts[i])
+    common = [len(os.path.commonprefix([prompts[a], prompts[b]])) for a, b in zip(order, order[1:])]
+
+    def best(lo: int, hi: int) -> tuple[int, list[tuple[range, int]]]:  # order[lo:hi]: (tokens saved, [(run, stem)])
+        if hi - lo < 2:
+            return 0, []
+        least = min(common[lo : hi - 1])
+        stem = min(least, min(len(prompts[order[j]]) for j in range(lo, hi)) - 1)
+        whole = (hi - lo - 1) * (stem - shared) if stem - shared >= min_tokens else 0
+        cuts = [lo] + [j + 1 for j in range(lo, hi - 1) if common[j] == least] + [hi]
+        parts = [best(a, b) for a, b in zip(cuts, cuts[1:])]
+        saved = sum(s for s, _ in parts)
+        if whole and whole >= saved:
+            return whole, [(range(lo, hi), stem)]
+        return saved, [run for _, runs in parts for run in runs]
+
+    result = [0] * len(prompts)
+    for run, stem in best(0, len(prompts))[1]:
+        for j in run:
+            result[order[j]] = stem
+    return result
+
+
+def left_aligned(cache: DynamicCache, mask: torch.Tensor) -> tuple[DynamicCache, torch.Tensor]:
+    """The cache with each row's real columns moved to its end, in order, and the columns that are padding in every row
+    dropped; and its mask. A prefill after a prefix leaves padding between the two (each rest is left-padded) and, after
+    prefixes of different lengths, before each; this makes the cache a plain left-padded prompt's, as wide as its longest
+    prompt, which RowCache takes (the keys carry their positions already: moving a column changes nothing it attends to)."""
+    if bool((mask[:, 1:] >= mask[:, :-1]).all()) and bool(mask[:, 0].any()):
+        return cache, mask  # already so
+    order = torch.sort(mask, dim=1, stable=True).indices[:, -int(mask.sum(1).max()) :]  # padding first, then the tokens
+    for layer in cache.layers:
+        index = order[:, None, :, None].expand(-1, layer.keys.shape[1], -1, layer.keys.shape[-1])
+        layer.keys, layer.values = layer.keys.gather(2, index), layer.values.gather(2, index)
+    return cache, mask.gather(1, order)

@@ -2,8 +2,10 @@ import os
 
 import pytest
 import torch
+from transformers import DynamicCache
 
-from homework.base_llm import BaseLLM
+from homework.base_llm import BaseLLM, chunk
+from homework.kv_cache import left_aligned, stems
 
 # Very different lengths, so the batch needs a lot of left padding.
 PROMPTS = [
@@ -50,6 +52,71 @@ def test_a_shared_prefix_runs_once_and_changes_no_token(tiny_model, tokenizer):
     assert llm.batched_generate(prompts) == sequential
     assert calls[:2] == [(1, shared), (len(prompts), max(map(len, ids)) - shared)]
     assert len(set(sequential)) > 1
+
+
+def test_a_stem_that_some_prompts_share_runs_once_and_changes_no_token(tiny_model, tokenizer):
+    # Two unit pairs, two questions each: the prompts of a pair share their worked examples past the system line that
+    # all four share. Each pair's examples run once (its stem), and each prompt then runs only its question, with the
+    # same greedy completions as each prompt alone.
+    llm = BaseLLM(model=tiny_model, tokenizer=tokenizer)
+    llm.max_new_tokens = 10
+    system = "You convert units. State the factor, multiply, and give the number in answer tags, nothing else."
+    examples = {"kg": " 1 kg = 1000 gram. 2 * 1000 = 2000. 3 * 1000 = 3000. 4 * 1000 = 4000. 5 * 1000 = 5000.",
+                "mile": " 1 mile = 1.609 km. 2 * 1.609 = 3.218. 3 * 1.609 = 4.827. 4 * 1.609 = 6.436."}
+    prompts = [f"{system}{examples[unit]}\n{q}" for unit, q in [("kg", "How many gram in 6 kg?"), ("mile", "Miles 7 to km?"),
+                                                                  ("kg", "What is 9 kg in gram?"), ("mile", "How far is 8 miles in km?")]]
+    sequential = [llm.generate(p) for p in prompts]
+    ids = tokenizer(prompts)["input_ids"]
+    shared = len(os.path.commonprefix(ids))
+    lengths = stems(ids, shared)
+    assert lengths[0] == lengths[2] > shared + 16 and lengths[1] == lengths[3] > shared + 16  # two stems, past the system line
+    assert lengths[0] == len(os.path.commonprefix([ids[0], ids[2]])) and lengths[1] == len(os.path.commonprefix([ids[1], ids[3]]))
+
+    calls = record_calls(tiny_model, lambda kwargs: tuple(kwargs["input_ids"].shape))
+    assert llm.batched_generate(prompts) == sequential
+    stem_tokens = (lengths[0] - shared) + (lengths[1] - shared)
+    rests = sum(len(p) - length for p, length in zip(ids, lengths))
+    assert calls[0] == (1, shared)  # the system line, once
+    assert calls[1] == (2, max(lengths) - shared)  # the two stems, once each
+    assert calls[2] == (4, max(len(p) - length for p, length in zip(ids, lengths)))  # then each question alone
+    assert llm.tokens_processed["prefill"] == shared + stem_tokens + rests < sum(map(len, ids))
+    assert len(set(sequential)) > 1
+    llm.batch_size = 1  # admitted one by one: a stem outlives its first prompt, and each row joins a running batch
+    assert llm.batched_generate(prompts) == sequential
+    assert llm.tokens_processed["prefill"] == shared + stem_tokens + rests
+
+
+def test_left_aligned_moves_each_rows_tokens_to_its_end():
+    # two rows after a prefix: padding before the prefix (row 1) and between it and the rest (both)
+    mask = torch.tensor([[1, 1, 0, 1, 1], [0, 1, 0, 0, 1]])
+    keys = torch.arange(10.0).view(2, 1, 5, 1)
+    cache = DynamicCache()
+    cache.update(keys, -keys, 0)
+    cache, mask = left_aligned(cache, mask)
+    assert mask.tolist() == [[1, 1, 1, 1], [0, 0, 1, 1]]  # as wide as the longest row, padding on the left
+    keys = cache.layers[0].keys.flatten(1)
+    assert keys.tolist() == [[0, 1, 3, 4], [7, 8, 6, 9]]  # row 1's tokens 6 and 9 at its end, in order, after padding
+    assert torch.equal(cache.layers[0].values.flatten(1), -keys)  # the values move with their keys
+
+
+def test_stems_take_the_run_that_saves_most():
+    system = list(range(100, 120))
+    a, b = list(range(200, 240)), list(range(300, 330))
+    prompts = [system + a + [1], system + a + [2], system + b + [3], system + b + [4, 5], system + [6], system + a[:5] + [7]]
+    # a's prompts share 60 tokens, b's 50; the fifth shares only the system line, and the last 25 tokens with a's
+    # prompts: apart, a's second prompt skips a's 40 tokens; together, two prompts would skip 5 each
+    assert stems(prompts, shared=20) == stems(prompts, shared=20, min_tokens=1) == [60, 60, 50, 50, 0, 0]
+    assert stems(prompts, shared=20, min_tokens=35) == [60, 60, 0, 0, 0, 0]  # b's 30 past the system line are too few
+    near = system + a[:38] + [5]  # shares 58 with a's prompts: together two prompts skip 38 each, more than a's 40 apart
+    assert stems(prompts[:2] + [near], shared=20) == [58, 58, 58]
+    assert stems([system + [1], system + [1]], shared=0) == [20, 20]  # each keeps a token of its own to predict from
+    assert stems([], shared=0) == [] and stems([system], shared=0) == [0]
+
+
+def test_a_chunk_holds_as_many_prompts_as_the_budget_allows():
+    assert chunk([50, 30, 60, 10], budget=120) == 2  # a third would pad to 60: 180 tokens
+    assert chunk([50, 30, 60, 10], budget=None) == 4
+    assert chunk([500, 10], budget=120) == 1  # always at least one
 
 
 def test_prefill_projects_only_the_last_positions_without_copying_lm_head(tiny_model, tokenizer):
