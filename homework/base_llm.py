@@ -64,7 +64,7 @@ class _Batch:
     mask: torch.Tensor | None = None
     position: torch.Tensor | None = None
 
-    def add(self, rows: range, state: tuple[torch.Tensor, torch.Tensor, torch.Tensor]):
+    def add(self, rows: list[int], state: tuple[torch.Tensor, torch.Tensor, torch.Tensor]):
         """New rows, after the running ones, with their (logits, mask, position) from a prefill."""
         if self.running:
             state = tuple(torch.cat(pair) for pair in zip((self.logits, self.mask, self.position), state))
@@ -93,17 +93,17 @@ class _Beginnings:
         """Where prompt i's own tokens begin."""
         return len(self.keys[i]) if self.keys[i] is not None else self.common_tokens
 
-    def missing(self, indices: range) -> list[list[int]]:
+    def missing(self, indices: list[int]) -> list[list[int]]:
         """The stems of these prompts that are not computed yet, each once."""
         return [list(key) for key in dict.fromkeys(self.keys[i] for i in indices) if key is not None and key not in self.computed]
 
     def store(self, stems: list[list[int]], prefixes: list[Prefix]):
         self.computed.update((tuple(ids), prefix) for ids, prefix in zip(stems, prefixes))
 
-    def of(self, indices: range) -> list[Prefix | None]:
+    def of(self, indices: list[int]) -> list[Prefix | None]:
         return [self.computed[self.keys[i]] if self.keys[i] is not None else self.common for i in indices]
 
-    def release(self, indices: range):
+    def release(self, indices: list[int]):
         """These prompts are admitted: a stem that no prompt still waits for is dropped."""
         for i in indices:
             if (key := self.keys[i]) is not None:
@@ -223,20 +223,26 @@ class BaseLLM:
         return batch.outputs
 
     def _admit(self, batch: _Batch, prompts: list[list[int]], admitted: range, n: int, beginnings: "_Beginnings"):
-        """Prefill the prompts at the indices `admitted` and add their `n` rows each to the batch; on a CPU in chunks of
-        about cpu_prefill_tokens[dtype] tokens run (the prompts are longest first)."""
+        """Prefill the prompts at the indices `admitted` (the longest first) and add their `n` rows each to the batch; on a
+        CPU in chunks of about cpu_prefill_tokens[dtype] tokens run. A chunk pads to its longest rest, so the chunks take
+        the prompts by the tokens each runs past its beginning: a unit pair's prompts, whose rests after their stem are
+        short, run together, and no short rest pads to a long one."""
+        if not admitted:
+            return
         budget = self.cpu_prefill_tokens.get(self.model.dtype) if self.device.type == "cpu" else None
-        while admitted:
+        order = sorted(admitted, key=lambda i: len(prompts[i]) - beginnings.start(i), reverse=True)  # stable: longest first
+        batch.cache.reserve(len(prompts[admitted[0]]))  # every row of these fits as wide as the longest of them
+        while order:
             threads.fit()  # a CPU's prefill chunk runs for seconds
-            take = chunk([len(prompts[i]) - beginnings.start(i) for i in admitted], budget)
-            chunk_of = admitted[:take]
-            self._compute_stems(beginnings, chunk_of, budget, batch.cache_name)
-            logits, prefilled, mask, position = self._extend([prompts[i] for i in chunk_of], beginnings.of(chunk_of), batch.cache_name)
-            beginnings.release(chunk_of)
+            take = chunk([len(prompts[i]) - beginnings.start(i) for i in order], budget)
+            taken, order = order[:take], order[take:]
+            self._compute_stems(beginnings, taken, budget, batch.cache_name)
+            logits, prefilled, mask, position = self._extend([prompts[i] for i in taken], beginnings.of(taken), batch.cache_name)
+            beginnings.release(taken)
             batch.cache.admit(prefilled, n)
-            mask = torch.cat([mask.new_zeros(len(chunk_of), batch.cache.end - mask.shape[1]), mask], dim=1)  # as wide as the cache
-            batch.add(range(chunk_of[0] * n, (chunk_of[-1] + 1) * n), tuple(x.repeat_interleave(n, 0) for x in (logits, mask, position[:, -1:])))
-            admitted = admitted[take:]
+            mask = torch.cat([mask.new_zeros(len(taken), batch.cache.end - mask.shape[1]), mask], dim=1)  # as wide as the cache
+            rows = [i * n + j for i in taken for j in range(n)]
+            batch.add(rows, tuple(x.repeat_interleave(n, 0) for x in (logits, mask, position[:, -1:])))
 
     def _sample(self, batch: _Batch, temperature: float, calculator: "calc.Forcing | None") -> torch.Tensor:
         """Each running row's next token, written to its output; with the calculator, its result tokens in place of
@@ -291,7 +297,7 @@ class BaseLLM:
                 common = Prefix.rows_of(cache, torch.ones(1, length, dtype=torch.long, device=self.device))[0]
         return _Beginnings(prompts, common, stems(prompts, common.tokens if common else 0, min_tokens))
 
-    def _compute_stems(self, beginnings: "_Beginnings", indices: range, budget: int | None, cache_name: str):
+    def _compute_stems(self, beginnings: "_Beginnings", indices: list[int], budget: int | None, cache_name: str):
         """The stems of the prompts at `indices` that are not computed yet, each once, after the common beginning, in
         chunks as the prompts' own prefill."""
         missing = beginnings.missing(indices)

@@ -30,7 +30,7 @@ class RowLayer(DynamicLayer):
 
     def __init__(self, rows: int, columns: int):
         super().__init__()
-        self.capacity, self.columns, self.rows, self.end = rows, columns, 0, 0
+        self.capacity, self.columns, self.rows, self.end, self.reserved = rows, columns, 0, 0, 0
 
     def admit(self, keys: torch.Tensor, values: torch.Tensor, repeats: int):
         """Append a prefilled prompt cache, each row `repeats` times. Its columns must fit: prompts come longest first."""
@@ -38,7 +38,7 @@ class RowLayer(DynamicLayer):
             self.lazy_initialization(keys, values)
             self.buffers = [x.new_empty(self.capacity, x.shape[1], self.columns, x.shape[-1]) for x in (keys, values)]
         if self.rows == 0:
-            self.end = keys.shape[-2]
+            self.end = max(keys.shape[-2], self.reserved)
         pad, start, stop = self.end - keys.shape[-2], self.rows, self.rows + keys.shape[0] * repeats
         assert pad >= 0 and stop <= self.capacity, (pad, stop)
         for buffer, new in zip(self.buffers, (keys, values)):
@@ -46,6 +46,11 @@ class RowLayer(DynamicLayer):
             buffer[start:stop, :, pad : self.end] = new.repeat_interleave(repeats, dim=0)
         self.rows = stop
         self._views()
+
+    def reserve(self, columns: int):
+        """If the cache is empty when the next prompts are admitted, its rows end at `columns` at least: prompts admitted
+        together, in any order, fit if none is wider."""
+        self.reserved = columns
 
     def update(self, key_states, value_states, *args, **kwargs):
         end = self.end + key_states.shape[-2]
@@ -84,6 +89,10 @@ class RowCache(DynamicCache):
     def admit(self, prefilled: DynamicCache, repeats: int):
         for layer, new in zip(self.layers, prefilled.layers):
             layer.admit(new.keys, new.values, repeats)
+
+    def reserve(self, columns: int):
+        for layer in self.layers:
+            layer.reserve(columns)
 
     def make_room(self, mask: torch.Tensor) -> torch.Tensor:
         """If the buffers are full, drop the leading columns that are padding in every running row (`mask`
