@@ -93,6 +93,10 @@ class _Beginnings:
         """Where prompt i's own tokens begin."""
         return len(self.keys[i]) if self.keys[i] is not None else self.common_tokens
 
+    def saved(self, i: int) -> int:
+        """The tokens that prompt i's stem spares its prefill, past the common prefix's."""
+        return self.start(i) - self.common_tokens
+
     def missing(self, indices: list[int]) -> list[list[int]]:
         """The stems of these prompts that are not computed yet, each once."""
         return [list(key) for key in dict.fromkeys(self.keys[i] for i in indices) if key is not None and key not in self.computed]
@@ -224,17 +228,19 @@ class BaseLLM:
 
     def _admit(self, batch: _Batch, prompts: list[list[int]], admitted: range, n: int, beginnings: "_Beginnings"):
         """Prefill the prompts at the indices `admitted` (the longest first) and add their `n` rows each to the batch; on a
-        CPU in chunks of about cpu_prefill_tokens[dtype] tokens run. A chunk pads to its longest rest, so the chunks take
-        the prompts by the tokens each runs past its beginning: a unit pair's prompts, whose rests after their stem are
-        short, run together, and no short rest pads to a long one."""
+        CPU in chunks of about cpu_prefill_tokens[dtype] tokens. A prompt counts as its length less what its stem spares
+        (the common prefix still counts: every row attends over it), and a chunk pads to its longest, so the chunks take
+        the prompts in that order: a unit pair's prompts, short past their stem, run together, and none pads to a full
+        prompt. Without stems that is the order they came in."""
         if not admitted:
             return
         budget = self.cpu_prefill_tokens.get(self.model.dtype) if self.device.type == "cpu" else None
-        order = sorted(admitted, key=lambda i: len(prompts[i]) - beginnings.start(i), reverse=True)  # stable: longest first
+        width = {i: len(prompts[i]) - beginnings.saved(i) for i in admitted}  # a chunk's cost per row, as it pads
+        order = sorted(admitted, key=width.get, reverse=True)  # stable: without stems, as they came
         batch.cache.reserve(len(prompts[admitted[0]]))  # every row of these fits as wide as the longest of them
         while order:
             threads.fit()  # a CPU's prefill chunk runs for seconds
-            take = chunk([len(prompts[i]) - beginnings.start(i) for i in order], budget)
+            take = chunk([width[i] for i in order], budget)
             taken, order = order[:take], order[take:]
             self._compute_stems(beginnings, taken, budget, batch.cache_name)
             logits, prefilled, mask, position = self._extend([prompts[i] for i in taken], beginnings.of(taken), batch.cache_name)
@@ -302,7 +308,7 @@ class BaseLLM:
         chunks as the prompts' own prefill."""
         missing = beginnings.missing(indices)
         while missing:
-            take = chunk([len(ids) - beginnings.common_tokens for ids in missing], budget)
+            take = chunk(list(map(len, missing)), budget)
             _, cache, mask, _ = self._extend(missing[:take], [beginnings.common] * take, cache_name)
             beginnings.store(missing[:take], Prefix.rows_of(cache, mask))
             missing = missing[take:]
