@@ -151,9 +151,10 @@ class Prefix:
 def stacked(prefixes: list[Prefix], config) -> tuple[DynamicCache, torch.Tensor]:
     """A cache with one row for each entry (entries repeat: the prompts that share one), each left-padded with zeros
     to the widest, and its mask: what a batch of prompts' rests runs after."""
-    distinct = list({id(p): p for p in prefixes}.values())
+    distinct = list({id(p): p for p in prefixes}.values())  # each prefix once, in order
+    slot = {id(p): k for k, p in enumerate(distinct)}
     width = max(p.columns for p in distinct)
-    index = torch.tensor([[id(d) for d in distinct].index(id(p)) for p in prefixes], device=distinct[0].mask.device)
+    index = torch.tensor([slot[id(p)] for p in prefixes], device=distinct[0].mask.device)
 
     def rows(parts: list[torch.Tensor]) -> torch.Tensor:  # [distinct, ..., columns(, dim)] -> one row per prompt
         if len(parts) == 1:
