@@ -57,9 +57,6 @@ class PromptStyle:
 # CoT: every example the question's pair, asked as the question is, so the model copies a worked answer of the same form and
 # a factor it sees in each example. First 100 valid / reworded, fp32: 3 examples 0.46 / 0.41, 4 0.50 / 0.47, 8 0.50 / 0.47.
 QUESTION_PAIR = PromptStyle(examples=4, in_question_words=True, all_of_the_pair=True)
-# RFT: the training rows as they are written, the pair's first and then its category's, only a quantity unlike theirs
-# matched: the prompt the shipped RFT adapter was trained under (first 100 valid / reworded with it: 0.93 / 0.93).
-TRAINING_ROWS = PromptStyle(examples=3, in_question_words=False, all_of_the_pair=False)
 
 
 class CoTModel(BaseLLM):
@@ -144,12 +141,6 @@ class CoTModel(BaseLLM):
         asked = plain_numbers(question)
         messages.append({"role": "user", "content": asked if hint is None else f"{asked} (Hint: the answer is {fmt(hint)}.)"})
         return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-
-
-class RFTModel(CoTModel):
-    """The CoT model under the prompt the RFT adapter is trained and run with (TRAINING_ROWS)."""
-
-    style = TRAINING_ROWS
 
 
 def load(checkpoint: str = loader.DEFAULT_CHECKPOINT, calculator: bool = False) -> CoTModel:

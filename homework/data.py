@@ -190,6 +190,7 @@ def evaluate(model, max_question: int = 100, split: str = "valid", show_misses: 
     misses = [(s, text) for s, text in zip(result.samples, texts) if not s.is_correct]
     kinds = Counter(miss_kind(s.question, text, s.answer, s.correct_answer) for s, text in misses)
     print("misses: " + "  ".join(f"{kind}={count}" for kind, count in kinds.most_common()) if misses else "misses: none")
+    result.miss_kinds = dict(kinds.most_common())
     for s, text in misses[:show_misses]:
         print(f"  miss: {s.question!r} expected {s.correct_answer:g}, got {s.answer:g} from {text!r}")
     return result

@@ -15,6 +15,7 @@ rows again in other words and `on_grid` asks each unit pair at the quantities of
 """
 import json
 import random
+from decimal import Decimal
 
 from . import units
 from .data import DATA_DIR, DataError, write_json
@@ -176,6 +177,32 @@ def offgrid(seed: int = 0, count: int = SIZES["offgrid"]) -> list[list]:
         return (reading := read_question(question)) == Reading(n, src, dst) and (reading.units, n) not in taken
 
     return _phrased(rng, count, lambda i: rng.choice(OFF_GRID[kinds[i % len(kinds)]]), keep)
+
+
+# `spread`: significant digits and the place of the first one; 0.035 to 9990, every digit length and decimal position
+SPREAD_DIGITS = {1: 0.3, 2: 0.45, 3: 0.25}
+SPREAD_PLACES = {-2: 0.05, -1: 0.15, 0: 0.35, 1: 0.2, 2: 0.15, 3: 0.1}
+
+
+def spread_quantity(rng: random.Random) -> int | float:
+    """A quantity of 1 to 3 significant digits, its first digit from the hundredths to the thousands: 0.035, 7.2,
+    1.75, 45, 250, 6300."""
+    digits = rng.choices(list(SPREAD_DIGITS), list(SPREAD_DIGITS.values()))[0]
+    place = rng.choices(list(SPREAD_PLACES), list(SPREAD_PLACES.values()))[0]
+    figures = [rng.randint(1, 9)] + [rng.randint(0, 9) for _ in range(digits - 2)] + [rng.randint(1, 9)] * (digits > 1)
+    n = Decimal("".join(map(str, figures))).scaleb(place - digits + 1)
+    return int(n) if n == n.to_integral_value() else float(n)
+
+
+def spread(count: int, seed: int = 0, exclude: set = frozenset()) -> list[list]:
+    """`count` distinct [question, answer] rows in PHRASINGS at `spread_quantity`s, none converting a (unit pair,
+    quantity) of `exclude` (`conversions` of the evaluation sets), each reading back as what it asks. Training data."""
+    rng = random.Random(seed)
+
+    def keep(question, n, src, dst):
+        return (reading := read_question(question)) == Reading(n, src, dst) and (reading.units, n) not in exclude
+
+    return _phrased(rng, count, lambda _: spread_quantity(rng), keep)
 
 
 def reworded(seed: int = 0, count: int = SIZES["reworded"]) -> list[list]:

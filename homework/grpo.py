@@ -14,39 +14,38 @@ whose completions all score alike teaches nothing: tensorboard logs the fraction
 What is ours and what is TRL's: TRL's GRPOTrainer computes the log-probabilities, the advantages and the loss, and
 logs. The rollouts are our decoder's (`BaseLLM.generate_ids`: continuous batching, each prompt prefilled once for
 all its samples), plugged in as GRPOTrainer's `rollout_func`; `--rollout trl` samples with TRL's own `generate`.
-The prompts are RFT's (`cot.RFTModel`), for the training questions and the off-grid training quantities
-(`datagen.questions_to_ask`): never a question of valid, reworded or offgrid.
+The prompts are RFT's (`rft.RFTModel`), for the training questions and `spread` more of the generator's
+(`datagen.questions_to_ask`): never a conversion of valid, reworded or offgrid.
 
 GRPO needs `trl` (pip install trl==1.16.0), which no other stage does.
 """
-import math
 from pathlib import Path
 
 import torch
 
-from . import loader, lora, rft
+from . import loader, lora, rationale, rft
 from .base_llm import parse_answer
-from .cot import RFTModel
 from .data import Dataset, evaluate, is_answer_valid
-from .datagen import arithmetic_holds, questions_to_ask, states_the_factor
+from .datagen import questions_to_ask
 from .reader import read_question
+from .rft import RFTModel
 
 MODEL_DIR = Path(__file__).resolve().parent / "grpo_model"
 
 
-def checks(completion: str, answer: float, quantity: float) -> tuple[bool, bool, bool]:
-    """(the answer is right, the first sentence states the true factor, every product holds and the last is the answer)."""
-    given = parse_answer(completion)
-    return (is_answer_valid(given, answer), states_the_factor(completion, answer / quantity),
-            not math.isnan(given) and arithmetic_holds(completion, given))
+def checks(completion: str, answer: float, quantity: float, question: str) -> tuple[bool, bool, bool]:
+    """(the answer is right, the first sentence states the true factor, every step holds at the factor stated)."""
+    factor = rationale.stated_factor(completion)
+    return (is_answer_valid(parse_answer(completion), answer), factor is not None and abs(factor * quantity / answer - 1) < 0.01,
+            rationale.consistent(question, completion))
 
 
-def reward(completions: list[str], answer: list[float], quantity: list[float], **_) -> list[float]:
+def reward(completions: list[str], answer: list[float], quantity: list[float], question: list[str], **_) -> list[float]:
     """The verifier's score: 0.5 for a right answer (within 5%), 0.25 for a true statement of the factor, 0.25 for
-    arithmetic that holds. 1.0 is what datagen keeps; the partial credit ranks the misses of a group, so a group that
+    steps that all hold at the factor it states. 1.0 is what datagen keeps; the partial credit ranks the misses of a group, so a group that
     only states the factor right (most misses off the grid are a product 5-15% off) still has something to learn."""
     return [0.5 * right + 0.25 * factor + 0.25 * arithmetic
-            for right, factor, arithmetic in (checks(c, a, n) for c, a, n in zip(completions, answer, quantity))]
+            for right, factor, arithmetic in (checks(c, a, n, q) for c, a, n, q in zip(completions, answer, quantity, question))]
 
 
 def accuracy(completions: list[str], answer: list[float], **_) -> list[float]:
@@ -80,15 +79,14 @@ def rollout(llm: RFTModel, num_generations: int, temperature: float):
     return run
 
 
-def prompts(llm: RFTModel, max_question: int | None, offgrid: int, seed: int, train_questions: bool = True) -> list[dict]:
-    """One row per question: the RFT prompt, its answer and quantity (the reward's columns). The questions are the
-    training questions (unless not `train_questions`) and each of their unit pairs at `offgrid` quantities of each
-    off-grid kind."""
+def prompts(llm: RFTModel, max_question: int | None, spread: int, seed: int, train_questions: bool = True) -> list[dict]:
+    """One row per question: the RFT prompt, the question, its answer and quantity (the reward's columns). The
+    questions are the training questions (unless not `train_questions`) and `spread` more of the generator's."""
     trained = set() if train_questions else {q for q, _ in Dataset("train").data}
     rows = []
-    for question, answer in questions_to_ask([], max_question, seed, more_wordings=0, grid=False, thousands=0, offgrid=offgrid):
+    for question, answer in sum(questions_to_ask(max_question, spread, seed), []):
         if question not in trained:
-            rows.append({"prompt": llm.format_prompt(question), "answer": float(answer), "quantity": read_question(question).n})
+            rows.append({"prompt": llm.format_prompt(question), "question": question, "answer": float(answer), "quantity": read_question(question).n})
     return rows
 
 
@@ -153,7 +151,7 @@ def train(
     learning_rate: float = 1e-4,
     beta: float = 0.0,
     max_question: int | None = None,
-    offgrid: int = 2,
+    spread: int = 200,
     train_questions: bool = False,
     rollout: str = "ours",
     seed: int = 0,
@@ -171,7 +169,7 @@ def train(
         learning_rate: constant learning rate
         beta: KL coefficient against the starting adapter; 0: none (TRL's default, no reference model)
         max_question: only the first this many training questions; none: all of them
-        offgrid: each unit pair also at this many quantities of each off-grid kind (never one of data/offgrid.json)
+        spread: this many questions of the generator's besides, at quantities of every digit length
         train_questions: the training questions too; false: only the off-grid quantities (the RFT model gets most
             groups of training questions all right, which teaches nothing)
         rollout: ours (BaseLLM.generate_ids) or trl (GRPOTrainer's own generate)
@@ -187,7 +185,7 @@ def train(
     ])
     torch.manual_seed(seed)
     llm = policy_model(init_adapter)
-    rows = prompts(llm, max_question, offgrid, seed, train_questions)
+    rows = prompts(llm, max_question, spread, seed, train_questions)
     print(f"{len(rows)} prompts, {max_steps} steps of {prompts_per_step} x {num_generations} completions")
     trainer = trainer_for(llm, rows, Path(output_dir), [reward, accuracy], [1.0, 0.0], num_generations=num_generations,
                           prompts_per_step=prompts_per_step, temperature=temperature, learning_rate=learning_rate, max_steps=max_steps,
@@ -215,7 +213,7 @@ def ask(question: str, path: str = str(MODEL_DIR), show_prompt: bool = False, ca
     rft.ask(question, path, show_prompt, calculator)
 
 
-def show(index: int = 0, path: str = str(rft.MODEL_DIR), num_generations: int = 8, temperature: float = 0.7, offgrid: int = 2, seed: int = 0):
+def show(index: int = 0, path: str = str(rft.MODEL_DIR), num_generations: int = 8, temperature: float = 0.7, spread: int = 200, seed: int = 0):
     """A training prompt of GRPO, then `num_generations` completions the model at `path` samples for it, each with its
     reward and the three checks: what one group looks like to the trainer.
 
@@ -224,21 +222,22 @@ def show(index: int = 0, path: str = str(rft.MODEL_DIR), num_generations: int = 
         path: the adapter that samples (the RFT model GRPO starts from, or a GRPO model)
         num_generations: completions to sample (a group)
         temperature: sampling temperature
-        offgrid: off-grid quantities of each kind per unit pair, as train's flag
+        spread: the generator's questions, as train's flag
         seed: of the off-grid quantities"""
     llm = rft.load(path)
-    rows = prompts(llm, None, offgrid, seed)
+    rows = prompts(llm, None, spread, seed)
     if not 0 <= index < len(rows):
         raise loader.CheckpointError(f"there are {len(rows)} GRPO prompts: no prompt {index}")
     row = rows[index]
     print(row["prompt"])
     completions = llm.batched_generate([row["prompt"]], num_return_sequences=num_generations, temperature=temperature)[0]
-    for completion, score in zip(completions, reward(completions, [row["answer"]] * num_generations, [row["quantity"]] * num_generations)):
-        right, factor, arithmetic = checks(completion, row["answer"], row["quantity"])
+    scores = reward(completions, *([row[k]] * num_generations for k in ("answer", "quantity", "question")))
+    for completion, score in zip(completions, scores):
+        right, factor, arithmetic = checks(completion, row["answer"], row["quantity"], row["question"])
         print(f"reward {score:.2f} (answer {'right' if right else 'wrong'}, factor {'true' if factor else 'false'}, "
-              f"arithmetic {'holds' if arithmetic else 'fails'}): {completion!r}")
+              f"steps {'hold' if arithmetic else 'fail'}): {completion!r}")
 
 
 if __name__ == "__main__":
     loader.cli({"train": train, "test": test, "ask": ask, "show": show},
-               {"RFTModel.style": RFTModel.style, "RFTModel.max_new_tokens": RFTModel.max_new_tokens})
+               {"RFTModel.max_new_tokens": RFTModel.max_new_tokens})

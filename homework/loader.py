@@ -124,6 +124,14 @@ def cpu_has_native_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def cpu_has_amx() -> bool:
+    """AMX tiles (amx_bf16) in the CPU's flags: bf16 training outruns fp32 there, not on avx512_bf16 alone."""
+    try:
+        return "amx_bf16" in CPUINFO.read_text().split()
+    except OSError:
+        return False
+
+
 @dataclass(frozen=True)
 class Policy:
     """Where and how everything runs, decided once (`policy()`); every module asks this."""
@@ -156,9 +164,10 @@ def policy() -> Policy:
         if forced not in ("float32", "bfloat16", "float16"):
             raise CheckpointError(f"{DTYPE_ENV_VAR}={forced!r}: use float32, bfloat16 or float16")
         dtype, why = getattr(torch, forced), f"{DTYPE_ENV_VAR}={forced}"
-    if device.type == "cpu":  # trains as it infers: bf16 autocast over fp32 weights (an RFT step 10.4 s against
-        # 14.0 s in fp32, the loss alike; docs/PERFORMANCE.md), else fp32. fp16 autocast is no CPU option.
-        precision = {"use_cpu": True, "bf16": dtype == torch.bfloat16}
+    if device.type == "cpu":  # bf16 autocast over fp32 weights where AMX runs its matmuls (an RFT step 10.4 s against
+        # 14.0 s in fp32); with avx512_bf16 alone, fp32 (8 rows of 100 tokens: 3.7 s against 6.1 s autocast, forward and
+        # backward; docs/PERFORMANCE.md). fp16 autocast is no CPU option.
+        precision = {"use_cpu": True, "bf16": dtype == torch.bfloat16 and cpu_has_amx()}
     # fp32 on a CPU decodes with int8 weights (quant.py): a step reads a quarter of the bytes
     fp32_cpu = device.type == "cpu" and dtype == torch.float32
     quantize = os.environ.get(QUANT_ENV_VAR)

@@ -22,7 +22,7 @@ from .reader import plain_numbers, read_question
 from .units import unit_name
 
 MODEL_DIR = Path(__file__).resolve().parent / "sft_model"
-TRAINING = lora.Training()  # the shared defaults: 2 epochs of the 6862 rows, lr 5e-4, batch 8
+TRAINING = lora.Training()  # the shared defaults: 2 epochs, lr 5e-4, batch 8
 
 
 def answer_text(answer: float) -> str:
@@ -52,7 +52,7 @@ def load(path: str | Path = MODEL_DIR) -> SFTModel:
 
 
 @lora.command(TRAINING)
-def train(output_dir: str = str(MODEL_DIR), max_question: int = 100, more_wordings: int = 6, training: lora.Training = TRAINING):
+def train(output_dir: str = str(MODEL_DIR), max_question: int = 100, more_wordings: int = 1, training: lora.Training = TRAINING):
     """Train on the training set, each question also asked with other quantities, save the adapter, then print the
     accuracy on the first valid questions.
 

@@ -17,7 +17,7 @@ from transformers import GenerationConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo's homework/, from any folder
 from homework import grpo, rft  # noqa: E402
-from homework.cot import RFTModel  # noqa: E402
+from homework.rft import RFTModel  # noqa: E402
 
 
 def trl_generation_config(llm: RFTModel, temperature: float) -> GenerationConfig:

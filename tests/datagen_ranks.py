@@ -35,8 +35,8 @@ class Oracle:
 
 
 def run(output: str, max_question: int, sampler: Oracle) -> Oracle:
-    datagen.RFTModel = lambda checkpoint, calculator: sampler
-    datagen.generate_dataset(output, oversample=OVERSAMPLE, max_question=max_question)
+    datagen.CoTModel = lambda checkpoint, calculator: sampler
+    datagen.generate_dataset(output, oversample=OVERSAMPLE, max_question=max_question, spread=0, overwrite=True)
     return sampler
 
 

@@ -5,11 +5,11 @@ import sys
 import pytest
 
 from homework.base_llm import parse_answer
-from homework.cot import CoTModel, RFTModel, rationale
+from homework.cot import CoTModel, rationale
 from homework.numbers import fmt, leading_digit, rounded, shaped
-from homework.reader import plain_numbers, with_quantity
+from homework.reader import plain_numbers
 from homework.data import Dataset, is_answer_valid
-from homework.reader import read_question, read_with_span
+from homework.reader import read_question
 
 
 @pytest.fixture
@@ -48,11 +48,10 @@ def test_every_example_answer_is_correct(cot):
             assert float(n) * float(factor) == pytest.approx(float(product), rel=1e-4)
 
 
-@pytest.mark.parametrize("model_class", [CoTModel, RFTModel])
-def test_no_example_is_the_question_itself_in_other_words(cot, model_class):
+def test_no_example_is_the_question_itself_in_other_words(cot):
     # A training row that converts the same quantity between the same units (or the question reworded with
     # that row's quantity) would put the answer in the prompt: about a third of the valid questions had one.
-    model = model_class(model=cot.model, tokenizer=cot.tokenizer)
+    model = cot
     questions = [q for q, _ in Dataset("valid").data[:300] + Dataset("reworded").data[:100]]
     assert "Please turn 2 gallon into cm**3." in questions
     asked = [(read_question(q), [read_question(e) for e, _ in model.examples(q)]) for q in questions]
@@ -68,15 +67,6 @@ def test_examples_are_asked_in_the_question_wording(cot):
     examples = cot.examples(question)
     assert [q for q, _ in examples] == [f"how many grammes in {read_question(q).n} kilos" for q, _ in examples]
     assert all(worked.startswith("1 kilos = 1000 grammes. ") for _, worked in examples)
-    rft = RFTModel(model=cot.model, tokenizer=cot.tokenizer)  # as the shipped adapter was trained
-    training = dict(Dataset("train").data)
-    assert all(q in training and read_question(q).units == ("kilogram", "gram") for q, _ in rft.examples("how many grammes in 2 kilos"))
-    # a quantity the training rows don't ask: those rows, as written, with the quantity alone changed (3 -> 3.5, 10 -> 1.5)
-    rows = [(t, *read_with_span(t)) for t in training]
-    for q, _ in rft.examples(question):
-        reading = read_question(q)
-        assert reading.units == ("kilogram", "gram") and reading.n % 1 == 0.5
-        assert any(with_quantity(t, span, reading.n) == q and leading_digit(r.n) == int(reading.n) for t, r, span in rows), q
 
 
 @pytest.mark.parametrize("question,shape", [
@@ -99,9 +89,8 @@ def test_a_pair_whose_training_rows_all_ask_10_still_gives_the_closest_example(c
     # The training rows that convert g to kg all ask 10 g. A question of 500 g gets one of them as 100 g
     # (10's first digit, 500's shape), right before the question, not only other pairs' factors.
     assert {read_question(q).n for q, _ in Dataset("train").data if read_question(q).units == ("gram", "kilogram")} == {10}
-    for model in (cot, RFTModel(model=cot.model, tokenizer=cot.tokenizer)):
-        closest = read_question(model.examples("Convert 500 g to kg.")[-1][0])
-        assert (closest.units, closest.n) == (("gram", "kilogram"), 100)
+    closest = read_question(cot.examples("Convert 500 g to kg.")[-1][0])
+    assert (closest.units, closest.n) == (("gram", "kilogram"), 100)
 
 
 @pytest.mark.parametrize("x,digit", [(7, 7), (70, 7), (0.7, 7), (10, 1), (2.5, 2), (1500, 1)])
@@ -157,9 +146,6 @@ def test_every_cot_example_converts_the_question_pair_at_one_factor(cot):
         examples = cot.examples(question)
         assert {read_question(q).units for q, _ in examples} == {reading.units}, question
         assert len({worked.split(". ")[0].split(" = ")[1] for _, worked in examples}) == 1, examples  # one factor
-    rft = RFTModel(model=cot.model, tokenizer=cot.tokenizer)  # as its adapter was trained: other pairs fill in
-    assert [read_question(q).units for q, _ in rft.examples("Convert gallon to qt: 6")][-1] == ("gallon", "quart")
-    assert len({read_question(q).units for q, _ in rft.examples("Convert gallon to qt: 6")}) > 1
 
 
 def test_a_pair_no_training_row_converts_borrows_the_factor_from_the_others(cot):
@@ -230,11 +216,9 @@ def test_rounded(x, digits, expected, why):
     assert rounded(x, digits) == expected, why
 
 
-def test_cot_and_rft_round_their_factors(tiny_model, tokenizer):
-    question = "How many kg are there per 7 lb?"
-    cot, rft = (model_class(model=tiny_model, tokenizer=tokenizer) for model_class in (CoTModel, RFTModel))
-    factors = [{re.search(r"= (\S+) ", worked).group(1) for _, worked in model.examples(question)} for model in (cot, rft)]
-    assert factors == [{"0.4536"}, {"0.4536"}]  # the form the shipped RFT adapter was trained on
+def test_cot_rounds_its_factors(tiny_model, tokenizer):
+    cot = CoTModel(model=tiny_model, tokenizer=tokenizer)
+    assert {re.search(r"= (\S+) ", worked).group(1) for _, worked in cot.examples("How many kg are there per 7 lb?")} == {"0.4536"}
 
 
 @pytest.mark.slow

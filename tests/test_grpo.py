@@ -5,27 +5,30 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from homework import grpo, loader, lora
+from homework import grpo, loader, lora, rationale
 from homework.base_llm import BaseLLM
-from homework.cot import RFTModel
-from homework.data import DATA_DIR, Dataset
+from homework.rft import RFTModel
+from homework.data import DATA_DIR
 from homework.generator import conversions
 from homework.reader import read_question
 from tests.conftest import make_tiny_model
 
 
-# "How many in are there per 8 ft?": 96
+QUESTION, TRUTH = "How many inch are there per 8.5 foot?", 102.0
+KEPT = rationale.plain(8.5, "foot", "inch", 12)  # "1 foot = 12 inch. 8.5 * 12 = 102. <answer>102</answer>"
+
+
 @pytest.mark.parametrize("completion, score, why", [
-    ("1 ft = 12 in. 8 * 12 = 96. <answer>96</answer>", 1.0, "what datagen keeps: right, the factor, the arithmetic"),
-    ("1 ft = 12 in. 8 * 12 = 100. <answer>100</answer>", 0.75, "within 5%, the factor, but 8 * 12 is not 100"),
-    ("1 ft = 12 in. 8 * 12 = 90. <answer>90</answer>", 0.25, "the factor alone: the product 6% off"),
-    ("1 ft = 10 in. 8 * 10 = 80. <answer>80</answer>", 0.25, "true arithmetic on a false factor"),
-    ("8 feet is 96 inches. <answer>96</answer>", 0.5, "right, but nothing worked out"),
+    (KEPT, 1.0, "what datagen keeps: right, the factor, every step"),
+    (KEPT.replace("102", "103"), 0.75, "within 5%, the factor, but the product wrong"),
+    (KEPT.replace("102", "110"), 0.25, "the factor alone: the answer 8% off"),
+    (rationale.plain(8.5, "foot", "inch", 10), 0.25, "a true product of a false factor"),
+    ("8.5 feet is 102 inches. <answer>102</answer>", 0.5, "right, but nothing worked out"),
     ("I don't know.", 0.0, "no answer"),
 ])
 def test_reward_is_the_verifiers_with_partial_credit(completion, score, why):
-    assert grpo.reward([completion], answer=[96.0], quantity=[8.0]) == [score], why
-    assert grpo.accuracy([completion], answer=[96.0]) == [float(score >= 0.5)]
+    assert grpo.reward([completion], answer=[TRUTH], quantity=[8.5], question=[QUESTION]) == [score], why
+    assert grpo.accuracy([completion], answer=[TRUTH]) == [float(score >= 0.5)]
 
 
 class Recorded(BaseLLM):
@@ -53,21 +56,18 @@ def test_rollout_samples_each_group_once_and_closes_answers_with_eos(tokenizer, 
         run(["p one", "p two", "p one"], trainer=None)
 
 
-def test_grpo_prompts_are_training_questions_and_off_grid_ones_never_evaluation_ones(tokenizer, tiny_model):
+def test_grpo_prompts_are_training_questions_and_spread_ones_never_evaluation_ones(tokenizer, tiny_model):
     llm = RFTModel(model=tiny_model, tokenizer=tokenizer)
-    rows = grpo.prompts(llm, max_question=20, offgrid=1, seed=0)
+    rows = grpo.prompts(llm, max_question=20, spread=10, seed=0)
     questions = [row["prompt"] for row in rows]
-    train = [q for q, _ in Dataset("train").data[:20]]
-    assert all(llm.format_prompt(q) in questions for q in train)
-    off = grpo.prompts(llm, max_question=20, offgrid=1, seed=0, train_questions=False)
-    assert off and len(off) == len(rows) - len(train) and all(llm.format_prompt(q) not in [r["prompt"] for r in off] for q in train)
-    valid = {llm.format_prompt(q) for q, _ in Dataset("valid").data}
-    assert not valid & set(questions)
-    held_out = conversions([DATA_DIR / "offgrid.json"])
-    for row in off:
-        question = row["prompt"].rsplit("<|im_start|>user\n", 1)[1].split("<|im_end|>")[0]
-        reading = read_question(question)
-        assert (reading.units, reading.n) not in held_out and reading.n == row["quantity"]
+    off = grpo.prompts(llm, max_question=20, spread=10, seed=0, train_questions=False)
+    assert off and len(off) < len(rows)
+    held_out = conversions([DATA_DIR / f"{split}.json" for split in ("valid", "reworded", "offgrid")])
+    for row in rows:
+        reading = read_question(row["question"])
+        assert row["prompt"] == llm.format_prompt(row["question"]) and reading.n == row["quantity"]
+        assert (reading.units, reading.n) not in held_out
+    assert len(set(questions)) == len(questions)
 
 
 def test_a_few_grpo_steps_raise_the_reward_and_leave_the_base_weights(tokenizer, tmp_path):

@@ -135,8 +135,8 @@ def test_the_policy_is_decided_once(capsys):
 
 
 @pytest.mark.parametrize("flags,cuda,bf16,dtype,precision", [
-    ("avx512_bf16 avx512_vnni", False, None, torch.bfloat16, {"use_cpu": True, "bf16": True}),  # bf16 autocast, fp32 weights
-    ("amx_bf16", False, None, torch.bfloat16, {"use_cpu": True, "bf16": True}),
+    ("avx512_bf16 avx512_vnni", False, None, torch.bfloat16, {"use_cpu": True, "bf16": False}),  # infers bf16, trains fp32
+    ("amx_bf16", False, None, torch.bfloat16, {"use_cpu": True, "bf16": True}),  # bf16 autocast over fp32 weights
     ("avx2 avx512f", False, None, torch.float32, {"use_cpu": True, "bf16": False}),
     ("", True, True, torch.bfloat16, {"bf16": True, "fp16": False}),
     ("", True, False, torch.float16, {"bf16": False, "fp16": True}),
@@ -169,8 +169,8 @@ def test_homework_dtype_overrides_the_inference_dtype(monkeypatch, value, dtype)
     finally:
         loader.policy.cache_clear()
     assert chosen.dtype == dtype
-    if chosen.device.type == "cpu":  # training follows it: bf16 autocast only when bf16 is asked for
-        assert chosen.trainer_flags == {"use_cpu": True, "bf16": value == "bfloat16"}
+    if chosen.device.type == "cpu":  # training: bf16 autocast only when bf16 is asked for and AMX runs it
+        assert chosen.trainer_flags == {"use_cpu": True, "bf16": value == "bfloat16" and loader.cpu_has_amx()}
 
 
 def test_a_bad_homework_dtype_is_a_one_line_error(monkeypatch):

@@ -47,7 +47,7 @@ def test_datagen_never_asks_an_off_grid_conversion(tmp_path, monkeypatch):
     (tmp_path / "valid.json").write_text(json.dumps([["How many m are there per 2 km?", 2000.0]]))
     monkeypatch.setenv("HOMEWORK_DATA", str(tmp_path))
     sampled = []
-    monkeypatch.setattr(datagen, "RFTModel", lambda checkpoint, calculator: "the CoT model")
+    monkeypatch.setattr(datagen, "CoTModel", lambda checkpoint, calculator: "the CoT model")
     monkeypatch.setattr(datagen, "sample_rationales", lambda model, questions, *a, **k: sampled.extend(questions) or {})
-    datagen.generate_dataset(str(tmp_path / "rft.json"), oversample=2)
+    datagen.generate_dataset(str(tmp_path / "rft.json"), oversample=2, spread=0)
     assert sampled == [tuple(train[0])]

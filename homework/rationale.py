@@ -1,0 +1,112 @@
+"""The reasoning the RFT model learns to write, and the check that every step of it holds.
+
+A conversion is one product, quantity x factor. A 135M model reads and writes numbers one digit at a time and
+gets a long product wrong, so the product is written as steps that fine-tuning can learn (../docs/RECIPE.md):
+
+    1 mile = 161e-2 kilometer. 72e-1 * 161e-2. 72 * 161 = 161 * 70 + 161 * 2 = 11270 + 322 = 11592.
+    -1 + -2 = -3. <answer>11592e-3</answer>
+
+- The factor is stated to 3 significant digits (at most 0.5% off: the grade allows 5%) as a whole number times a
+  power of ten, and so is the quantity: the decimal point never has to be placed, only two exponents added.
+- The whole-number product is split by the place values of its shorter side (Goat's decomposition): each partial
+  product is a number times one digit, and the partial products are added one at a time.
+
+`PLAIN` is the one-line form the CoT prompt shows (`7.2 * 1.609 = 11.58`), kept for comparison (scripts/pilot.py).
+"""
+import math
+import re
+from decimal import Decimal
+
+from .numbers import fmt
+from .reader import Reading, read_question
+from .units import unit_name
+
+FACTOR_DIGITS = 3
+
+
+def scientific(x: float, digits: int | None = None) -> tuple[int, int]:
+    """(m, e) with x = m * 10**e, m a whole number without trailing zeros; x rounded to `digits` significant digits
+    first if given. scientific(7.2) = (72, -1), scientific(250) = (25, 1), scientific(1.609344, 3) = (161, -2)."""
+    exact = Decimal(f"{x:.{digits}g}" if digits else repr(float(x))).normalize()
+    sign, figures, exponent = exact.as_tuple()
+    return int("".join(map(str, figures))), int(exponent)
+
+
+def sci(m: int, e: int) -> str:
+    return f"{m}e{e}"
+
+
+def product_steps(a: int, b: int) -> str:
+    """`a * b = ...` down to the product: one digit's partial products, added one at a time."""
+    if min(a, b) < 10:
+        return f"{a} * {b} = {a * b}"
+    split, other = (a, b) if sum(d != "0" for d in str(a)) <= sum(d != "0" for d in str(b)) else (b, a)
+    places = [int(d) * 10**i for i, d in enumerate(reversed(str(split))) if d != "0"][::-1]
+    text = f"{a} * {b} = " + " + ".join(f"{other} * {p}" for p in places)
+    partial = [other * p for p in places]
+    if len(partial) > 1:
+        text += " = " + " + ".join(map(str, partial))
+    total = partial[0]
+    for k, p in enumerate(partial[1:], 1):
+        total += p
+        text += f" = {total}" + "".join(f" + {q}" for q in partial[k + 1 :])
+    return text
+
+
+def steps(n: float, src: str, dst: str, factor: float) -> str:
+    """The rationale for n src in dst at `factor` (how many dst make one src), src and dst as the reader names them."""
+    (a, ea), (b, eb) = scientific(n), scientific(factor, FACTOR_DIGITS)
+    answer = sci(a * b, ea + eb)
+    return (f"1 {src} = {sci(b, eb)} {dst}. {sci(a, ea)} * {sci(b, eb)}. {product_steps(a, b)}. "
+            f"{ea} + {eb} = {ea + eb}. <answer>{answer}</answer>")
+
+
+def plain(n: float, src: str, dst: str, factor: float) -> str:
+    """The one-product form of the CoT prompt's examples: "1 mile = 1.609 kilometer. 7.2 * 1.609 = 11.5872."."""
+    f = float(f"{factor:.4g}")
+    return f"1 {src} = {fmt(f)} {dst}. {fmt(n)} * {fmt(f)} = {fmt(n * f)}. <answer>{fmt(n * f)}</answer>"
+
+
+def rounded(n: float, src: str, dst: str, factor: float) -> str:
+    """The one-product form, the factor and the product to 3 significant digits ("1 mile = 1.61 kilometer. 7.2 * 1.61 =
+    11.6."): the leading digits, which a model gets right far more often than the last ones, and no more."""
+    f = float(f"{factor:.3g}")
+    product = fmt(float(f"{n * f:.3g}"))
+    return f"1 {src} = {fmt(f)} {dst}. {fmt(n)} * {fmt(f)} = {product}. <answer>{product}</answer>"
+
+
+FORMS = {"steps": steps, "plain": plain, "rounded": rounded}
+FORM = "plain"  # what datagen writes and RFT learns; the pilots of each form: docs/RECIPE.md
+
+
+def names(reading: Reading) -> tuple[str, str]:
+    return tuple(map(unit_name, reading.units))
+
+
+def write(reading: Reading, factor: float, form: str = FORM) -> str:
+    """The reasoning for what `reading` asks, at `factor`, in `form`."""
+    return FORMS[form](reading.n, *names(reading), factor)
+
+
+_STATED = re.compile(r"1 (.+?) = (\d[\d.]*(?:e-?\d+)?) ")
+
+
+def stated_factor(text: str) -> float | None:
+    """The factor a rationale opens with ("1 mile = 1.609 kilometer." or "1 mile = 161e-2 kilometer."), or None."""
+    match = _STATED.match(text.strip())
+    return float(match.group(2)) if match else None
+
+
+def consistent(question: str, text: str, form: str = FORM) -> bool:
+    """`text` is, character for character, the rationale of the question at the factor it states: each product,
+    each sum and the answer hold (whether or not that factor is true)."""
+    reading, factor = read_question(question), stated_factor(text)
+    return reading is not None and bool(reading.n) and factor is not None and text.strip() == write(reading, factor, form)
+
+
+def holds(question: str, text: str, correct_answer: float, form: str = FORM, relative_tolerance: float = 0.01) -> bool:
+    """Every step of `text` holds: it states the question's factor (within 1%) and is `consistent`."""
+    reading, factor = read_question(question), stated_factor(text)
+    if reading is None or not reading.n or factor is None:
+        return False
+    return math.isclose(factor, correct_answer / reading.n, rel_tol=relative_tolerance) and consistent(question, text, form)

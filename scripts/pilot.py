@@ -1,0 +1,52 @@
+"""A pilot of a reasoning form and prompt: train the RFT model on rows written in that form, then score it.
+
+    python scripts/pilot.py --form plain --one_shot             # what the recipe ships: one worked row, then the question
+    python scripts/pilot.py --form steps                        # rationale.steps, the question alone
+    python scripts/pilot.py --form plain --init_adapter homework/sft_model   # trained on from an SFT adapter
+
+The rows are our generator's questions at quantities of every digit length (generator.spread), each written at the
+true factor: this measures how well a form is learned, not how often sampling finds it. One line per split.
+docs/RECIPE.md gives the figures of each pilot run.
+"""
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from homework import loader, lora, rationale, rft  # noqa: E402
+from homework.data import DATA_DIR, evaluate  # noqa: E402
+from homework.generator import conversions, spread  # noqa: E402
+from homework.reader import read_question  # noqa: E402
+from homework.sft import plain_question  # noqa: E402
+
+
+class QuestionAlone(rft.RFTModel):
+    """The RFT model without the worked row: the question as SFT asks it, and nothing else."""
+
+    def format_prompt(self, question: str) -> str:
+        return plain_question(question)
+
+
+def main(form: str = "plain", one_shot: bool = False, rows: int = 1500, epochs: float = 1, learning_rate: float = 1e-3,
+         seed: int = 1, checkpoint: str = loader.DEFAULT_CHECKPOINT, max_question: int = 100, output_dir: str | None = None,
+         init_adapter: str | None = None):
+    model_class = rft.RFTModel if one_shot else QuestionAlone
+    held_out = conversions([DATA_DIR / f"{s}.json" for s in ("valid", "reworded", "offgrid")])
+    data = [[q, a, rationale.write(read_question(q), a / read_question(q).n, form)] for q, a in spread(rows, seed, held_out)]
+    out = Path(output_dir or tempfile.mkdtemp(prefix=f"pilot-{form}-"))
+    start = time.time()
+    llm = model_class(checkpoint, dtype=loader.policy().train_dtype)
+    training = lora.Training(checkpoint=checkpoint, epochs=epochs, learning_rate=learning_rate, seed=seed)
+    lora.train(rft.examples(llm, data), out, training, llm=llm, init_adapter=init_adapter)
+    trained = time.time() - start
+    model = lora.load_adapter(out, model_class)
+    for split in ("offgrid", "valid"):
+        result = evaluate(model, max_question, split, show_misses=3)
+        print(f"pilot form={form} one_shot={one_shot} rows={rows} epochs={epochs} init={init_adapter} split={split} "
+              f"accuracy={result.accuracy:.2f} train_seconds={trained:.0f} adapter={out}", flush=True)
+
+
+if __name__ == "__main__":
+    loader.cli(main)
