@@ -12,7 +12,7 @@ are each one of 255 levels of their channel's largest.
 import torch
 from torch import nn
 
-MIN_IN_FEATURES_MULTIPLE = 8  # the CPU kernel computes wrong sums when in_features is not a multiple of 8
+MIN_IN_FEATURES_MULTIPLE = 16  # the CPU kernel sums wrong below a multiple of 8, and crashes the process at 24, 40 or 120
 # The 30 layers and lm_head of a decode step, 2-core AVX2 CPU (scripts/int8_step.py, docs/PERFORMANCE.md): 1 / 8 / 16 /
 # 64 rows took 31 / 56 / 119 / 424 ms in int8 against 93 / 139 / 184 / 359 ms in fp32. A lone row (`generate`) gains
 # most. With every decode step in int8 the CoT case was no faster (137 s against 132 s) and less accurate (valid 0.50

@@ -9,7 +9,8 @@
 Stages, in turn: datagen (data/rft.json), sft (sft_model), rft (rft_model), evaluate (each model on the first
 questions of valid, reworded and offgrid), grade (python -m grader on a copy of the package holding the adapters).
 Each stage's figures and seconds go to OUTPUT/recipe.json as it ends: a run stopped after a stage starts again at
-the next one. report.md gives the machine, the settings, the commands, the figures and a checksum of each file made.
+the next one, and a stage whose sizes change runs again with the stages that read its output (STAGE_SIZES, READS).
+report.md gives the machine, the settings, the commands, the figures and a checksum of each file made.
 """
 import hashlib
 import json
@@ -30,12 +31,17 @@ from .data import evaluate, write_json
 ROOT = Path(__file__).resolve().parent.parent
 SPLITS = ["valid", "reworded", "offgrid"]
 SIZES = {  # datagen: questions sampled, written out, samples each; training: epochs or steps; evaluate, grade: questions
-    "full": dict(max_question=None, spread=2100, oversample=10, sft_wordings=1, sft_epochs=2, rft_epochs=1, max_steps=-1,
+    "full": dict(max_question=None, spread=2100, oversample=10, sft_wordings=4, sft_epochs=2, rft_epochs=1, max_steps=-1,
                  test_questions=100, grade_questions=0),
     "quick": dict(max_question=12, spread=6, oversample=2, sft_wordings=0, sft_epochs=1, rft_epochs=1, max_steps=3,
                   test_questions=6, grade_questions=4),
 }
 STAGES = ["datagen", "sft", "rft", "evaluate", "grade"]
+# What each stage's output depends on: its sizes, and the stages whose output it reads. A stage runs again when its
+# sizes change or a stage it reads ran again; the base model, the seed and --quick hold for the whole folder.
+STAGE_SIZES = {"datagen": ["max_question", "spread", "oversample"], "sft": ["sft_wordings", "sft_epochs", "max_steps"],
+               "rft": ["rft_epochs", "max_steps"], "evaluate": ["test_questions"], "grade": ["grade_questions"]}
+READS = {"datagen": [], "sft": [], "rft": ["datagen"], "evaluate": ["sft", "rft"], "grade": ["sft", "rft"]}
 
 
 def sha256(path: Path) -> str:
@@ -98,11 +104,12 @@ def main(quick: bool = False, checkpoint: str = loader.DEFAULT_CHECKPOINT, outpu
     out = Path(output_dir or ROOT / "runs" / ("recipe-quick" if quick else "recipe"))
     if out.exists() and not out.is_dir():
         raise loader.CheckpointError(f"{out} is a file: --output_dir takes a folder")
-    settings = {"quick": quick, "checkpoint": checkpoint, "seed": seed, **sizes}
+    run = {"quick": quick, "checkpoint": checkpoint, "seed": seed}
     state_path = out / "recipe.json"
-    state = json.loads(state_path.read_text()) if state_path.is_file() else {"settings": settings, "stages": {}}
-    if state["settings"] != settings:
-        raise loader.CheckpointError(f"{out} holds a run with other settings ({state_path}): name another --output_dir")
+    state = json.loads(state_path.read_text()) if state_path.is_file() else {"settings": {**run, **sizes}, "stages": {}}
+    if {k: state["settings"][k] for k in run} != run:
+        raise loader.CheckpointError(f"{out} holds a run of another base model, seed or size ({state_path}): name another --output_dir")
+    previous, state["settings"] = state["settings"], {**run, **sizes}
     try:
         (out / "data").mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -126,17 +133,22 @@ def main(quick: bool = False, checkpoint: str = loader.DEFAULT_CHECKPOINT, outpu
         "grade": (lambda: grade(package, checkpoint, sizes["grade_questions"]),
                   f"python -m grader {package}" + (f" --max_question {sizes['grade_questions']}" if sizes["grade_questions"] else "")),
     }
+    ran = set()
     for stage in STAGES:
-        if stage in state["stages"]:
-            print(f"recipe: {stage} done before ({state['stages'][stage]['seconds']:.0f} s): skipped", flush=True)
+        own = {k: sizes[k] for k in STAGE_SIZES[stage]}
+        done = state["stages"].get(stage)
+        if done and done.get("settings", {k: previous[k] for k in own}) == own and not ran & set(READS[stage]):
+            print(f"recipe: {stage} done before ({done['seconds']:.0f} s): skipped", flush=True)
             continue
+        ran.add(stage)
         print(f"recipe: {stage}: {commands[stage][1]}", flush=True)
         start = time.time()
         figures = commands[stage][0]()
         if stage == "datagen":
             rows = json.loads(data.read_text())
             figures = {"rows": len(rows)}
-        state["stages"][stage] = {"seconds": round(time.time() - start, 1), "command": commands[stage][1], "figures": figures}
+        state["stages"][stage] = {"seconds": round(time.time() - start, 1), "command": commands[stage][1], "settings": own,
+                                  "figures": figures}
         write_json(state_path, state)
     report = write_report(out, state)
     print(report)

@@ -52,7 +52,7 @@ def load(path: str | Path = MODEL_DIR) -> SFTModel:
 
 
 @lora.command(TRAINING)
-def train(output_dir: str = str(MODEL_DIR), max_question: int = 100, more_wordings: int = 1, training: lora.Training = TRAINING):
+def train(output_dir: str = str(MODEL_DIR), max_question: int = 100, more_wordings: int = 4, training: lora.Training = TRAINING):
     """Train on the training set, each question also asked with other quantities, save the adapter, then print the
     accuracy on the first valid questions.
 

@@ -80,9 +80,9 @@ def test_a_few_row_decode_step_runs_the_int8_kernel_and_the_rest_the_fp32_layer(
 
 
 def test_layers_the_kernel_cannot_take_stay_fp32():
-    model = nn.Sequential(nn.Linear(12, 16), nn.Linear(16, 8))  # the kernel needs in_features divisible by 8
+    model = nn.Sequential(nn.Linear(12, 24), nn.Linear(24, 16), nn.Linear(16, 8))  # the kernel needs in_features divisible by 16
     quantize(model)
-    assert isinstance(model[0], nn.Linear) and isinstance(model[1], Int8Linear)
+    assert isinstance(model[0], nn.Linear) and isinstance(model[1], nn.Linear) and isinstance(model[2], Int8Linear)
 
 
 @cpu_only
@@ -159,3 +159,24 @@ def test_quantized_leaves_the_model_alone_when_the_policy_says_none(tokenizer, m
         assert loader.quantized(model) is model and layer_kinds(model)["q_proj"] == {"fp32"}
     finally:
         loader.policy.cache_clear()
+
+
+@pytest.mark.parametrize("heads, kv_heads", [(15, 5), (3, 3), (4, 1)])
+def test_other_head_counts_decode_alike_alone_and_batched_in_fp32_and_int8(tokenizer, heads, kv_heads):
+    """The course's 360M model has 15 heads over 5 KV heads (ours 9 over 3): the engine, its KV cache and the int8
+    layers take any grouping."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=8 * heads, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=heads, num_key_value_heads=kv_heads, max_position_embeddings=512,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True, initializer_range=0.5)
+    model = LlamaForCausalLM(config).eval()
+    for built in (model, quantize(copy.deepcopy(model))):
+        llm = BaseLLM(model=built, tokenizer=tokenizer)
+        llm.max_new_tokens = 8
+        batched = llm.batched_generate(PROMPTS)
+        assert batched == [llm.generate(p) for p in PROMPTS] and len(set(batched)) > 1
+        samples = llm.batched_generate(PROMPTS[:2], num_return_sequences=3, temperature=1.0)
+        assert [len(group) for group in samples] == [3, 3]

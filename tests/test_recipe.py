@@ -72,11 +72,26 @@ def test_a_run_stopped_after_a_stage_starts_again_at_the_next_one(tmp_path, monk
     assert third.ran == []  # all done: only the report is written again
 
 
-def test_a_run_with_other_settings_is_refused(tmp_path, monkeypatch):
+def test_a_run_of_another_seed_is_refused(tmp_path, monkeypatch):
     Stages(monkeypatch)
     recipe.main(quick=True, output_dir=str(tmp_path), seed=1)
-    with pytest.raises(loader.CheckpointError, match="holds a run with other settings"):
+    with pytest.raises(loader.CheckpointError, match="holds a run of another base model, seed or size"):
         recipe.main(quick=True, output_dir=str(tmp_path), seed=2)
+
+
+def test_a_stage_whose_sizes_change_runs_again_with_the_stages_that_read_it(tmp_path, monkeypatch):
+    Stages(monkeypatch)
+    recipe.main(quick=True, output_dir=str(tmp_path))
+    monkeypatch.setitem(recipe.SIZES, "quick", {**recipe.SIZES["quick"], "sft_epochs": 2})
+    again = Stages(monkeypatch)
+    recipe.main(quick=True, output_dir=str(tmp_path))
+    assert again.ran == ["sft", "evaluate", "grade"]  # datagen and rft read nothing sft wrote
+    state = json.loads((tmp_path / "recipe.json").read_text())
+    assert state["settings"]["sft_epochs"] == 2 and state["stages"]["sft"]["settings"]["sft_epochs"] == 2
+    monkeypatch.setitem(recipe.SIZES, "quick", {**recipe.SIZES["quick"], "spread": 7})
+    third = Stages(monkeypatch)
+    recipe.main(quick=True, output_dir=str(tmp_path))
+    assert third.ran == ["datagen", "rft", "evaluate", "grade"]
 
 
 def test_bad_outputs_and_flags_are_one_line_errors(tmp_path, monkeypatch):
