@@ -24,9 +24,10 @@ from pathlib import Path
 
 import torch
 
-from . import datagen, loader, rft, sft
+from . import datagen, loader, rationale, rft, sft
 from .cot import CoTModel
-from .data import evaluate, write_json
+from .data import Dataset, evaluate, write_json
+from .reader import readable
 
 ROOT = Path(__file__).resolve().parent.parent
 SPLITS = ["valid", "reworded", "offgrid"]
@@ -147,6 +148,11 @@ def main(quick: bool = False, checkpoint: str = loader.DEFAULT_CHECKPOINT, outpu
         if stage == "datagen":
             rows = json.loads(data.read_text())
             figures = {"rows": len(rows)}
+            if not rows and quick:  # an untrained or random model keeps no sample; the smoke run still trains RFT
+                rows = [[q, a, rationale.write(r, a / r.n)] for (q, a), r, _ in readable(Dataset("train").data[:8], "recipe")]
+                write_json(data, rows)
+                figures = {"rows": len(rows), "note": "no sample kept: --quick wrote 8 rows at the training answers' factors"}
+                print(f"recipe: {figures['note']}", flush=True)
         state["stages"][stage] = {"seconds": round(time.time() - start, 1), "command": commands[stage][1], "settings": own,
                                   "figures": figures}
         write_json(state_path, state)
