@@ -137,7 +137,7 @@ def test_rft_without_data_is_a_clear_error(tmp_path):
 def test_datagen_end_to_end_on_three_questions(tmp_path, monkeypatch):
     out = tmp_path / "rft.json"
     monkeypatch.setenv(loader.ENV_VAR, "embedded")
-    datagen.generate_dataset(str(out), oversample=2, temperature=0.7, max_question=3, spread=3)
+    datagen.generate_dataset(str(out), oversample=2, temperature=0.7, max_question=10, spread=3)
     rows = json.loads(out.read_text())
     assert rows and not (tmp_path / "rft.json.partial").exists()
     for q, a, reasoning in rows:
