@@ -229,7 +229,7 @@ def test_train_help_shows_every_training_setting_with_its_help_line():
     shown = " ".join((result.stdout + result.stderr).split())  # Fire writes help to stderr, and wraps long lines
     for field in dataclasses.fields(lora.Training):
         assert f"--{field.name}=" in shown and " ".join(field.metadata["help"].split()) in shown, field.name
-    assert "Default: 3" in shown  # RFT's own epochs
+    assert "Default: 0.001" in shown  # RFT's own learning rate
     assert all(name in shown for name in loader.ENVIRONMENT)
 
 
