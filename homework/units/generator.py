@@ -17,8 +17,8 @@ import json
 import random
 from decimal import Decimal
 
-from . import units
-from .data import DATA_DIR, DataError, write_json
+from . import table as units
+from ..data import DATA_DIR, DataError, write_json
 from .reader import Reading, read_question
 
 PHRASINGS = [
@@ -295,6 +295,11 @@ def main(*splits: str, seed: int = 0):
 
 
 if __name__ == "__main__":
-    from .loader import cli
+    import sys
 
-    cli(main)
+    import fire
+
+    try:
+        fire.Fire(main)
+    except DataError as e:
+        sys.exit(f"error: {e}")

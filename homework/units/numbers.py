@@ -11,6 +11,8 @@ _NOT_PART_OF_A_NUMBER = (r"(?<![\w.,/])(", r")(?![\w.,/]?\d)")
 _NOT_DECIMAL = r"\d+\s+\d+/\d+|\d+/\d+|(?:\d+(?:\.\d+)?|\.\d+)[eE][-+]?\d+"  # 1 1/2, 1/2, 1.5e-3
 # The quantities that a model reads better as decimals (reader.plain_numbers)
 NOT_DECIMAL = re.compile(_NOT_DECIMAL.join(_NOT_PART_OF_A_NUMBER))
+# A number as a model writes one in a rationale or an answer: "6000", "1,000.5", ".25", "11592e-3"
+NUMBER = r"(?:\d[\d,]*(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d+)?"
 QUANTITY = re.compile((_NOT_DECIMAL + r"|\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+").join(_NOT_PART_OF_A_NUMBER))
 # Quantities in words: "a", "twenty-five", "two thousand", "a dozen", "half a", "three quarters of an", "three and a half"
 _ONES = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen"

@@ -13,10 +13,12 @@ from pathlib import Path
 
 import torch
 
-from . import loader
-from .base_llm import BaseLLM, parse_answer
-from .cot import CoTModel
-from .data import Dataset, is_answer_valid
+from .. import loader
+from ..base_llm import BaseLLM, parse_answer
+from ..cli import cli
+from ..cot import CoTModel
+from ..data import Dataset, is_answer_valid
+from ..engine.batching import micro_batch_size
 
 SIZES = {  # sequential prompts, batch sizes, datagen (questions, samples each), SFT steps and batch
     "quick": dict(sequential=4, batch_sizes=[4, 16], datagen=(4, 4), sft_steps=2, sft_batch=8, new_tokens=24),
@@ -58,7 +60,7 @@ def counted(llm, fn):
 
 def bench_reader(questions: list[str]) -> float:
     """Milliseconds the question reader takes a question (CoT reads the 1000 training rows at start-up)."""
-    from .reader import read_question
+    from ..units.reader import read_question
 
     _, seconds = timed(lambda: [read_question(q) for q in questions])
     return 1000 * seconds / len(questions)
@@ -80,7 +82,7 @@ def bench_generation(llm, questions, sequential: int, batch_sizes: list[int]) ->
 @torch.inference_mode()
 def plain_hf_samples(llm, prompts, k, temperature):
     """The baseline: HF generate with num_return_sequences, in file order, no shared prefill, no early stop."""
-    size = llm.batch_size or loader.micro_batch_size(llm.model, 512, k)
+    size = llm.batch_size or micro_batch_size(llm.model, 512, k)
     out = []
     for i in range(0, len(prompts), size):
         inputs = llm.tokenizer(prompts[i : i + size], padding=True, return_tensors="pt").to(llm.device)
@@ -102,15 +104,25 @@ def bench_datagen(cot, rows, k: int, temperature: float = 0.6) -> dict:
     return result
 
 
-def bench_sft(checkpoint, steps: int, batch: int) -> dict:
-    from .lora import Training, train
-    from .sft import answer_text
+def fixed_collate(examples: list[dict], pad_token_id: int, length: int = 128) -> dict:
+    """The plain baseline of sft.collate: every batch right-padded to `length`, the logits of every position."""
+    pad = [length - len(e["input_ids"]) for e in examples]
+    return {"input_ids": torch.tensor([e["input_ids"] + [pad_token_id] * p for e, p in zip(examples, pad)]),
+            "labels": torch.tensor([e["labels"] + [-100] * p for e, p in zip(examples, pad)]),
+            "attention_mask": torch.tensor([[1] * len(e["input_ids"]) + [0] * p for e, p in zip(examples, pad)])}
 
-    examples = [(q, answer_text(a)) for q, a in Dataset("train").data[: steps * batch]]
+
+def bench_sft(checkpoint, steps: int, batch: int) -> dict:
+    from unittest import mock
+
+    from .. import sft
+
+    examples = [(q, sft.answer_text(a)) for q, a in Dataset("train").data[: steps * batch]]
     result = {}
-    for name, pad_to in [("dynamic", None), ("fixed_128", 128)]:
-        with tempfile.TemporaryDirectory() as out:
-            _, trainer = train(examples, out, Training(checkpoint=checkpoint, max_steps=steps, batch_size=batch), pad_to=pad_to)
+    for name, collate in [("dynamic", sft.collate), ("fixed_128", fixed_collate)]:
+        with tempfile.TemporaryDirectory() as out, mock.patch.object(sft, "collate", collate):
+            llm = BaseLLM(checkpoint, dtype=loader.policy().train_dtype)
+            trainer = sft.train_lora(llm, examples, out, max_steps=steps, batch_size=batch)
         result[name] = {"samples_per_s": trainer.state.log_history[-1]["train_samples_per_second"]}
     result["speedup"] = result["dynamic"]["samples_per_s"] / result["fixed_128"]["samples_per_s"]
     return result
@@ -192,4 +204,4 @@ def main(quick: bool = False, checkpoint: str = loader.DEFAULT_CHECKPOINT, outpu
 
 
 if __name__ == "__main__":
-    loader.cli(main)
+    cli(main)

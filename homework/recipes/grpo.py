@@ -23,12 +23,16 @@ from pathlib import Path
 
 import torch
 
-from . import loader, lora, rationale, rft
-from .base_llm import parse_answer
-from .data import Dataset, evaluate, is_answer_valid
-from .datagen import questions_to_ask
-from .reader import read_question
-from .rft import RFTModel
+from .. import adapters, loader, rft
+from ..base_llm import parse_answer
+from ..cli import check_flags, cli, is_count
+from ..data import Dataset, is_answer_valid
+from ..datagen import questions_to_ask
+from ..engine.batching import finished
+from ..evaluation import evaluate
+from ..rft import RFTModel
+from ..units import rationale
+from ..units.reader import read_question
 
 MODEL_DIR = Path(__file__).resolve().parent / "grpo_model"
 
@@ -72,7 +76,7 @@ def rollout(llm: RFTModel, num_generations: int, temperature: float):
         finally:
             llm.model.train(training)
         completions = [ids for group in groups for ids in group]
-        done = llm.finished(completions, {eos})  # EOS or a closed answer, read once for the whole batch
+        done = finished(llm.tokenizer, completions, {eos}, llm.stop_strings)  # EOS or a closed answer, read once for the whole batch
         completions = [ids + [eos] if ended and ids[-1] != eos else ids for ids, ended in zip(completions, done)]
         return {"prompt_ids": [ids for ids in prompt_ids for _ in range(num_generations)], "completion_ids": completions, "logprobs": None}
 
@@ -133,11 +137,11 @@ def trainer_for(llm: RFTModel, rows: list[dict], output_dir: Path, reward_funcs:
 def policy_model(init_adapter: str | Path) -> RFTModel:
     """The model GRPO trains: the base model `init_adapter` was trained on, in the training dtype, with that adapter
     as a trainable (unmerged) LoRA."""
-    from peft import PeftConfig
+    from peft import PeftConfig, PeftModel
 
-    base = PeftConfig.from_pretrained(lora.require_adapter(init_adapter)).base_model_name_or_path
+    base = PeftConfig.from_pretrained(adapters.require(init_adapter)).base_model_name_or_path
     llm = RFTModel(base, dtype=loader.policy().train_dtype)
-    llm.model = lora.build(llm, lora.Training(), init_adapter)
+    llm.model = PeftModel.from_pretrained(llm.model, init_adapter, is_trainable=True)
     return llm
 
 
@@ -175,13 +179,13 @@ def train(
         rollout: ours (BaseLLM.generate_ids) or trl (GRPOTrainer's own generate)
         seed: of the prompts' order and the sampling
         eval_questions: valid questions to evaluate on afterwards (0: none)"""
-    lora.check_flags([
-        ("max_steps", max_steps, loader.is_count(max_steps), "1 or more"),
-        ("num_generations", num_generations, loader.is_count(num_generations, 2), "2 or more: a group needs a mean"),
-        ("prompts_per_step", prompts_per_step, loader.is_count(prompts_per_step), "1 or more"),
+    check_flags([
+        ("max_steps", max_steps, is_count(max_steps), "1 or more"),
+        ("num_generations", num_generations, is_count(num_generations, 2), "2 or more: a group needs a mean"),
+        ("prompts_per_step", prompts_per_step, is_count(prompts_per_step), "1 or more"),
         ("temperature", temperature, isinstance(temperature, (int, float)) and temperature > 0, "more than 0: GRPO samples"),
         ("rollout", rollout, rollout in ("ours", "trl"), "ours or trl"),
-        ("eval_questions", eval_questions, loader.is_count(eval_questions, 0), "0 for none, or more"),
+        ("eval_questions", eval_questions, is_count(eval_questions, 0), "0 for none, or more"),
     ])
     torch.manual_seed(seed)
     llm = policy_model(init_adapter)
@@ -193,7 +197,7 @@ def train(
     trainer.train()
     llm.model.eval()
     if trainer.is_world_process_zero():
-        lora.save_adapter(llm.model, Path(output_dir))
+        adapters.save(llm.model, Path(output_dir))
         if eval_questions:
             evaluate(llm, eval_questions)
 
@@ -239,5 +243,5 @@ def show(index: int = 0, path: str = str(rft.MODEL_DIR), num_generations: int = 
 
 
 if __name__ == "__main__":
-    loader.cli({"train": train, "test": test, "ask": ask, "show": show},
+    cli({"train": train, "test": test, "ask": ask, "show": show},
                {"RFTModel.max_new_tokens": RFTModel.max_new_tokens})

@@ -1,25 +1,23 @@
-"""The reasoning the RFT model learns to write, and the check that every step of it holds.
+"""The reasoning the RFT model learns to write, and the checks that datagen, GRPO and the miss counts share.
 
-A conversion is one product, quantity x factor. A 135M model reads and writes numbers one digit at a time and
-gets a long product wrong, so the product is written as steps that fine-tuning can learn (../docs/RECIPE.md):
+datagen keeps a sampled completion only if its answer is right and its first sentence states the true factor
+(`states_the_factor`); what it keeps is that factor written out (`write`) in one of FORMS, and verified step by step
+(`holds`). GRPO rewards a completion that is `consistent`; the miss counts (`miss_kind`) use `STATEMENT`.
 
-    1 mile = 161e-2 kilometer. 72e-1 * 161e-2. 72 * 161 = 161 * 70 + 161 * 2 = 11270 + 322 = 11592.
-    -1 + -2 = -3. <answer>11592e-3</answer>
+    plain:    1 mile = 1.609 kilometer. 7.2 * 1.609 = 11.5848. <answer>11.5848</answer>     (FORM, what RFT learns)
+    rounded:  1 mile = 1.61 kilometer. 7.2 * 1.61 = 11.6. <answer>11.6</answer>
+    steps:    1 mile = 161e-2 kilometer. 72e-1 * 161e-2. 72 * 161 = 161 * 70 + 161 * 2 = 11270 + 322 = 11592.
+              -1 + -2 = -3. <answer>11592e-3</answer>
 
-- The factor is stated to 3 significant digits (at most 0.5% off: the grade allows 5%) as a whole number times a
-  power of ten, and so is the quantity: the decimal point never has to be placed, only two exponents added.
-- The whole-number product is split by the place values of its shorter side (Goat's decomposition): each partial
-  product is a number times one digit, and the partial products are added one at a time.
-
-`PLAIN` is the one-line form the CoT prompt shows (`7.2 * 1.609 = 11.58`), kept for comparison (scripts/pilot.py).
+docs/RECIPE.md gives each form's pilot scores.
 """
 import math
 import re
 from decimal import Decimal
 
-from .numbers import fmt
+from .numbers import NUMBER, fmt
 from .reader import Reading, read_question
-from .units import unit_name
+from .table import unit_name
 
 FACTOR_DIGITS = 3
 
@@ -88,13 +86,13 @@ def write(reading: Reading, factor: float, form: str = FORM) -> str:
     return FORMS[form](reading.n, *names(reading), factor)
 
 
-_STATED = re.compile(r"1 (.+?) = (\d[\d.]*(?:e-?\d+)?) ")
+STATED = re.compile(rf"1 (.+?) = ({NUMBER}) ")  # our own opening: "1 mile = 1.609 kilometer. "
 
 
 def stated_factor(text: str) -> float | None:
     """The factor a rationale opens with ("1 mile = 1.609 kilometer." or "1 mile = 161e-2 kilometer."), or None."""
-    match = _STATED.match(text.strip())
-    return float(match.group(2)) if match else None
+    match = STATED.match(text.strip())
+    return float(match.group(2).replace(",", "")) if match else None
 
 
 def consistent(question: str, text: str, form: str = FORM) -> bool:
@@ -110,3 +108,20 @@ def holds(question: str, text: str, correct_answer: float, form: str = FORM, rel
     if reading is None or not reading.n or factor is None:
         return False
     return math.isclose(factor, correct_answer / reading.n, rel_tol=relative_tolerance) and consistent(question, text, form)
+
+
+# A sampled completion's opening statement of the factor, in any units and counts: "1 kg = 1000 g", "1000 g = 35.27 oz"
+STATEMENT = re.compile(rf"\s*({NUMBER})\s*[A-Za-z][^=]*?=\s*({NUMBER})\s*[A-Za-z]")
+
+
+def opening_factor(text: str) -> float | None:
+    """The factor a sampled completion opens with (`STATEMENT`): 0.03527 for "1000 g = 35.27 oz.", or None."""
+    match = STATEMENT.match(text)
+    count = float(match.group(1).replace(",", "")) if match else 0
+    return float(match.group(2).replace(",", "")) / count if count > 0 else None
+
+
+def states_the_factor(text: str, factor: float, relative_tolerance: float = 0.01) -> bool:
+    """The text opens with a true statement of the factor (how many of the target unit make one of the source)."""
+    stated = opening_factor(text)
+    return stated is not None and math.isclose(stated, factor, rel_tol=relative_tolerance)

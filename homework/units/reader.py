@@ -7,7 +7,7 @@ import sys
 from typing import NamedTuple
 
 from .numbers import AND_FRACTION, NOT_DECIMAL, QUANTITY, WORDS_BEFORE, fmt, fraction_in_words, number, words_value
-from .units import MEANINGS, SPELLINGS, pair_category
+from .table import MEANINGS, SPELLINGS, pair_category
 
 def _case_insensitive(spelling: str) -> bool:
     """Whether any capitalisation of `spelling` means the same ("KG", "Feet"). Not when another spelling

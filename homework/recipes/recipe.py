@@ -24,10 +24,13 @@ from pathlib import Path
 
 import torch
 
-from . import datagen, loader, rationale, rft, sft
-from .cot import CoTModel
-from .data import Dataset, evaluate, write_json
-from .reader import readable
+from .. import datagen, loader, rft, sft
+from ..cli import cli
+from ..cot import CoTModel
+from ..data import Dataset, write_json
+from ..evaluation import evaluate
+from ..units import rationale
+from ..units.reader import readable
 
 ROOT = Path(__file__).resolve().parent.parent
 SPLITS = ["valid", "reworded", "offgrid"]
@@ -213,4 +216,4 @@ def ship_run(out: Path):
 
 
 if __name__ == "__main__":
-    loader.cli(main)
+    cli(main)

@@ -16,9 +16,8 @@ import re
 
 import torch
 
-from .numbers import fmt
+from ..units.numbers import NUMBER as _NUMBER, fmt
 
-_NUMBER = r"(?:\d[\d,]*(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d+)?"
 _OPERATOR = r"\*\*|[-+*/x×^]"
 # The expression right before the last `=`, then what follows it so far: spaces, and digits already written.
 # It starts at a number (not inside one, nor after a unit's letters: "1 kg =" states a factor, not a sum).

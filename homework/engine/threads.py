@@ -21,7 +21,11 @@ from pathlib import Path
 
 import torch
 
-from .loader import THREADS_ENV_VAR as ENV_VAR, CheckpointError
+ENV_VAR = "HOMEWORK_THREADS"
+
+
+class ThreadsError(ValueError):
+    """A HOMEWORK_THREADS value that is neither adaptive nor fixed. The CLIs print it as one line."""
 
 LOADAVG, OWN_TASKS = Path("/proc/loadavg"), Path("/proc/self/task")
 
@@ -60,7 +64,7 @@ class Fitter:
         self.elsewhere = max(0, (os.cpu_count() or self.cores) - self.cores)
         mode = os.environ.get(ENV_VAR) or "adaptive"
         if mode not in ("adaptive", "fixed"):
-            raise CheckpointError(f"{ENV_VAR}={mode!r}: use adaptive or fixed")
+            raise ThreadsError(f"{ENV_VAR}={mode!r}: use adaptive or fixed")
         self.enabled = mode == "adaptive"
 
     def fit(self):

@@ -1,0 +1,104 @@
+"""The commands' plumbing: fire.Fire with our errors printed as one line, unknown flags refused before a command
+starts, flags checked before a model loads, and every flag's help line in `--help`."""
+import inspect
+import math
+import sys
+
+from .data import DataError
+from .engine.threads import ThreadsError
+from .loader import ENVIRONMENT, CheckpointError
+
+
+def unknown_flags(function, args: list[str]) -> list[str]:
+    """The `--flags` in args that `function` does not take (`--x=1`, `--x 1`, `--nox` for a boolean x). Fire would
+    pass them to what the command returned and complain only after the command has run: a whole training run."""
+    parameters = inspect.signature(function).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+        return []
+    unknown = []
+    for arg in args[: args.index("--")] if "--" in args else args:  # after a lone --, Fire's own flags
+        name = arg[2:].split("=", 1)[0].replace("-", "_")
+        if arg.startswith("--") and name != "help" and name not in parameters and name.removeprefix("no") not in parameters:
+            unknown.append(arg.split("=", 1)[0])
+    return unknown
+
+
+def is_count(x, least: int = 1) -> bool:
+    """An int (not a bool, which Fire makes of `--flag`) of at least `least`: what a count flag must be."""
+    return isinstance(x, int) and not isinstance(x, bool) and x >= least
+
+
+# The help line of each flag the stages share, for `--help` (a command's own docstring Args come first)
+FLAG_HELP = {
+    "question": "the question, in any wording",
+    "path": "the adapter folder",
+    "max_question": "how many questions, from the start of the split",
+    "split": "the data set: valid, reworded, offgrid or train (data/<split>.json, or in $HOMEWORK_DATA)",
+    "calculator": "the decoder writes each product the model sets up (a * b =); off: the pure model, as graded",
+    "checkpoint": "the base model: a hub name, a local folder, or embedded",
+    "show_prompt": "print the prompt the model sees",
+    "index": "which training row",
+    "quick": "a few questions and steps: minutes on a CPU",
+    "output_dir": "where the results go",
+    "learning_rate": "peak learning rate, cosine schedule, 5% warm-up",
+    "epochs": "passes over the examples",
+    "batch_size": "examples a step (per process)",
+    "max_steps": "> 0: stop after this many steps (a quick run); -1: the epochs decide",
+    "lora_r": "LoRA rank; none: the largest that keeps the adapter under 20 MB",
+    "lora_alpha": "LoRA alpha; none: 4 x lora_r",
+    "lora_dropout": "dropout on the LoRA input, from 0 to below 1",
+    "seed": "seed of the LoRA init and the data order",
+}
+
+
+def documented(function, settings: dict | None = None):
+    """`function` with its docstring made whole for `--help`: an Args line from FLAG_HELP for each parameter it does
+    not describe, then the settings that are not flags (`settings`, {name: value}) and the HOMEWORK_* variables."""
+    doc = inspect.cleandoc(function.__doc__ or function.__name__)
+    if "Args:" not in doc:
+        doc += "\n\nArgs:"
+    doc += "".join(f"\n    {name}: {FLAG_HELP[name]}" for name in inspect.signature(function).parameters
+                   if name in FLAG_HELP and f"\n    {name}:" not in doc)
+    notes = [f"{name} = {value}" for name, value in (settings or {}).items()]
+    notes += [f"{name}: {what}" for name, what in ENVIRONMENT.items()]
+    function.__doc__ = doc.replace("\nArgs:", "\nSettings in the code, and the environment:\n    " + "\n    ".join(notes) + "\n\nArgs:", 1)
+    return function
+
+
+def cli(commands, settings: dict | None = None):
+    """fire.Fire, with our own errors printed as one line instead of a traceback, an unknown flag refused before the
+    command starts, and every flag's help line, `settings` and the environment in `--help` (`documented`)."""
+    import fire
+
+    for function in commands.values() if isinstance(commands, dict) else [commands]:
+        documented(function, settings)
+    args = sys.argv[1:]
+    function, flags = (commands.get(args[0]), args[1:]) if isinstance(commands, dict) and args else (commands, args)
+    if callable(function) and (unknown := unknown_flags(function, flags)):
+        known = " ".join(f"--{name}" for name in inspect.signature(function).parameters)
+        sys.exit(f"error: {function.__name__} takes no {', '.join(unknown)} (it takes {known})")
+    try:
+        fire.Fire(commands)
+    except (CheckpointError, DataError, ThreadsError) as e:
+        sys.exit(f"error: {e}")
+
+
+def check_flags(checks: list[tuple[str, object, bool, str]]):
+    """One CheckpointError naming every (flag, value, ok, what it must be) that is not ok."""
+    if bad := [f"--{name} {value!r} ({want})" for name, value, ok, want in checks if not ok]:
+        raise CheckpointError("bad values: " + "; ".join(bad))
+
+
+def check_training(learning_rate, epochs, batch_size, max_steps, lora_r, lora_dropout, seed, max_question):
+    """A one-line error for any training flag the Trainer would take only to fail or train nothing."""
+    def number(x) -> bool:
+        return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+    check_flags([("learning_rate", learning_rate, number(learning_rate) and learning_rate >= 0, "0 or more"),
+                 ("epochs", epochs, number(epochs) and epochs > 0, "more than 0"),
+                 ("batch_size", batch_size, is_count(batch_size), "1 or more"),
+                 ("max_steps", max_steps, max_steps == -1 or is_count(max_steps), "-1 for none, or 1 or more"),
+                 ("lora_r", lora_r, lora_r is None or is_count(lora_r), "1 or more"),
+                 ("lora_dropout", lora_dropout, number(lora_dropout) and 0 <= lora_dropout < 1, "from 0 to below 1"),
+                 ("seed", seed, is_count(seed, 0), "a whole number, 0 or more"),
+                 ("max_question", max_question, is_count(max_question, 0), "0 for none, or more")])
