@@ -73,15 +73,17 @@ class BaseLLM:
                     for text in self.batched_generate(prompts[i : i + self.micro_batch_size], num_return_sequences,
                                                       temperature)]
         n = num_return_sequences or 1
+        if temperature > 0:
+            sampling = {"do_sample": True, "temperature": temperature, "num_return_sequences": n}
+        else:  # greedy: n copies of the one completion (generate samples n only when sampling)
+            sampling, prompts = {"do_sample": False}, [p for p in prompts for _ in range(n)]
         self.tokenizer.padding_side = "left"
         inputs = self.tokenizer(prompts, padding=True, return_tensors="pt").to(self.device)
-        sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
         with torch.inference_mode():
             outputs = self.model.generate(
                 input_ids=inputs["input_ids"],
                 attention_mask=inputs["attention_mask"],
                 max_new_tokens=self.max_new_tokens,
-                num_return_sequences=n,
                 stop_strings=self.stop_strings or None,
                 tokenizer=self.tokenizer,
                 pad_token_id=self.tokenizer.pad_token_id,
@@ -90,7 +92,7 @@ class BaseLLM:
         texts = self.tokenizer.batch_decode(outputs[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
         if num_return_sequences is None:
             return texts
-        return [texts[i * n : (i + 1) * n] for i in range(len(prompts))]
+        return [texts[i : i + n] for i in range(0, len(texts), n)]
 
     def engine_generate(self, prompts: list[str], num_return_sequences: int | None = None,
                         temperature: float = 0) -> list[str] | list[list[str]]:

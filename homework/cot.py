@@ -52,7 +52,8 @@ def test(max_question: int = 100, split: str = "valid", checkpoint: str = loader
 def ask(question: str, show_prompt: bool = False, checkpoint: str = loader.DEFAULT_CHECKPOINT,
         calculator: bool = False):
     """Answer one question: what the model wrote, the parsed answer and pint's."""
-    ask_model(load(checkpoint, calculator), checked_question(question), show_prompt)
+    question = checked_question(question)  # before the model loads
+    ask_model(load(checkpoint, calculator), question, show_prompt)
 
 
 def show(question: str = "How many gram are there per 6 kg?", checkpoint: str = loader.DEFAULT_CHECKPOINT):

@@ -20,7 +20,7 @@ from .base_llm import parse_answer
 from .cli import check_flags, cli, is_count
 from .cot import CoTModel
 from .data import DATA_DIR, DataError, Dataset, data_dir, is_answer_valid, rft_data, write_json
-from .engine.batching import micro_batch_size
+from .engine.batching import CPU_ROWS
 from .units import rationale
 from .units.generator import conversions, spread
 from .units.reader import read_question, readable
@@ -114,7 +114,7 @@ def generate_dataset(output_json: str | None = None, oversample: int = 10, tempe
     questions, more = questions_to_ask(max_question, spread, seed)
     sampling.start(seed)
     model = CoTModel(checkpoint, calculator=True)
-    first_chunk = micro_batch_size(model.model, 1024, oversample)  # questions whose samples fill one batch
+    first_chunk = -(-CPU_ROWS // oversample)  # questions whose samples fill a CPU batch; then sized by pace
     results = sampling.run(lambda batch: sample(model, batch, oversample, temperature), questions, output,
                            first_chunk, save_every)
     if results is None:

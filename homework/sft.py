@@ -152,7 +152,8 @@ def test(path: str = str(MODEL_DIR), max_question: int = 100, split: str = "vali
 
 def ask(question: str, path: str = str(MODEL_DIR), show_prompt: bool = False):
     """Answer one question: what the model wrote, the parsed answer and pint's."""
-    ask_model(load(path), checked_question(question), show_prompt)
+    question = checked_question(question)  # before the model loads
+    ask_model(load(path), question, show_prompt)
 
 
 def show_tokens(tokenizer, prompt: str, completion: str):

@@ -63,7 +63,7 @@ def run_tests(args) -> dict:
 
 
 def run_bench(work: Path) -> dict:
-    from homework import bench
+    from homework.recipes import bench
 
     bench.main(quick=True, checkpoint="embedded", output_dir=str(work / "bench"))
     return {"ok": True, **json.loads((work / "bench" / "results.json").read_text())}
@@ -73,7 +73,8 @@ def compare_with_cpu(count: int) -> dict:
     """Greedy CoT completions on the device (the policy's dtype) and on the CPU (fp32): how many match."""
     import torch
 
-    from homework import loader, quant
+    from homework import loader
+    from homework.engine import quant
     from homework.cot import CoTModel
     from homework.data import Dataset
 
@@ -94,7 +95,7 @@ def compare_with_cpu(count: int) -> dict:
 
 
 def run_sft(work: Path, steps: int) -> dict:
-    from homework import lora, sft
+    from homework import adapters, sft
     from homework.data import Dataset
 
     examples = [(q, sft.answer_text(a)) for q, a in Dataset("train").data[: steps * 8]]

@@ -15,10 +15,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from homework import loader, lora, rationale, rft  # noqa: E402
-from homework.data import DATA_DIR, evaluate  # noqa: E402
-from homework.generator import conversions, spread  # noqa: E402
-from homework.reader import read_question  # noqa: E402
+from homework import loader, adapters, rft
+from homework.units import rationale  # noqa: E402
+from homework.data import DATA_DIR  # noqa: E402
+from homework.evaluation import evaluate  # noqa: E402
+from homework.units.generator import conversions, spread  # noqa: E402
+from homework.units.reader import read_question  # noqa: E402
 from homework.sft import plain_question  # noqa: E402
 
 

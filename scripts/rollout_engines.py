@@ -16,7 +16,8 @@ import torch
 from transformers import GenerationConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo's homework/, from any folder
-from homework import grpo, rft  # noqa: E402
+from homework import rft
+from homework.recipes import grpo  # noqa: E402
 from homework.rft import RFTModel  # noqa: E402
 
 

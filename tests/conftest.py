@@ -5,7 +5,8 @@ import pytest
 import torch
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-from homework import loader, threads
+from homework import loader
+from homework.engine import threads
 
 
 # Kept from the shell: HOMEWORK_DTYPE picks the path the whole suite runs on (HOMEWORK_DTYPE=float32 python -m pytest:
@@ -94,3 +95,13 @@ def fp32_policy(monkeypatch):
     loader.policy.cache_clear()
     yield
     loader.policy.cache_clear()
+
+
+def lora_train(examples, output_dir, checkpoint=None, llm=None, **settings):
+    """(the llm, the Trainer) after sft.train_lora on (prompt, completion) examples: `llm`, else a BaseLLM of
+    `checkpoint` in the training dtype."""
+    from homework import sft
+    from homework.base_llm import BaseLLM
+
+    llm = llm or BaseLLM(checkpoint, dtype=loader.policy().train_dtype)
+    return llm, sft.train_lora(llm, examples, output_dir, **settings)

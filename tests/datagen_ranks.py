@@ -6,7 +6,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo, for `homework` under torchrun
 
-from homework import datagen, reader  # noqa: E402
+from homework import datagen
+from homework.units import reader  # noqa: E402
 from homework.data import Dataset  # noqa: E402
 
 OVERSAMPLE = 16  # datagen's first chunk is then 4 questions (a 64-row CPU batch)

@@ -5,7 +5,7 @@ import torch
 
 from homework import cot, rft
 from homework.base_llm import BaseLLM
-from homework.calculator import Forcing, completion, evaluate, written_spans
+from homework.engine.calculator import Forcing, completion, evaluate
 
 
 @pytest.mark.parametrize("text, written", [
@@ -109,21 +109,3 @@ def test_no_digit_changes_a_result(script, written, tiny_model, tokenizer):
     scripted(tiny_model, tokenizer, lengths.pop(), script)
     text = llm.batched_generate(PROMPTS[:1])[0]
     assert text.startswith(written) and (written != script or text == script), text
-
-
-def test_written_spans_are_the_results_the_calculator_writes():
-    text = "1 mi = 1.609 km. 7.2 * 1.609 = 11.5848. <answer>11.5848</answer>"
-    (start, end), = written_spans(text)
-    assert text[start:end] == " 11.5848"
-    assert written_spans("1 kg = 1000 g. 6 * 1000 = 5555.") == []  # a wrong product is the model's own
-
-
-def test_the_calculators_results_are_not_trained_on_for_a_model_that_runs_with_it(tokenizer):
-    from homework.lora import tokenize
-
-    prompt, text = "How many km are there per 7.2 mi?", "1 mi = 1.609 km. 7.2 * 1.609 = 11.5848. <answer>11.5848</answer>"
-    pure, calculated = tokenize(tokenizer, prompt, text), tokenize(tokenizer, prompt, text, written_spans(text))
-    assert pure["input_ids"] == calculated["input_ids"]  # the digits and the space are tokens of their own either way
-    masked = [t for t, a, b in zip(pure["input_ids"], pure["labels"], calculated["labels"]) if a != b]
-    assert tokenizer.decode(masked) == " 11.5848" and all(b == -100 for a, b in zip(pure["labels"], calculated["labels"]) if a != b)
-    assert pure["labels"].count(-100) == len(tokenizer(prompt)["input_ids"])  # the pure model learns every result

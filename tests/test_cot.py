@@ -5,11 +5,12 @@ import sys
 import pytest
 
 from homework.base_llm import parse_answer
-from homework.cot import CoTModel, rationale
-from homework.numbers import fmt, leading_digit, rounded, shaped
-from homework.reader import plain_numbers
+from homework.cot import CoTModel
+from homework.units.fewshot import worked_answer as rationale
+from homework.units.numbers import fmt, leading_digit, rounded, shaped
+from homework.units.reader import plain_numbers
 from homework.data import Dataset, is_answer_valid
-from homework.reader import read_question
+from homework.units.reader import read_question
 
 
 @pytest.fixture
@@ -22,25 +23,17 @@ def test_prompt_is_a_chat_ending_with_the_generation_prompt(cot):
     prompt = cot.format_prompt(question)
     assert prompt.startswith("<|im_start|>system\n")
     assert prompt.endswith(f"<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n")
-    assert prompt.count("<|im_start|>assistant\n") == cot.style.examples + 1
+    assert prompt.count("<|im_start|>assistant\n") == cot.fewshot.style.examples + 1
     assert "<answer>" in prompt and "concise" in prompt
-
-
-def test_a_hint_only_adds_the_answer_to_the_last_question(cot):
-    question = "How many gram are there per 6 kg?"
-    plain, hinted = cot.format_prompt(question), cot.format_prompt(question, hint=6000.0)
-    assert hinted == plain.replace(f"{question}<|im_end|>\n<|im_start|>assistant\n",
-                                   f"{question} (Hint: the answer is 6000.)<|im_end|>\n<|im_start|>assistant\n")
-    assert hinted.count("Hint") == 1 and hinted != plain
 
 
 def test_every_example_answer_is_correct(cot):
     pytest.importorskip("pint")
-    from homework.units import convert
+    from homework.units.table import convert
 
     for question, _ in Dataset("valid").data[:200] + Dataset("reworded").data[:100]:
-        examples = cot.examples(question)
-        assert len(examples) == cot.style.examples
+        examples = cot.fewshot.examples(question)
+        assert len(examples) == cot.fewshot.style.examples
         for example_question, worked in examples:
             assert is_answer_valid(parse_answer(worked), convert(*read_question(example_question))), worked
             # and the arithmetic the example shows agrees with its answer
@@ -54,8 +47,8 @@ def test_no_example_is_the_question_itself_in_other_words(cot):
     model = cot
     questions = [q for q, _ in Dataset("valid").data[:300] + Dataset("reworded").data[:100]]
     assert "Please turn 2 gallon into cm**3." in questions
-    asked = [(read_question(q), [read_question(e) for e, _ in model.examples(q)]) for q in questions]
-    assert all(len(examples) == model.style.examples for _, examples in asked)
+    asked = [(read_question(q), [read_question(e) for e, _ in model.fewshot.examples(q)]) for q in questions]
+    assert all(len(examples) == model.fewshot.style.examples for _, examples in asked)
     assert not [r for r, examples in asked if (r.units, r.n) in {(e.units, e.n) for e in examples}]
     # and each still shows its own pair, at another quantity: the closest example (borrowed, in the question's
     # words, where that pair's training rows all ask the question's quantity: "Please turn 2 gallon into cm**3.")
@@ -64,7 +57,7 @@ def test_no_example_is_the_question_itself_in_other_words(cot):
 
 def test_examples_are_asked_in_the_question_wording(cot):
     question = "how many grammes in 2.5 kilos"
-    examples = cot.examples(question)
+    examples = cot.fewshot.examples(question)
     assert [q for q, _ in examples] == [f"how many grammes in {read_question(q).n} kilos" for q, _ in examples]
     assert all(worked.startswith("1 kilos = 1000 grammes. ") for _, worked in examples)
 
@@ -80,16 +73,16 @@ def test_examples_are_asked_in_the_question_wording(cot):
 def test_example_quantities_take_the_question_shape(cot, question, shape):
     """The examples multiply quantities like the question's, so the product the model writes is one it saw
     worked: 2.5 -> 1.5, 7.5, ...; 1,500 -> 2500, 7500; 37 -> 27, 77."""
-    examples = cot.examples(question)
+    examples = cot.fewshot.examples(question)
     quantities = [read_question(q).n for q, _ in examples]
-    assert len(set(quantities)) == cot.style.examples and all(shape(n) for n in quantities), quantities
+    assert len(set(quantities)) == cot.fewshot.style.examples and all(shape(n) for n in quantities), quantities
 
 
 def test_a_pair_whose_training_rows_all_ask_10_still_gives_the_closest_example(cot):
     # The training rows that convert g to kg all ask 10 g. A question of 500 g gets one of them as 100 g
     # (10's first digit, 500's shape), right before the question, not only other pairs' factors.
     assert {read_question(q).n for q, _ in Dataset("train").data if read_question(q).units == ("gram", "kilogram")} == {10}
-    closest = read_question(cot.examples("Convert 500 g to kg.")[-1][0])
+    closest = read_question(cot.fewshot.examples("Convert 500 g to kg.")[-1][0])
     assert (closest.units, closest.n) == (("gram", "kilogram"), 100)
 
 
@@ -133,8 +126,8 @@ def test_the_question_reaches_the_model_without_thousands_separators(cot):
 
 def test_examples_prefer_the_same_unit_pair_then_the_same_category(cot):
     for question in ["How many gram are there per 6 kg?", "how many grammes in 2.5 kilos"]:  # any wording
-        examples = cot.examples(question)
-        assert len(examples) == cot.style.examples
+        examples = cot.fewshot.examples(question)
+        assert len(examples) == cot.fewshot.style.examples
         assert all(read_question(q).units == ("kilogram", "gram") for q, _ in examples)
 
 
@@ -143,23 +136,23 @@ def test_every_cot_example_converts_the_question_pair_at_one_factor(cot):
     # and the model wrote "1 gallon = 128 qt". Now the pair's factor fills in at the other rows' quantities.
     for question, _ in Dataset("valid").data[:200] + Dataset("reworded").data[:100]:
         reading = read_question(question)
-        examples = cot.examples(question)
+        examples = cot.fewshot.examples(question)
         assert {read_question(q).units for q, _ in examples} == {reading.units}, question
         assert len({worked.split(". ")[0].split(" = ")[1] for _, worked in examples}) == 1, examples  # one factor
 
 
 def test_a_pair_no_training_row_converts_borrows_the_factor_from_the_others(cot):
     pytest.importorskip("pint")
-    from homework.units import convert
+    from homework.units.table import convert
 
     # no training question converts pounds to tonnes: the factor comes from the other rows (tonne -> pound
     # reversed, or through a third unit), the quantities from rows of the same category
     pair = ("pound", "metric_ton")
-    assert pair not in cot.factors
-    assert cot.factor(pair) == pytest.approx(convert(1, "lb", "tonne"), rel=1e-4)
+    assert pair not in cot.fewshot.factors
+    assert cot.fewshot.factor(pair) == pytest.approx(convert(1, "lb", "tonne"), rel=1e-4)
     question = "How many tonnes in 3 lbs?"
-    examples = cot.examples(question)
-    assert len(examples) == cot.style.examples
+    examples = cot.fewshot.examples(question)
+    assert len(examples) == cot.fewshot.style.examples
     for q, worked in examples:
         assert read_question(q).units == pair and q.startswith("How many tonnes in ")
         assert worked.startswith("1 lbs = 0.0004536 tonnes. ")  # factor_digits = 4
@@ -170,9 +163,9 @@ def test_factor_is_none_when_the_training_rows_cannot_tell(tiny_model, tokenizer
     (tmp_path / "train.json").write_text(__import__("json").dumps(rows))
     monkeypatch.setenv("HOMEWORK_DATA", str(tmp_path))
     cot = CoTModel(model=tiny_model, tokenizer=tokenizer)
-    assert cot.factor(("gram", "kilogram")) == pytest.approx(0.001)  # reversed
-    assert cot.factor(("kilogram", "pound")) is None  # no row reaches pounds
-    examples = cot.examples("How many lb in 3 kg?")  # then the rows as they are, the same category closest
+    assert cot.fewshot.factor(("gram", "kilogram")) == pytest.approx(0.001)  # reversed
+    assert cot.fewshot.factor(("kilogram", "pound")) is None  # no row reaches pounds
+    examples = cot.fewshot.examples("How many lb in 3 kg?")  # then the rows as they are, the same category closest
     assert [q for q, _ in examples] == ["How many m are there per 2 km?", "How many gram are there per 6 kg?"]
 
 
@@ -181,7 +174,7 @@ def test_unreadable_training_rows_are_skipped_and_counted(tiny_model, tokenizer,
     (tmp_path / "train.json").write_text(__import__("json").dumps(rows))
     monkeypatch.setenv("HOMEWORK_DATA", str(tmp_path))
     cot = CoTModel(model=tiny_model, tokenizer=tokenizer)
-    assert [row[0] for row in cot.train] == [q for q, _ in rows[:5]]
+    assert [row[0] for row in cot.fewshot.train] == [q for q, _ in rows[:5]]
     assert "skipped 2 of 7 rows" in capsys.readouterr().err
     assert cot.format_prompt("What is 3 kelvin in celsius?").count("<|im_start|>assistant") == 4  # never a crash
 
@@ -218,7 +211,7 @@ def test_rounded(x, digits, expected, why):
 
 def test_cot_rounds_its_factors(tiny_model, tokenizer):
     cot = CoTModel(model=tiny_model, tokenizer=tokenizer)
-    assert {re.search(r"= (\S+) ", worked).group(1) for _, worked in cot.examples("How many kg are there per 7 lb?")} == {"0.4536"}
+    assert {re.search(r"= (\S+) ", worked).group(1) for _, worked in cot.fewshot.examples("How many kg are there per 7 lb?")} == {"0.4536"}
 
 
 @pytest.mark.slow

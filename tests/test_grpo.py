@@ -2,15 +2,18 @@
 import re
 
 import pytest
+from peft import LoraConfig, get_peft_model
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from homework import grpo, loader, lora, rationale
+from homework import loader, adapters
+from homework.units import rationale
+from homework.recipes import grpo
 from homework.base_llm import BaseLLM
 from homework.rft import RFTModel
 from homework.data import DATA_DIR
-from homework.generator import conversions
-from homework.reader import read_question
+from homework.units.generator import conversions
+from homework.units.reader import read_question
 from tests.conftest import make_tiny_model
 
 
@@ -75,7 +78,7 @@ def test_a_few_grpo_steps_raise_the_reward_and_leave_the_base_weights(tokenizer,
     groups their spread. 60 steps at a large rate raise the mean from about 0.5 by 0.17 to 0.20 on both dtypes."""
     llm = BaseLLM(model=make_tiny_model(tokenizer, initializer_range=0.02), tokenizer=tokenizer)
     llm.max_new_tokens = 4
-    llm.model = lora.build(llm, lora.Training(lora_r=8))
+    llm.model = get_peft_model(llm.model, LoraConfig(r=8, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM"))
     base = {n: p.detach().clone() for n, p in llm.model.named_parameters() if "lora_" not in n}
     adapter = {n: p.detach().clone() for n, p in llm.model.named_parameters() if "lora_" in n}
     rows = [{"prompt": f"question {i}:"} for i in range(8)]

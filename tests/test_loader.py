@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from homework import loader
+from homework.cli import cli
 from homework.base_llm import BaseLLM
 
 
@@ -112,7 +113,7 @@ def test_an_unknown_flag_is_refused_before_the_command_runs(argv, unknown, monke
 
     monkeypatch.setattr(sys, "argv", ["prog", *argv])
     with pytest.raises(SystemExit, match=f"error: {argv[0]} takes no {unknown} \\(it takes --"):
-        loader.cli({"train": train, "test": test})
+        cli({"train": train, "test": test})
     assert ran == []
 
 
@@ -121,7 +122,7 @@ def test_known_flags_run(argv, monkeypatch):
     pytest.importorskip("fire")
     ran = []
     monkeypatch.setattr(sys, "argv", ["prog", *argv])
-    loader.cli({"train": lambda output_dir="out", max_steps=-1, bf16=False: ran.append((max_steps, bf16)),
+    cli({"train": lambda output_dir="out", max_steps=-1, bf16=False: ran.append((max_steps, bf16)),
                 "test": lambda path="x", max_question=100: ran.append((path, max_question))})
     assert len(ran) == 1
 

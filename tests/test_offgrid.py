@@ -5,8 +5,10 @@ import pytest
 
 pytest.importorskip("pint", reason="computes the answers these tests check (absent on the GPU machine)")
 
-from homework import datagen, generator, reader, units
-from homework.data import DATA_DIR, Dataset, quantity_kind
+from homework import datagen, sampling
+from homework.units import generator, reader, table as units
+from homework.data import DATA_DIR, Dataset
+from homework.evaluation import quantity_kind
 
 ROWS = Dataset("offgrid").data
 READINGS = [reader.read_question(q) for q, _ in ROWS]
@@ -48,6 +50,6 @@ def test_datagen_never_asks_an_off_grid_conversion(tmp_path, monkeypatch):
     monkeypatch.setenv("HOMEWORK_DATA", str(tmp_path))
     sampled = []
     monkeypatch.setattr(datagen, "CoTModel", lambda checkpoint, calculator: "the CoT model")
-    monkeypatch.setattr(datagen, "sample_rationales", lambda model, questions, *a, **k: sampled.extend(questions) or {})
+    monkeypatch.setattr(sampling, "run", lambda sample, questions, *a, **k: sampled.extend(questions) or {})
     datagen.generate_dataset(str(tmp_path / "rft.json"), oversample=2, spread=0)
     assert sampled == [tuple(train[0])]

@@ -6,9 +6,11 @@ import pytest
 import torch
 from torch import nn
 
-from homework import loader, lora, quant, sft
+from homework import loader, adapters, sft
+from homework.engine import quant
 from homework.base_llm import BaseLLM
-from homework.quant import Int8Linear, quantize
+from homework.engine.quant import Int8Linear, quantize
+from tests.conftest import lora_train
 from tests.conftest import make_tiny_model
 from tests.test_base_llm import PROMPTS
 from tests.test_sft import EXAMPLES
@@ -122,7 +124,7 @@ def last_logits(llm, prompt: str) -> torch.Tensor:
 
 def test_an_adapter_trains_under_the_int8_policy_and_is_quantized_after_the_merge(tiny_base, tmp_path, int8_policy, monkeypatch):
     out = tmp_path / "adapter"
-    lora.train(EXAMPLES, out, lora.Training(checkpoint=str(tiny_base), max_steps=5, batch_size=4, learning_rate=1e-2))  # LoRA on fp32 layers
+    lora_train(EXAMPLES, out, checkpoint=str(tiny_base), max_steps=5, batch_size=4, learning_rate=1e-2)  # LoRA on fp32 layers
     int8 = sft.load(out)
     assert set().union(*layer_kinds(int8.model).values()) == {"int8"}
     assert not any("lora" in name for name, _ in int8.model.named_modules())  # merged, then quantized

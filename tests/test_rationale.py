@@ -4,7 +4,8 @@ import re
 
 import pytest
 
-from homework import datagen, rationale, reader
+from homework import datagen
+from homework.units import rationale, reader
 from homework.base_llm import parse_answer
 
 

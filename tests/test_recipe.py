@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from homework import datagen, loader, recipe, rft, sft
+from homework import datagen, loader, rft, sft
+from homework.recipes import recipe
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = [ROOT / "data" / "rft.json", *(ROOT / "homework").glob("*_model/adapter_*")]

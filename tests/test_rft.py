@@ -5,7 +5,9 @@ import re
 import pytest
 import torch
 
-from homework import data, datagen, generator, loader, lora, rationale, reader, rft
+from homework import data, datagen, evaluation, loader, adapters, rft, sampling
+from homework.data import DataError
+from homework.units import generator, rationale, reader
 from homework.data import DATA_DIR, Dataset
 
 
@@ -31,8 +33,13 @@ def test_shipped_rows_ask_no_conversion_of_an_evaluation_set_and_many_quantities
     asked = {(r.units, r.n) for q, *_ in rows if (r := reader.read_question(q))}
     held_out = generator.conversions([DATA_DIR / f"{split}.json" for split in ("valid", "reworded", "offgrid")])
     assert not asked & held_out
-    kinds = {data.quantity_kind(q) for q, *_ in rows}
+    kinds = {evaluation.quantity_kind(q) for q, *_ in rows}
     assert {"1 to 10", "decimal", "quarter", "11 to 999", "1000 and over"} <= kinds
+
+
+def sampled_by(sampler, oversample):
+    """datagen's `sample` step with this sampler, as sampling.run calls it."""
+    return lambda batch: datagen.sample(sampler, batch, oversample, 0.7)
 
 
 class FakeSampler:
@@ -59,10 +66,10 @@ def test_a_killed_run_resumes_without_duplicates(tmp_path):
     questions = Dataset("train").data[:10]
     progress = tmp_path / "rft.json.partial"
     with pytest.raises(KeyboardInterrupt):
-        datagen.sample_rationales(FakeSampler(questions, crash_after=2), questions, 3, 0.7, progress, chunk=3)
+        sampling.resumable(sampled_by(FakeSampler(questions, crash_after=2), 3), questions, 3, progress, chunk=3)
     assert len(json.loads(progress.read_text())) == 6  # two chunks were saved before the crash
     resumed = FakeSampler(questions)
-    results = datagen.sample_rationales(resumed, questions, 3, 0.7, progress, chunk=3)
+    results = sampling.resumable(sampled_by(resumed, 3), questions, 3, progress, chunk=3)
     assert resumed.seen == [q for q, _ in questions[6:]]  # only what was left
     assert list(results) == [q for q, _ in questions]
     assert [r[1] is not None for r in results.values()] == [i % 2 == 0 for i in range(10)]
@@ -113,7 +120,7 @@ def test_rft_trains_and_reloads_on_a_tiny_model(tmp_path, tiny_base, fp32_policy
     from peft import PeftModel
     from safetensors.torch import load_file
 
-    unmerged = lora.load_adapter(out, rft.RFTModel, merge=False)
+    unmerged = adapters.load(out, rft.RFTModel, merge=False)
     assert isinstance(unmerged, rft.RFTModel) and isinstance(unmerged.model, PeftModel)
     saved = load_file(out / "adapter_model.safetensors")
     loaded = {n.replace(".default.weight", ".weight"): p for n, p in unmerged.model.named_parameters() if "lora_" in n}
@@ -129,7 +136,7 @@ def test_rft_trains_and_reloads_on_a_tiny_model(tmp_path, tiny_base, fp32_policy
 
 
 def test_rft_without_data_is_a_clear_error(tmp_path):
-    with pytest.raises(loader.CheckpointError, match="run python -m homework.datagen"):
+    with pytest.raises(DataError, match="run python -m homework.datagen"):
         rft.train(str(tmp_path / "m"), str(tmp_path / "missing.json"))
 
 
@@ -159,11 +166,11 @@ def test_datagen_samples_the_training_questions_and_writes_out_the_spread_none_h
     sampled = []
     monkeypatch.setattr(datagen, "CoTModel", lambda checkpoint, calculator: "the CoT model")
 
-    def fake_sample(model, questions, oversample, temperature, progress, save_every, desc):
+    def fake_run(sample, questions, output, first_chunk, save_every):
         sampled.extend(questions)
         return {q: [a, steps(q, a), 1] for q, a in questions}
 
-    monkeypatch.setattr(datagen, "sample_rationales", fake_sample)
+    monkeypatch.setattr(sampling, "run", fake_run)
     out = tmp_path / "rft.json"
     datagen.generate_dataset(str(out), oversample=2, max_question=200, spread=300, seed=3)
     held_out = datagen.held_out()
@@ -177,7 +184,7 @@ def test_datagen_samples_the_training_questions_and_writes_out_the_spread_none_h
     for question, answer, reasoning in rows:
         reading = reader.read_question(question)
         assert (reading.units, reading.n) not in held_out and rationale.holds(question, reasoning, answer)
-    with pytest.raises(loader.CheckpointError, match="exists: pass --overwrite"):  # never replaced unasked
+    with pytest.raises(DataError, match="exists: pass --overwrite"):  # never replaced unasked
         datagen.generate_dataset(str(out), oversample=2, max_question=20, spread=30, seed=3)
 
 
@@ -192,7 +199,7 @@ def test_datagen_refuses_bad_flags_before_a_model_loads(flags, named, tmp_path, 
 
 def test_datagen_refuses_a_folder_as_its_output(tmp_path, monkeypatch):
     monkeypatch.setattr(datagen, "CoTModel", lambda *args, **kwargs: pytest.fail("a model was loaded"))
-    with pytest.raises(loader.CheckpointError, match="is a folder"):
+    with pytest.raises(DataError, match="is a folder"):
         datagen.generate_dataset(str(tmp_path), overwrite=True)
 
 
@@ -207,17 +214,18 @@ def test_datagen_refuses_a_count_that_is_not_one_or_more(max_question, tmp_path)
 
 @pytest.mark.parametrize("save_every, saves", [(1e-9, 5), (1e9, 2)])
 def test_progress_is_saved_about_every_save_every_seconds(tmp_path, monkeypatch, save_every, saves):
-    # The first chunk fills a CPU batch (64 rows: one question at 64 samples); the next ones take about save_every
-    # seconds at the pace measured: every question when that is no time at all, all the rest when it is forever.
+    # The first chunk is one question (64 samples fill a CPU batch); the next ones take about save_every seconds at
+    # the pace measured: every question when that is no time at all, all the rest when it is forever.
     questions = [(f"How many gram are there per {n} kg?", 1000.0 * n) for n in range(1, 6)]
     written = []
-    monkeypatch.setattr(datagen, "write_json", lambda path, rows: written.append(len(rows)))
-    results = datagen.sample_rationales(FakeSampler(questions), questions, 64, 0.7, tmp_path / "progress.json", save_every=save_every)
+    monkeypatch.setattr(sampling, "write_json", lambda path, rows: written.append(len(rows)))
+    results = sampling.resumable(sampled_by(FakeSampler(questions), 64), questions, 1, tmp_path / "progress.json",
+                                 save_every=save_every)
     assert len(results) == 5 and written[-1] == 5 and len(written) == saves
 
 
 def test_datagen_into_a_folder_it_cannot_write_is_refused_before_a_model_loads(tmp_path, monkeypatch):
     (tmp_path / "a_file").write_text("")
     monkeypatch.setattr(datagen, "CoTModel", lambda *args, **kwargs: pytest.fail("a model was loaded"))
-    with pytest.raises(loader.CheckpointError, match="can't write .*a_file/rft.json"):
+    with pytest.raises(DataError, match="can't write .*a_file/rft.json"):
         datagen.generate_dataset(str(tmp_path / "a_file" / "rft.json"), max_question=2)

@@ -9,9 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from homework import loader, lora, numbers, sft, units
+from homework import loader, adapters, sft
+from homework.cli import FLAG_HELP
+from homework.units import numbers, table as units
 from homework.base_llm import BaseLLM
 from homework.data import Dataset
+from tests.conftest import lora_train
 from tests.conftest import make_tiny_model
 
 EXAMPLES = [("How many gram are there per 6 kg?", sft.answer_text(6000.0)), ("What is 4 yard in ft?", sft.answer_text(12.0))] * 8
@@ -43,8 +46,8 @@ def test_each_unit_has_one_name():
 
 def test_train_and_load_ask_the_plain_question(tiny_base, tmp_path, monkeypatch, fp32_policy):
     trained_on = []
-    real = lora.train
-    monkeypatch.setattr(lora, "train", lambda examples, *a, **k: trained_on.extend(examples) or real(examples, *a, **k))
+    real = sft.train_lora
+    monkeypatch.setattr(sft, "train_lora", lambda llm, examples, *a, **k: trained_on.extend(examples) or real(llm, examples, *a, **k))
     out = tmp_path / "adapter"
     sft.train(output_dir=str(out), checkpoint=str(tiny_base), max_steps=1, batch_size=4, max_question=0, more_wordings=1)
     train = Dataset("train")
@@ -59,34 +62,29 @@ def test_train_and_load_ask_the_plain_question(tiny_base, tmp_path, monkeypatch,
 
 
 def test_labels_are_masked_on_the_prompt_and_padding(tokenizer):
-    short = lora.tokenize(tokenizer, "What is 4 yard in ft?", sft.answer_text(12.0))
-    long = lora.tokenize(tokenizer, "How many gram are there per 6 kg, in your opinion?", sft.answer_text(6000.0))
+    short = sft.tokenize(tokenizer, "What is 4 yard in ft?", sft.answer_text(12.0))
+    long = sft.tokenize(tokenizer, "How many gram are there per 6 kg, in your opinion?", sft.answer_text(6000.0))
     prompt_len = len(tokenizer("What is 4 yard in ft?")["input_ids"])
     assert short["labels"][:prompt_len] == [-100] * prompt_len
     assert short["labels"][prompt_len:] == short["input_ids"][prompt_len:]
     assert tokenizer.decode(short["input_ids"][prompt_len:]) == " <answer>12</answer><|im_end|>"
 
-    fixed = lora.collate([short, long], pad_token_id=tokenizer.pad_token_id, pad_to=40)
-    n = len(short["input_ids"])
-    assert fixed["input_ids"].shape == fixed["labels"].shape == (2, 40) and "logits_to_keep" not in fixed
-    assert (fixed["labels"][0, n:] == -100).all() and (fixed["attention_mask"][0, n:] == 0).all()
-    assert fixed["labels"][0, :n].tolist() == short["labels"]
-    assert fixed["attention_mask"][1].sum() == len(long["input_ids"])
-
-    dynamic = lora.collate([short, long], pad_token_id=tokenizer.pad_token_id)
-    assert dynamic["input_ids"].shape == (2, len(long["input_ids"]))
-    assert torch.equal(dynamic["input_ids"], fixed["input_ids"][:, : len(long["input_ids"])])
-    # logits only from the last prompt token of the shorter prompt on; labels cut to match
-    keep = len(dynamic["logits_to_keep"])  # positions, as indices (an int makes torch copy lm_head per row)
-    assert dynamic["logits_to_keep"].tolist() == list(range(prompt_len - 1, len(long["input_ids"])))
-    assert dynamic["labels"].shape == (2, keep)
-    assert torch.equal(dynamic["labels"], fixed["labels"][:, len(long["input_ids"]) - keep : len(long["input_ids"])])
+    batch = sft.collate([short, long], pad_token_id=tokenizer.pad_token_id)
+    n, width = len(short["input_ids"]), len(long["input_ids"])
+    assert batch["input_ids"].shape == batch["attention_mask"].shape == (2, width)
+    assert batch["input_ids"][0, :n].tolist() == short["input_ids"] and (batch["attention_mask"][0, n:] == 0).all()
+    assert batch["attention_mask"][1].sum() == width
+    # labels from the last prompt token of the shorter prompt on, -100 on the padding
+    assert batch["logits_to_keep"].tolist() == list(range(prompt_len - 1, width))
+    assert batch["labels"][0].tolist() == (short["labels"] + [-100] * (width - n))[prompt_len - 1 :]
 
 
 def test_trimmed_logits_give_the_same_loss(tiny_model, tokenizer):
-    examples = [lora.tokenize(tokenizer, q, a) for q, a in EXAMPLES[:2] + [("Please turn 2 gallon into cm**3, now.", sft.answer_text(7570.8))]]
-    full = lora.collate(examples, tokenizer.pad_token_id, pad_to=max(len(e["input_ids"]) for e in examples))
-    trimmed = lora.collate(examples, tokenizer.pad_token_id)
+    examples = [sft.tokenize(tokenizer, q, a) for q, a in EXAMPLES[:2] + [("Please turn 2 gallon into cm**3, now.", sft.answer_text(7570.8))]]
+    from homework.recipes.bench import fixed_collate
+
+    full = fixed_collate(examples, tokenizer.pad_token_id, length=max(len(e["input_ids"]) for e in examples))
+    trimmed = sft.collate(examples, tokenizer.pad_token_id)
     assert len(trimmed["logits_to_keep"]) < full["input_ids"].shape[1]
     on_device = lambda batch: {k: v.to(tiny_model.device) if torch.is_tensor(v) else v for k, v in batch.items()}
     with torch.no_grad():
@@ -105,8 +103,7 @@ def test_round_answer_stays_inside_the_tolerance():
 
 def test_training_changes_lora_only_and_lowers_the_loss(tiny_model, tokenizer, tmp_path):
     base_before = {k: v.clone() for k, v in tiny_model.state_dict().items()}
-    llm, trainer = lora.train(EXAMPLES, tmp_path / "adapter", lora.Training(max_steps=30, batch_size=4, learning_rate=5e-2, lora_r=8, lora_alpha=32),
-                              llm=BaseLLM(model=tiny_model, tokenizer=tokenizer))
+    llm, trainer = lora_train(EXAMPLES, tmp_path / "adapter", max_steps=30, batch_size=4, learning_rate=5e-2, lora_r=8, lora_alpha=32, llm=BaseLLM(model=tiny_model, tokenizer=tokenizer))
     state = llm.model.state_dict()
     lora_b = [v for k, v in state.items() if "lora_B" in k]
     assert lora_b and all(v.abs().sum() > 0 for v in lora_b)  # lora_B starts at zero
@@ -126,14 +123,14 @@ def test_lora_rank_is_the_largest_that_fits_the_budget(tokenizer):
         return sum(p.numel() * 2 for n, p in model.named_parameters() if "lora_" in n)  # bf16
 
     budget = 5 * saved_lora_bytes(1)  # between rank 4 and rank 8
-    rank = lora.lora_rank(make_tiny_model(tokenizer), budget)
+    rank = adapters.lora_rank(make_tiny_model(tokenizer), budget)
     assert rank == 4 and saved_lora_bytes(rank) <= budget < saved_lora_bytes(2 * rank)
-    assert lora.lora_rank(make_tiny_model(tokenizer), 1e12) == 32  # capped
+    assert adapters.lora_rank(make_tiny_model(tokenizer), 1e12) == 32  # capped
 
 
 def test_saved_adapter_is_small_and_reloads_to_identical_outputs(tiny_base, tmp_path, fp32_policy):
     out = tmp_path / "adapter"
-    llm, _ = lora.train(EXAMPLES, out, lora.Training(checkpoint=str(tiny_base), max_steps=10, batch_size=4, learning_rate=1e-2))
+    llm, _ = lora_train(EXAMPLES, out, checkpoint=str(tiny_base), max_steps=10, batch_size=4, learning_rate=1e-2)
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     assert size < 20e6
     prompts = [q for q, _ in EXAMPLES[:2]] + ["Hi"]
@@ -146,7 +143,7 @@ def test_saved_adapter_is_small_and_reloads_to_identical_outputs(tiny_base, tmp_
 
 def test_a_save_that_dies_midway_leaves_the_old_adapter_whole(tiny_base, tmp_path, fp32_policy):
     out = tmp_path / "adapter"
-    llm, _ = lora.train(EXAMPLES, out, lora.Training(checkpoint=str(tiny_base), max_steps=2, batch_size=4))
+    llm, _ = lora_train(EXAMPLES, out, checkpoint=str(tiny_base), max_steps=2, batch_size=4)
     before = {f.name: f.read_bytes() for f in out.iterdir() if f.is_file()}
     save = llm.model.save_pretrained
 
@@ -158,7 +155,7 @@ def test_a_save_that_dies_midway_leaves_the_old_adapter_whole(tiny_base, tmp_pat
 
     llm.model.save_pretrained = dies_midway
     with pytest.raises(KeyboardInterrupt):
-        lora.save_adapter(llm.model, out)
+        adapters.save(llm.model, out)
     assert {f.name: f.read_bytes() for f in out.iterdir() if f.is_file()} == before
     assert not [f.name for f in tmp_path.iterdir() if f.name.startswith(".")]  # no temp folder left beside it
 
@@ -170,7 +167,7 @@ def test_load_errors_on_a_missing_adapter(tmp_path):
 
 def test_load_errors_on_a_mismatched_base(tiny_base, tmp_path, tokenizer, monkeypatch):
     out = tmp_path / "adapter"
-    lora.train(EXAMPLES, out, lora.Training(checkpoint=str(tiny_base), max_steps=1, batch_size=4))
+    lora_train(EXAMPLES, out, checkpoint=str(tiny_base), max_steps=1, batch_size=4)
     other = tmp_path / "other_base"
     bigger = make_tiny_model(tokenizer)
     bigger = type(bigger)(bigger.config.__class__(**{**bigger.config.to_dict(), "hidden_size": 32, "intermediate_size": 64}))
@@ -203,7 +200,7 @@ def test_two_processes_train_one_adapter(tiny_base, tmp_path):
 
 
 @pytest.mark.parametrize("flags, message", [
-    ({"batch_size": 0}, "--batch_size 0 (a count of 1 or more)"),
+    ({"batch_size": 0}, "--batch_size 0 (1 or more)"),
     ({"batch_size": "8"}, "--batch_size '8'"),
     ({"epochs": 0}, "--epochs 0 (more than 0)"),
     ({"learning_rate": -1e-4}, "--learning_rate -0.0001"),
@@ -227,15 +224,16 @@ def test_train_help_shows_every_training_setting_with_its_help_line():
     result = subprocess.run([sys.executable, "-m", "homework.rft", "train", "--help"], cwd=Path(__file__).parent.parent,
                             capture_output=True, text=True, env={**os.environ, "PAGER": "cat"})
     shown = " ".join((result.stdout + result.stderr).split())  # Fire writes help to stderr, and wraps long lines
-    for field in dataclasses.fields(lora.Training):
-        assert f"--{field.name}=" in shown and " ".join(field.metadata["help"].split()) in shown, field.name
+    for flag in ("learning_rate", "epochs", "batch_size", "max_steps", "lora_r", "lora_alpha", "lora_dropout", "seed"):
+        assert f"--{flag}=" in shown and " ".join(FLAG_HELP[flag].split()) in shown, flag
     assert "Default: 0.001" in shown  # RFT's own learning rate
     assert all(name in shown for name in loader.ENVIRONMENT)
 
 
-def test_flags_reach_the_trainer_as_one_training(monkeypatch, tmp_path):
+def test_flags_reach_the_trainer(monkeypatch, tmp_path):
     seen = {}
-    monkeypatch.setattr(sft, "SFTModel", lambda *args, **kwargs: None)
-    monkeypatch.setattr(lora, "train", lambda examples, out, training, llm: seen.update(training=training) or (None, None))
-    sft.train(output_dir=str(tmp_path), max_question=0, more_wordings=0, epochs=0.5, lora_r=4, checkpoint="somewhere")
-    assert seen["training"] == dataclasses.replace(sft.TRAINING, epochs=0.5, lora_r=4, checkpoint="somewhere")
+    monkeypatch.setattr(sft, "SFTModel", lambda *args, **kwargs: seen.update(checkpoint=args[0]))
+    monkeypatch.setattr(sft, "train_lora", lambda llm, examples, out, *settings: seen.update(settings=settings))
+    with pytest.raises(AttributeError):  # the fake trainer returns nothing to evaluate with
+        sft.train(output_dir=str(tmp_path), max_question=1, more_wordings=0, epochs=0.5, lora_r=4, checkpoint="somewhere")
+    assert seen == {"checkpoint": "somewhere", "settings": (5e-4, 0.5, 8, -1, 4, None, 0.0, 0)}

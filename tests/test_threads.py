@@ -6,8 +6,7 @@ import time
 import pytest
 import torch
 
-from homework import threads
-from homework.loader import CheckpointError
+from homework.engine import threads
 from homework.base_llm import BaseLLM
 
 
@@ -83,7 +82,7 @@ def test_fixed_leaves_the_count_alone(two_threads, monkeypatch):
 
 def test_a_bad_value_is_refused(monkeypatch):
     monkeypatch.setenv(threads.ENV_VAR, "4")
-    with pytest.raises(CheckpointError, match="HOMEWORK_THREADS='4': use adaptive or fixed"):
+    with pytest.raises(threads.ThreadsError, match="HOMEWORK_THREADS='4': use adaptive or fixed"):
         threads.Fitter()
 
 
@@ -91,14 +90,6 @@ def test_without_proc_the_count_stays(two_threads):
     fitter = fitter_seeing([None, 1, 1, 1, 1])
     assert counts(fitter, 4) == [2] * 4
     assert not fitter.enabled
-
-
-def test_samples_come_no_more_often_than_the_interval(two_threads):
-    sampled = []
-    fitter = threads.Fitter(interval=3600, window=1, sample=lambda: sampled.append(1) or 1, first_interval=0)
-    fitter.most, fitter.cores, fitter.elsewhere = 2, 2, 0
-    assert counts(fitter, 4) == [1] * 4  # the one sample keeps deciding
-    assert len(sampled) == 1
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/loadavg"), reason="reads Linux's /proc")

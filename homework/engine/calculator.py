@@ -68,16 +68,6 @@ def completion(text: str) -> str | None:
     return result[len(written):] if result.startswith(written) and result != written else None
 
 
-def written_spans(text: str) -> list[tuple[int, int]]:
-    """The (start, end) of every result in `text` that the calculator would have written: at each `=`, what
-    `completion` gives for the text before it, where the text goes on with exactly that."""
-    spans = []
-    for i, char in enumerate(text):
-        if char == "=" and (written := completion(text[: i + 1])) and text.startswith(written, i + 1):
-            spans.append((i + 1, i + 1 + len(written)))
-    return spans
-
-
 @functools.cache
 def token_kinds(tokenizer) -> tuple[frozenset[int], torch.Tensor, torch.Tensor]:
     """The vocabulary's tokens that hold "=", those that start with a digit, and those of them that are not all

@@ -42,7 +42,7 @@ def num_tokens(tokenizer, texts) -> int:
 def counted(llm, fn):
     """(fn(), seconds, the prefill and decode tokens the model ran over every generation fn made): the tokens are
     a cost that two machines can compare."""
-    total, generate = {"prefill": 0, "decode": 0}, llm._generate
+    total, generate = {"prefill": 0, "decode": 0}, llm.generate_ids
 
     def generate_and_count(*args, **kwargs):
         out = generate(*args, **kwargs)
@@ -50,11 +50,11 @@ def counted(llm, fn):
             total[key] += llm.tokens_processed[key]
         return out
 
-    llm._generate = generate_and_count
+    llm.generate_ids = generate_and_count
     try:
         out, seconds = timed(fn)
     finally:
-        del llm._generate  # the class's method again
+        del llm.generate_ids  # the class's method again
     return out, seconds, total
 
 
