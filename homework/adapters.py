@@ -1,5 +1,6 @@
 """LoRA adapters on disk: the rank that fits the size budget, an atomic save, and a load that merges the adapter
 into its base model for inference."""
+
 import os
 import shutil
 import tempfile
@@ -14,7 +15,9 @@ from .engine import threads
 def lora_rank(model, budget_bytes: float = 20e6, largest: int = 32) -> int:
     """The largest power-of-two rank (up to `largest`) whose all-linear adapter, saved in bf16, fits the
     budget: 32 for the 135M model (19.6 MB), 16 for the 360M one (17.4 MB), 8 for the 1.7B one."""
-    linears = [m for name, m in model.named_modules() if isinstance(m, torch.nn.Linear) and not name.endswith("lm_head")]
+    linears = [
+        m for name, m in model.named_modules() if isinstance(m, torch.nn.Linear) and not name.endswith("lm_head")
+    ]
     per_rank = 2 * sum(m.in_features + m.out_features for m in linears)  # A is r x in, B is out x r; bf16
     rank = largest
     while rank > 1 and rank * per_rank > budget_bytes:
@@ -62,11 +65,15 @@ def load(path: str | Path, model_class, merge: bool = True, **kwargs):
     with threads.fitted():  # fewer threads while other processes keep cores busy
         llm = model_class(base, quantize=False, **kwargs)  # int8 layers take no LoRA: quantized after the merge
         if llm.model.name_or_path != base:
-            raise loader.CheckpointError(f"the adapter in {path} was trained on {base}, but the base model loaded is {llm.model.name_or_path}")
+            raise loader.CheckpointError(
+                f"the adapter in {path} was trained on {base}, but the base model loaded is {llm.model.name_or_path}"
+            )
         try:
             llm.model = PeftModel.from_pretrained(llm.model, path).eval()
             if merge:
                 llm.model = loader.quantized(llm.model.merge_and_unload())
         except RuntimeError as e:  # shape mismatch: a base model of another size under the same name
-            raise loader.CheckpointError(f"the adapter in {path} does not fit the base model {base}: {str(e).splitlines()[0]}") from None
+            raise loader.CheckpointError(
+                f"the adapter in {path} does not fit the base model {base}: {str(e).splitlines()[0]}"
+            ) from None
     return llm

@@ -39,7 +39,7 @@ class BaseLLM:
     stop_strings = ["</answer>"]  # a row that has closed its answer is done
     micro_batch_size = 32  # prompts per model.generate call on the homework's path
     batch_size: int | None = None  # the engine's rows at once; None: sized to the device
-    engine = os.environ.get("HOMEWORK_ENGINE", "on") != "off"
+    engine = os.environ.get(loader.ENGINE_ENV_VAR, "on") != "off"  # off: the homework's model.generate path
 
     def __init__(self, checkpoint: str = loader.DEFAULT_CHECKPOINT, model=None, tokenizer=None, dtype=None,
                  calculator: bool = False, quantize: bool | None = None):

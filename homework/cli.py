@@ -1,5 +1,6 @@
 """The commands' plumbing: fire.Fire with our errors printed as one line, unknown flags refused before a command
 starts, flags checked before a model loads, and every flag's help line in `--help`."""
+
 import inspect
 import math
 import sys
@@ -18,7 +19,12 @@ def unknown_flags(function, args: list[str]) -> list[str]:
     unknown = []
     for arg in args[: args.index("--")] if "--" in args else args:  # after a lone --, Fire's own flags
         name = arg[2:].split("=", 1)[0].replace("-", "_")
-        if arg.startswith("--") and name != "help" and name not in parameters and name.removeprefix("no") not in parameters:
+        if (
+            arg.startswith("--")
+            and name != "help"
+            and name not in parameters
+            and name.removeprefix("no") not in parameters
+        ):
             unknown.append(arg.split("=", 1)[0])
     return unknown
 
@@ -57,11 +63,16 @@ def documented(function, settings: dict | None = None):
     doc = inspect.cleandoc(function.__doc__ or function.__name__)
     if "Args:" not in doc:
         doc += "\n\nArgs:"
-    doc += "".join(f"\n    {name}: {FLAG_HELP[name]}" for name in inspect.signature(function).parameters
-                   if name in FLAG_HELP and f"\n    {name}:" not in doc)
+    doc += "".join(
+        f"\n    {name}: {FLAG_HELP[name]}"
+        for name in inspect.signature(function).parameters
+        if name in FLAG_HELP and f"\n    {name}:" not in doc
+    )
     notes = [f"{name} = {value}" for name, value in (settings or {}).items()]
     notes += [f"{name}: {what}" for name, what in ENVIRONMENT.items()]
-    function.__doc__ = doc.replace("\nArgs:", "\nSettings in the code, and the environment:\n    " + "\n    ".join(notes) + "\n\nArgs:", 1)
+    function.__doc__ = doc.replace(
+        "\nArgs:", "\nSettings in the code, and the environment:\n    " + "\n    ".join(notes) + "\n\nArgs:", 1
+    )
     return function
 
 
@@ -91,14 +102,19 @@ def check_flags(checks: list[tuple[str, object, bool, str]]):
 
 def check_training(learning_rate, epochs, batch_size, max_steps, lora_r, lora_dropout, seed, max_question):
     """A one-line error for any training flag the Trainer would take only to fail or train nothing."""
+
     def number(x) -> bool:
         return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
-    check_flags([("learning_rate", learning_rate, number(learning_rate) and learning_rate >= 0, "0 or more"),
-                 ("epochs", epochs, number(epochs) and epochs > 0, "more than 0"),
-                 ("batch_size", batch_size, is_count(batch_size), "1 or more"),
-                 ("max_steps", max_steps, max_steps == -1 or is_count(max_steps), "-1 for none, or 1 or more"),
-                 ("lora_r", lora_r, lora_r is None or is_count(lora_r), "1 or more"),
-                 ("lora_dropout", lora_dropout, number(lora_dropout) and 0 <= lora_dropout < 1, "from 0 to below 1"),
-                 ("seed", seed, is_count(seed, 0), "a whole number, 0 or more"),
-                 ("max_question", max_question, is_count(max_question, 0), "0 for none, or more")])
+    check_flags(
+        [
+            ("learning_rate", learning_rate, number(learning_rate) and learning_rate >= 0, "0 or more"),
+            ("epochs", epochs, number(epochs) and epochs > 0, "more than 0"),
+            ("batch_size", batch_size, is_count(batch_size), "1 or more"),
+            ("max_steps", max_steps, max_steps == -1 or is_count(max_steps), "-1 for none, or 1 or more"),
+            ("lora_r", lora_r, lora_r is None or is_count(lora_r), "1 or more"),
+            ("lora_dropout", lora_dropout, number(lora_dropout) and 0 <= lora_dropout < 1, "from 0 to below 1"),
+            ("seed", seed, is_count(seed, 0), "a whole number, 0 or more"),
+            ("max_question", max_question, is_count(max_question, 0), "0 for none, or more"),
+        ]
+    )

@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"  # ours, made by python -m homework.generator
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"  # ours, made by python -m homework.units.generator
 # loader.ENVIRONMENT lists this variable with the others
 DATA_ENV_VAR = "HOMEWORK_DATA"
 
@@ -24,7 +24,8 @@ def rft_data() -> Path:
 
 
 def write_json(path: Path, obj: list | dict):
-    """Write a list, one item a line, or a dict, one key a line, atomically: each line is json.dumps's own text, so any string
+    """Write a list, one item a line, or a dict, one key a line, atomically: each line is json.dumps's own text, so any
+    string
     (quotes, newlines, "], [") round-trips."""
     if isinstance(obj, dict):
         lines = [f"{json.dumps(key)}: {json.dumps(value)}" for key, value in obj.items()]

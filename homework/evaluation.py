@@ -1,5 +1,6 @@
 """What the `test` and `ask` commands print: accuracy per category and kind of quantity, the misses counted by kind,
 and one question answered beside pint's answer."""
+
 import math
 import time
 from collections import Counter, defaultdict
@@ -53,21 +54,26 @@ def evaluate(model, max_question: int = 100, split: str = "valid", show_misses: 
     quantity (a set of other quantities scores lower for that alone), the misses counted by kind (`miss_kind`), and
     the first misses with what the model wrote.
     The answers are `benchmark`'s (as `BaseLLM.answer` gives them), and the texts are kept: the misses shown are the
-    texts scored, not a second generation (a batch of other prompts pads differently, and in bf16 can write otherwise)."""
+    texts scored, not a second generation (a batch of other prompts pads differently, and in bf16 can write
+    otherwise)."""
     dataset = Dataset(split)
     questions = [dataset[i][0] for i in range(min(len(dataset), max_question))]
     start = time.perf_counter()
     texts = model.batched_generate([model.format_prompt(q) for q in questions])
     seconds = time.perf_counter() - start
     result = BenchmarkResult.from_answers([model.parse_answer(t) for t in texts], dataset, len(questions))
-    print(f"accuracy={result.accuracy:.2f} answer_rate={result.answer_rate:.2f} ({len(result.samples)} {split} questions)")
+    print(
+        f"accuracy={result.accuracy:.2f} answer_rate={result.answer_rate:.2f} ({len(result.samples)} {split} questions)"
+    )
     if tokens := getattr(model, "tokens_processed", None):  # what the model ran: comparable across machines
         print(f"tokens: prefill={tokens['prefill']} decode={tokens['decode']} in {seconds:.1f} s")
     print("per category: " + _accuracy_by(result.samples, category))
     print("per quantity: " + _accuracy_by(result.samples, quantity_kind))
     misses = [(s, text) for s, text in zip(result.samples, texts) if not s.is_correct]
     kinds = Counter(miss_kind(s.question, text, s.answer, s.correct_answer) for s, text in misses)
-    print("misses: " + "  ".join(f"{kind}={count}" for kind, count in kinds.most_common()) if misses else "misses: none")
+    print(
+        "misses: " + "  ".join(f"{kind}={count}" for kind, count in kinds.most_common()) if misses else "misses: none"
+    )
     result.miss_kinds = dict(kinds.most_common())
     for s, text in misses[:show_misses]:
         print(f"  miss: {s.question!r} expected {s.correct_answer:g}, got {s.answer:g} from {text!r}")

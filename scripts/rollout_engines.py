@@ -1,4 +1,4 @@
-"""GRPO's rollouts on the two engines `python -m homework.grpo train --rollout ours|trl` can use: our decoder
+"""GRPO's rollouts on the two engines `python -m homework.recipes.grpo train --rollout ours|trl` can use: our decoder
 (`BaseLLM.generate_ids`, each prompt prefilled once for its group) against HF `generate` called as TRL's
 GRPOTrainer calls it when no rollout function is given (each prompt repeated once per completion, left-padded,
 sampled with TRL's default filters). The model is the one GRPO trains: the base model with the RFT adapter, LoRA

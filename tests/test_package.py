@@ -65,3 +65,53 @@ def test_python_dash_m_runs_a_module_once():
     result = subprocess.run([sys.executable, "-W", "error::RuntimeWarning", "-m", "homework.data"], cwd=ROOT,
                             capture_output=True, text=True)
     assert result.returncode == 0 and "RuntimeWarning" not in result.stderr, result.stderr
+
+
+# The layers of the package, lowest first: a module imports only its own layer or those below it
+LAYERS = [["data"], ["units"], ["engine"], ["loader"], ["cli"], ["adapters", "evaluation", "sampling"], ["base_llm"],
+          ["cot", "sft"], ["datagen", "rft"], ["recipes"]]
+
+
+def package_imports() -> dict[str, set[str]]:
+    """{module: the package's modules it imports}, module-level and inside functions, as dotted names under homework."""
+    import ast
+
+    graph = {}
+    for path in sorted((ROOT / "homework").rglob("*.py")):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        package = parts[:-1]
+        graph[name] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                base = package[: len(package) - node.level + 1]
+                target = ".".join(base + ((node.module,) if node.module else ()))
+                named = [f"{target}.{a.name}" for a in node.names]
+                graph[name] |= {t for t in named if (ROOT / Path(*t.split("."))).with_suffix(".py").exists()
+                                or (ROOT / Path(*t.split("."))).is_dir()} or {target}
+    return graph
+
+
+def layer(module: str) -> int:
+    top = module.split(".")[1] if "." in module else ""
+    return next(i for i, names in enumerate(LAYERS) if top in names)
+
+
+def test_no_module_imports_upward_or_in_a_circle():
+    graph = {m: deps for m, deps in package_imports().items() if m != "homework"}
+    upward = [(m, d) for m, deps in graph.items() for d in deps if d != "homework" and layer(d) > layer(m)]
+    assert not upward, upward
+    done, path = set(), []
+
+    def visit(module):
+        assert module not in path, " -> ".join(path[path.index(module):] + [module])  # a circle
+        if module in done:
+            return
+        path.append(module)
+        for dep in graph.get(module, ()):
+            visit(dep)
+        path.pop()
+        done.add(module)
+
+    for module in graph:
+        visit(module)

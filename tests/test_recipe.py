@@ -1,4 +1,4 @@
-"""The recipe (homework.recipe): every stage in turn, resumable, with a report whose checksums are the files'."""
+"""The recipe (homework.recipes): every stage in turn, resumable, with a report whose checksums are the files'."""
 import hashlib
 import json
 import os
@@ -106,7 +106,7 @@ def test_bad_outputs_and_flags_are_one_line_errors(tmp_path, monkeypatch):
 
 
 def run_quick(tmp_path: Path, checkpoint: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "homework.recipe", "--quick", "--output_dir", str(tmp_path / "run"), "--checkpoint", checkpoint]
+    command = [sys.executable, "-m", "homework.recipes", "--quick", "--output_dir", str(tmp_path / "run"), "--checkpoint", checkpoint]
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=2400, env={**os.environ, "HF_HUB_OFFLINE": "1"})
 
 

@@ -6,6 +6,7 @@ all its samples; the prefix that every prompt shares, and the stem that a unit p
 once (kv_cache.py). With the calculator on (calculator.py), the decoder writes each product the model sets up.
 docs/PERFORMANCE.md gives the speeds.
 """
+
 import contextlib
 import os
 from collections import Counter
@@ -68,7 +69,8 @@ class _Batch:
 
 class _Beginnings:
     """Where each prompt of a call starts its own prefill (`BaseLLM._beginnings`): after the call's common prefix, or
-    after its stem, which is computed when the first of its prompts is admitted and dropped once the last one has been."""
+    after its stem, which is computed when the first of its prompts is admitted and dropped once the last one has
+    been."""
 
     def __init__(self, prompts: list[list[int]], common: Prefix | None, stem_lengths: list[int]):
         self.common = common
@@ -87,7 +89,11 @@ class _Beginnings:
 
     def missing(self, indices: list[int]) -> list[list[int]]:
         """The stems of these prompts that are not computed yet, each once."""
-        return [list(key) for key in dict.fromkeys(self.keys[i] for i in indices) if key is not None and key not in self.computed]
+        return [
+            list(key)
+            for key in dict.fromkeys(self.keys[i] for i in indices)
+            if key is not None and key not in self.computed
+        ]
 
     def store(self, stems: list[list[int]], prefixes: list[Prefix]):
         self.computed.update((tuple(ids), prefix) for ids, prefix in zip(stems, prefixes))
@@ -149,7 +155,9 @@ class Engine:
         return results
 
     @torch.inference_mode()
-    def _generate(self, prompts: list[list[int]], n: int, temperature: float, rows: int, columns: int) -> list[list[int]]:
+    def _generate(
+        self, prompts: list[list[int]], n: int, temperature: float, rows: int, columns: int
+    ) -> list[list[int]]:
         """Continuous batching: decode up to `rows` rows at once, one token per step, and start the next
         prompt as soon as there is room for its `n` rows.
 
@@ -159,7 +167,9 @@ class Engine:
         Prompts come longest first so that a new one always fits the columns of the running rows."""
         eos = self.model.generation_config.eos_token_id
         eos = {self.tokenizer.eos_token_id, *(eos if isinstance(eos, list) else [eos])}
-        batch = _Batch(RowCache(self.model, rows, columns), cache_argument(self.model), [[] for _ in range(len(prompts) * n)])
+        batch = _Batch(
+            RowCache(self.model, rows, columns), cache_argument(self.model), [[] for _ in range(len(prompts) * n)]
+        )
         calculator = calc.Forcing(self.tokenizer) if self.calculator else None
         beginnings = self._beginnings(prompts, batch.cache_name)
         started = 0  # how many prompts have started
@@ -178,7 +188,8 @@ class Engine:
         return batch.outputs
 
     def _admit(self, batch: _Batch, prompts: list[list[int]], admitted: range, n: int, beginnings: "_Beginnings"):
-        """Prefill the prompts at the indices `admitted` (the longest first) and add their `n` rows each to the batch; on a
+        """Prefill the prompts at the indices `admitted` (the longest first) and add their `n` rows each to the batch;
+        on a
         CPU in chunks of about cpu_prefill_tokens[dtype] tokens. A prompt counts as its length less what its stem spares
         (the common prefix still counts: every row attends over it), and a chunk pads to its longest, so the chunks take
         the prompts in that order: a unit pair's prompts, short past their stem, run together, and none pads to a full
@@ -194,10 +205,14 @@ class Engine:
             take = chunk([width[i] for i in order], budget)
             taken, order = order[:take], order[take:]
             self._compute_stems(beginnings, taken, budget, batch.cache_name)
-            logits, prefilled, mask, position = self._extend([prompts[i] for i in taken], beginnings.of(taken), batch.cache_name)
+            logits, prefilled, mask, position = self._extend(
+                [prompts[i] for i in taken], beginnings.of(taken), batch.cache_name
+            )
             beginnings.release(taken)
             batch.cache.admit(prefilled, n)
-            mask = torch.cat([mask.new_zeros(len(taken), batch.cache.end - mask.shape[1]), mask], dim=1)  # as wide as the cache
+            mask = torch.cat(
+                [mask.new_zeros(len(taken), batch.cache.end - mask.shape[1]), mask], dim=1
+            )  # as wide as the cache
             rows = [i * n + j for i in taken for j in range(n)]
             batch.add(rows, tuple(x.repeat_interleave(n, 0) for x in (logits, mask, position[:, -1:])))
 
@@ -218,7 +233,9 @@ class Engine:
         """Drop the rows that are done (EOS, a stop string, max_new_tokens) from the batch and the cache; the tokens
         of the rows that stay."""
         done = finished(self.tokenizer, [batch.outputs[row] for row in batch.running], eos, self.stop_strings)
-        keep = [i for i, row in enumerate(batch.running) if not done[i] and len(batch.outputs[row]) < self.max_new_tokens]
+        keep = [
+            i for i, row in enumerate(batch.running) if not done[i] and len(batch.outputs[row]) < self.max_new_tokens
+        ]
         if len(keep) == len(batch.running):
             return tokens
         index = torch.tensor(fill_holes(keep), dtype=torch.long, device=self.device)
@@ -234,8 +251,13 @@ class Engine:
         # kernels (135M model, 2 cores: 51-57 ms a step against 67-78; from 2 rows up oneDNN wins)
         one_slow_row = len(batch.running) == 1 and self.device.type == "cpu" and self.model.dtype == torch.bfloat16
         with onednn(enabled=not one_slow_row):
-            batch.logits = self.model(input_ids=tokens[:, None], attention_mask=batch.mask, position_ids=batch.position,
-                                      **{batch.cache_name: batch.cache}, use_cache=True).logits[:, -1]
+            batch.logits = self.model(
+                input_ids=tokens[:, None],
+                attention_mask=batch.mask,
+                position_ids=batch.position,
+                **{batch.cache_name: batch.cache},
+                use_cache=True,
+            ).logits[:, -1]
 
     def _beginnings(self, prompts: list[list[int]], cache_name: str, min_tokens: int = 16) -> "_Beginnings":
         """The prompts' shared beginnings: the tokens every prompt starts with (a few-shot prompt's system line and
@@ -248,8 +270,12 @@ class Engine:
             length = min(length, min(map(len, prompts)) - 1)  # every prompt keeps a token of its own to predict from
             if length >= min_tokens:
                 cache = DynamicCache(config=self.model.config)
-                self.model(input_ids=torch.tensor([prompts[0][:length]], device=self.device), **{cache_name: cache}, use_cache=True,
-                           logits_to_keep=positions(length - 1, length, self.device))
+                self.model(
+                    input_ids=torch.tensor([prompts[0][:length]], device=self.device),
+                    **{cache_name: cache},
+                    use_cache=True,
+                    logits_to_keep=positions(length - 1, length, self.device),
+                )
                 self.tokens_processed["prefill"] += length
                 common = Prefix.rows_of(cache, torch.ones(1, length, dtype=torch.long, device=self.device))[0]
         return _Beginnings(prompts, common, stems(prompts, common.tokens if common else 0, min_tokens))
@@ -264,7 +290,9 @@ class Engine:
             beginnings.store(missing[:take], Prefix.rows_of(cache, mask))
             missing = missing[take:]
 
-    def _extend(self, prompts: list[list[int]], prefixes: list[Prefix | None], cache_name: str) -> tuple[torch.Tensor, DynamicCache, torch.Tensor, torch.Tensor]:
+    def _extend(
+        self, prompts: list[list[int]], prefixes: list[Prefix | None], cache_name: str
+    ) -> tuple[torch.Tensor, DynamicCache, torch.Tensor, torch.Tensor]:
         """Run (tokenized) prompts through the model once, each after its prefix's cache (None: from the start). Returns
         their next-token logits, their cache (prefix included), its attention mask and the last positions.
 
@@ -272,9 +300,13 @@ class Engine:
         left-padded row attends across its own; shorter prefixes are left-padded to the longest. The cache returned
         has its padding on the left only (kv_cache.left_aligned), as wide as the longest prompt."""
         starts = [p.tokens if p is not None else 0 for p in prefixes]
-        inputs = self.tokenizer.pad({"input_ids": [ids[start:] for ids, start in zip(prompts, starts)]}, return_tensors="pt").to(self.device)  # on the left
+        inputs = self.tokenizer.pad(
+            {"input_ids": [ids[start:] for ids, start in zip(prompts, starts)]}, return_tensors="pt"
+        ).to(self.device)  # on the left
         mask = inputs["attention_mask"]
-        position = torch.tensor(starts, device=self.device)[:, None] + (mask.cumsum(-1) - 1).clamp(min=0)  # real tokens count on from the prefix
+        position = torch.tensor(starts, device=self.device)[:, None] + (mask.cumsum(-1) - 1).clamp(
+            min=0
+        )  # real tokens count on from the prefix
         self.tokens_processed["prefill"] += int(mask.sum())
         cache = DynamicCache(config=self.model.config)
         if any(p is not None for p in prefixes):
@@ -282,8 +314,14 @@ class Engine:
             cache, before = stacked([p if p is not None else some.empty() for p in prefixes], self.model.config)
             mask = torch.cat([before, mask], dim=1)
         width = inputs["input_ids"].shape[1]
-        logits = self.model(input_ids=inputs["input_ids"], attention_mask=mask, position_ids=position, **{cache_name: cache},
-                            use_cache=True, logits_to_keep=positions(width - 1, width, self.device)).logits[:, -1]
+        logits = self.model(
+            input_ids=inputs["input_ids"],
+            attention_mask=mask,
+            position_ids=position,
+            **{cache_name: cache},
+            use_cache=True,
+            logits_to_keep=positions(width - 1, width, self.device),
+        ).logits[:, -1]
         return (logits, *left_aligned(cache, mask), position)
 
     def next_token(self, logits: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -304,7 +342,11 @@ class Engine:
 def finished(tokenizer, outputs: list[list[int]], eos: set[int], stop_strings: list[str]) -> list[bool]:
     """Which token lists end in an `eos` token or have just written a stop string (it can end inside the last token)."""
     window = max((len(s) for s in stop_strings), default=0) + 1  # a stop string spans at most this many tokens
-    tails = tokenizer.batch_decode([ids[-window:] for ids in outputs], skip_special_tokens=True) if stop_strings else [""] * len(outputs)
+    tails = (
+        tokenizer.batch_decode([ids[-window:] for ids in outputs], skip_special_tokens=True)
+        if stop_strings
+        else [""] * len(outputs)
+    )
     return [ids[-1] in eos or any(s in tail for s in stop_strings) for ids, tail in zip(outputs, tails)]
 
 

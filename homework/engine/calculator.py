@@ -8,6 +8,7 @@ calculator (at `<<48/2=` it writes `24>>`) without the markers: our rationales a
 `a * b = c`. `completion` is a pure function of the text so far; `Forcing` is its state inside `BaseLLM`'s decode loop
 (calculator=True), which calls it at each `=`.
 """
+
 import ast
 import functools
 import math
@@ -22,8 +23,15 @@ _OPERATOR = r"\*\*|[-+*/x×^]"
 # The expression right before the last `=`, then what follows it so far: spaces, and digits already written.
 # It starts at a number (not inside one, nor after a unit's letters: "1 kg =" states a factor, not a sum).
 _TAIL = re.compile(rf"(?<![\w.,])(-?{_NUMBER}(?:\s*(?:{_OPERATOR})\s*-?{_NUMBER})+)\s*=(\s*)([\d.,]*)$")
-_OPERATORS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
-              ast.Pow: operator.pow, ast.USub: operator.neg, ast.UAdd: operator.pos}
+_OPERATORS = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.Pow: operator.pow,
+    ast.USub: operator.neg,
+    ast.UAdd: operator.pos,
+}
 
 
 def evaluate(expression: str) -> float | None:
@@ -65,7 +73,7 @@ def completion(text: str) -> str | None:
     spaces, written, result = match.group(2), match.group(3), fmt(result)
     if not written:
         return result if spaces else " " + result
-    return result[len(written):] if result.startswith(written) and result != written else None
+    return result[len(written) :] if result.startswith(written) and result != written else None
 
 
 @functools.cache
@@ -75,7 +83,11 @@ def token_kinds(tokenizer) -> tuple[frozenset[int], torch.Tensor, torch.Tensor]:
     texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
     digits = [i for i, text in enumerate(texts) if text[:1].isdigit()]
     ids = lambda tokens: torch.tensor(tokens, dtype=torch.long)
-    return frozenset(i for i, text in enumerate(texts) if "=" in text), ids(digits), ids([i for i in digits if texts[i].strip("0")])
+    return (
+        frozenset(i for i, text in enumerate(texts) if "=" in text),
+        ids(digits),
+        ids([i for i in digits if texts[i].strip("0")]),
+    )
 
 
 class Forcing:
@@ -87,7 +99,9 @@ class Forcing:
     def __init__(self, tokenizer):
         self.tokenizer = tokenizer
         self.equals, self.digits, self.nonzero = token_kinds(tokenizer)
-        self.queued: dict[int, tuple[list[int], bool]] = {}  # row -> the result's tokens still to write, whether it has a point
+        self.queued: dict[
+            int, tuple[list[int], bool]
+        ] = {}  # row -> the result's tokens still to write, whether it has a point
         self.closed: dict[int, tuple[int, bool, bool]] = {}  # row -> its length at the result's end, whether the result
         #   has a point, whether the number has one now (then zeros may follow)
 
@@ -128,6 +142,11 @@ class Forcing:
                 else:
                     del self.closed[row]
         rows = [row for row in running if row not in self.queued and outputs[row][-1] in self.equals]
-        for row, text in zip(rows, self.tokenizer.batch_decode([outputs[row] for row in rows], skip_special_tokens=True)):
+        for row, text in zip(
+            rows, self.tokenizer.batch_decode([outputs[row] for row in rows], skip_special_tokens=True)
+        ):
             if written := completion(text):
-                self.queued[row] = (self.tokenizer(written, add_special_tokens=False)["input_ids"], "." in text[text.rindex("=") + 1 :] + written)
+                self.queued[row] = (
+                    self.tokenizer(written, add_special_tokens=False)["input_ids"],
+                    "." in text[text.rindex("=") + 1 :] + written,
+                )

@@ -6,6 +6,7 @@ keeps fixed buffers so a decode step writes one column in place, a finished row 
 running one, and new prompts' rows are appended, instead of concatenating or re-allocating the whole
 cache at every step. Only full-attention layers (`DynamicLayer`) are supported.
 """
+
 import inspect
 import os
 from dataclasses import dataclass
@@ -33,7 +34,8 @@ class RowLayer(DynamicLayer):
         self.capacity, self.columns, self.rows, self.end, self.reserved = rows, columns, 0, 0, 0
 
     def admit(self, keys: torch.Tensor, values: torch.Tensor, repeats: int):
-        """Append a prefilled prompt cache, each row `repeats` times. Its columns must fit: prompts come longest first."""
+        """Append a prefilled prompt cache, each row `repeats` times. Its columns must fit: prompts come longest
+        first."""
         if not self.is_initialized:
             self.lazy_initialization(keys, values)
             self.buffers = [x.new_empty(self.capacity, x.shape[1], self.columns, x.shape[-1]) for x in (keys, values)]
@@ -48,7 +50,8 @@ class RowLayer(DynamicLayer):
         self._views()
 
     def reserve(self, columns: int):
-        """If the cache is empty when the next prompts are admitted, its rows end at `columns` at least: prompts admitted
+        """If the cache is empty when the next prompts are admitted, its rows end at `columns` at least: prompts
+        admitted
         together, in any order, fit if none is wider."""
         self.reserved = columns
 
@@ -145,7 +148,10 @@ class Prefix:
     @classmethod
     def rows_of(cls, cache: DynamicCache, mask: torch.Tensor) -> list["Prefix"]:
         """Each row of a prefilled cache as a Prefix of its own."""
-        return [cls([(layer.keys[i : i + 1], layer.values[i : i + 1]) for layer in cache.layers], mask[i : i + 1]) for i in range(len(mask))]
+        return [
+            cls([(layer.keys[i : i + 1], layer.values[i : i + 1]) for layer in cache.layers], mask[i : i + 1])
+            for i in range(len(mask))
+        ]
 
 
 def stacked(prefixes: list[Prefix], config) -> tuple[DynamicCache, torch.Tensor]:
@@ -209,8 +215,10 @@ def stems(prompts: list[list[int]], shared: int, min_tokens: int = 16) -> list[i
 def left_aligned(cache: DynamicCache, mask: torch.Tensor) -> tuple[DynamicCache, torch.Tensor]:
     """The cache with each row's real columns moved to its end, in order, and the columns that are padding in every row
     dropped; and its mask. A prefill after a prefix leaves padding between the two (each rest is left-padded) and, after
-    prefixes of different lengths, before each; this makes the cache a plain left-padded prompt's, as wide as its longest
-    prompt, which RowCache takes (the keys carry their positions already: moving a column changes nothing it attends to)."""
+    prefixes of different lengths, before each; this makes the cache a plain left-padded prompt's, as wide as its
+    longest
+    prompt, which RowCache takes (the keys carry their positions already: moving a column changes nothing it attends
+    to)."""
     if bool((mask[:, 1:] >= mask[:, :-1]).all()) and bool(mask[:, 0].any()):
         return cache, mask  # already so
     order = torch.sort(mask, dim=1, stable=True).indices[:, -int(mask.sum(1).max()) :]  # padding first, then the tokens

@@ -9,10 +9,13 @@ its fp32 original, shared with the layer it replaces (the 135M model takes 540 +
 So a row's arithmetic depends on how many rows share its step, as it does on its padding in bf16. The int8 entries
 are each one of 255 levels of their channel's largest.
 """
+
 import torch
 from torch import nn
 
-MIN_IN_FEATURES_MULTIPLE = 16  # the CPU kernel sums wrong below a multiple of 8, and crashes the process at 24, 40 or 120
+MIN_IN_FEATURES_MULTIPLE = (
+    16  # the CPU kernel sums wrong below a multiple of 8, and crashes the process at 24, 40 or 120
+)
 # The 30 layers and lm_head of a decode step, 2-core AVX2 CPU (scripts/int8_step.py, docs/PERFORMANCE.md): 1 / 8 / 16 /
 # 64 rows took 31 / 56 / 119 / 424 ms in int8 against 93 / 139 / 184 / 359 ms in fp32. A lone row (`generate`) gains
 # most. With every decode step in int8 the CoT case was no faster (137 s against 132 s) and less accurate (valid 0.50
@@ -32,16 +35,22 @@ class Int8Linear(nn.Module):
         self.register_buffer("scale", scale)
         # the fp32 weight for the rest. Where the prefill ran on the int8 weights dequantized, CoT lost as much accuracy
         # as with every step in int8 (reworded 0.47 -> 0.45): the few-row steps alone keep it (docs/PERFORMANCE.md)
-        self.register_buffer("fp32_weight", weight, persistent=False)  # shared, not copied: lm_head's is the embedding's
+        self.register_buffer(
+            "fp32_weight", weight, persistent=False
+        )  # shared, not copied: lm_head's is the embedding's
         self.register_buffer("bias", None if linear.bias is None else linear.bias.detach().float().clone())
         self.in_features, self.out_features = linear.in_features, linear.out_features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 3 and x.shape[1] == 1 and x.shape[0] <= DECODE_ROWS:  # a decode step of few rows
-            y = torch._weight_int8pack_mm(x.reshape(-1, self.in_features).bfloat16().contiguous(), self.weight, self.scale)
+            y = torch._weight_int8pack_mm(
+                x.reshape(-1, self.in_features).bfloat16().contiguous(), self.weight, self.scale
+            )
             y = y.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
             return y if self.bias is None else y + self.bias.to(x.dtype)
-        return nn.functional.linear(x, self.fp32_weight.to(x.dtype), None if self.bias is None else self.bias.to(x.dtype))
+        return nn.functional.linear(
+            x, self.fp32_weight.to(x.dtype), None if self.bias is None else self.bias.to(x.dtype)
+        )
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, int8 weights"

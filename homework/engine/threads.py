@@ -13,6 +13,7 @@ The load is the machine's runnable tasks (`/proc/loadavg`, Linux) less this proc
 `interval` seconds. A process counts as busy only if it was seen in each of the last `window` samples, so that a
 short-lived task (a poller, a shell command) doesn't halve a case's threads.
 """
+
 import contextlib
 import os
 import time
@@ -27,11 +28,13 @@ ENV_VAR = "HOMEWORK_THREADS"
 class ThreadsError(ValueError):
     """A HOMEWORK_THREADS value that is neither adaptive nor fixed. The CLIs print it as one line."""
 
+
 LOADAVG, OWN_TASKS = Path("/proc/loadavg"), Path("/proc/self/task")
 
 
 def runnable_elsewhere() -> int | None:
     """Tasks running or waiting for a CPU outside this process, or None where /proc can't tell."""
+
     def own() -> int:
         running = 0
         for task in os.listdir(OWN_TASKS):
@@ -53,7 +56,9 @@ def runnable_elsewhere() -> int | None:
 class Fitter:
     """Call `fit()` between model calls; it samples the load now and then and sets torch's thread count to match."""
 
-    def __init__(self, interval: float = 0.25, window: int = 4, sample=runnable_elsewhere, first_interval: float = 0.05):
+    def __init__(
+        self, interval: float = 0.25, window: int = 4, sample=runnable_elsewhere, first_interval: float = 0.05
+    ):
         self.interval, self.sample, self.first_interval = interval, sample, first_interval
         self.depth = 0  # `fitted` blocks open
         self.history = deque(maxlen=window)

@@ -1,10 +1,11 @@
 """Throughput, side by side. Ratios are the headline figures: our machines are noisy.
 
-    python -m homework.bench             # sizes for the device found
-    python -m homework.bench --quick     # about 2 minutes on a 2-core CPU
+    python -m homework.recipes.bench             # sizes for the device found
+    python -m homework.recipes.bench --quick     # about 2 minutes on a 2-core CPU
 
 Writes bench/results.json and bench/tokens_per_second.png.
 """
+
 import json
 import resource
 import tempfile
@@ -23,7 +24,9 @@ from ..engine.batching import micro_batch_size
 SIZES = {  # sequential prompts, batch sizes, datagen (questions, samples each), SFT steps and batch
     "quick": dict(sequential=4, batch_sizes=[4, 16], datagen=(4, 4), sft_steps=2, sft_batch=8, new_tokens=24),
     "cpu": dict(sequential=16, batch_sizes=[4, 16, 32, 64], datagen=(16, 8), sft_steps=6, sft_batch=16, new_tokens=32),
-    "cuda": dict(sequential=32, batch_sizes=[16, 64, 256], datagen=(128, 16), sft_steps=30, sft_batch=32, new_tokens=64),
+    "cuda": dict(
+        sequential=32, batch_sizes=[16, 64, 256], datagen=(128, 16), sft_steps=30, sft_batch=32, new_tokens=64
+    ),
 }
 
 
@@ -69,12 +72,28 @@ def bench_reader(questions: list[str]) -> float:
 def bench_generation(llm, questions, sequential: int, batch_sizes: list[int]) -> list[dict]:
     rows = []
     outputs, seconds, tokens = counted(llm, lambda: [llm.generate(q) for q in questions[:sequential]])
-    rows.append({"mode": "sequential", "batch_size": 1, "tok_per_s": num_tokens(llm.tokenizer, outputs) / seconds, "seconds": seconds, **tokens})
+    rows.append(
+        {
+            "mode": "sequential",
+            "batch_size": 1,
+            "tok_per_s": num_tokens(llm.tokenizer, outputs) / seconds,
+            "seconds": seconds,
+            **tokens,
+        }
+    )
     for size in batch_sizes:
         llm.batch_size = size
         prompts = questions[: max(size, sequential)]
         outputs, seconds, tokens = counted(llm, lambda: llm.batched_generate(prompts))
-        rows.append({"mode": "batched", "batch_size": size, "tok_per_s": num_tokens(llm.tokenizer, outputs) / seconds, "seconds": seconds, **tokens})
+        rows.append(
+            {
+                "mode": "batched",
+                "batch_size": size,
+                "tok_per_s": num_tokens(llm.tokenizer, outputs) / seconds,
+                "seconds": seconds,
+                **tokens,
+            }
+        )
     llm.batch_size = None
     return rows
 
@@ -86,7 +105,14 @@ def plain_hf_samples(llm, prompts, k, temperature):
     out = []
     for i in range(0, len(prompts), size):
         inputs = llm.tokenizer(prompts[i : i + size], padding=True, return_tensors="pt").to(llm.device)
-        ids = llm.model.generate(**inputs, max_new_tokens=llm.max_new_tokens, do_sample=True, temperature=temperature, num_return_sequences=k, pad_token_id=llm.tokenizer.pad_token_id)
+        ids = llm.model.generate(
+            **inputs,
+            max_new_tokens=llm.max_new_tokens,
+            do_sample=True,
+            temperature=temperature,
+            num_return_sequences=k,
+            pad_token_id=llm.tokenizer.pad_token_id,
+        )
         texts = llm.tokenizer.batch_decode(ids[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
         out += [texts[j * k : (j + 1) * k] for j in range(len(texts) // k)]
     return out
@@ -95,11 +121,19 @@ def plain_hf_samples(llm, prompts, k, temperature):
 def bench_datagen(cot, rows, k: int, temperature: float = 0.6) -> dict:
     prompts = [cot.format_prompt(q) for q, _ in rows]
     result = {}
-    for name, sample in [("plain_hf", lambda: plain_hf_samples(cot, prompts, k, temperature)), ("ours", lambda: cot.batched_generate(prompts, num_return_sequences=k, temperature=temperature))]:
+    for name, sample in [
+        ("plain_hf", lambda: plain_hf_samples(cot, prompts, k, temperature)),
+        ("ours", lambda: cot.batched_generate(prompts, num_return_sequences=k, temperature=temperature)),
+    ]:
         torch.manual_seed(0)
         samples, seconds = timed(sample)
         correct = sum(is_answer_valid(parse_answer(s), a) for group, (_, a) in zip(samples, rows) for s in group)
-        result[name] = {"samples_per_s": len(rows) * k / seconds, "correct": correct, "correct_per_s": correct / seconds, "seconds": seconds}
+        result[name] = {
+            "samples_per_s": len(rows) * k / seconds,
+            "correct": correct,
+            "correct_per_s": correct / seconds,
+            "seconds": seconds,
+        }
     result["speedup"] = result["ours"]["samples_per_s"] / result["plain_hf"]["samples_per_s"]
     return result
 
@@ -107,9 +141,11 @@ def bench_datagen(cot, rows, k: int, temperature: float = 0.6) -> dict:
 def fixed_collate(examples: list[dict], pad_token_id: int, length: int = 128) -> dict:
     """The plain baseline of sft.collate: every batch right-padded to `length`, the logits of every position."""
     pad = [length - len(e["input_ids"]) for e in examples]
-    return {"input_ids": torch.tensor([e["input_ids"] + [pad_token_id] * p for e, p in zip(examples, pad)]),
-            "labels": torch.tensor([e["labels"] + [-100] * p for e, p in zip(examples, pad)]),
-            "attention_mask": torch.tensor([[1] * len(e["input_ids"]) + [0] * p for e, p in zip(examples, pad)])}
+    return {
+        "input_ids": torch.tensor([e["input_ids"] + [pad_token_id] * p for e, p in zip(examples, pad)]),
+        "labels": torch.tensor([e["labels"] + [-100] * p for e, p in zip(examples, pad)]),
+        "attention_mask": torch.tensor([[1] * len(e["input_ids"]) + [0] * p for e, p in zip(examples, pad)]),
+    }
 
 
 def bench_sft(checkpoint, steps: int, batch: int) -> dict:
@@ -147,7 +183,12 @@ def plot(rows: list[dict], path: Path, device: str):
     for dtype in dict.fromkeys(r["dtype"] for r in rows):
         ours = [r for r in rows if r["dtype"] == dtype]
         batched = [r for r in ours if r["mode"] == "batched"]
-        line, = ax.plot([r["batch_size"] for r in batched], [r["tok_per_s"] for r in batched], "o-", label=f"batched_generate, {dtype}")
+        (line,) = ax.plot(
+            [r["batch_size"] for r in batched],
+            [r["tok_per_s"] for r in batched],
+            "o-",
+            label=f"batched_generate, {dtype}",
+        )
         ax.axhline(ours[0]["tok_per_s"], color=line.get_color(), linestyle="--", label=f"one at a time, {dtype}")
     ax.set(xscale="log", xlabel="batch size", ylabel="generated tokens / s", title=f"SmolLM2 generation on {device}")
     ax.set_xticks([r["batch_size"] for r in batched], labels=[str(r["batch_size"]) for r in batched], minor=False)
@@ -158,7 +199,8 @@ def plot(rows: list[dict], path: Path, device: str):
 
 
 def main(quick: bool = False, checkpoint: str = loader.DEFAULT_CHECKPOINT, output_dir: str = "bench"):
-    """Generation (fp32 weights beside the policy's model), datagen, the reader and SFT, ours beside the plain way; writes
+    """Generation (fp32 weights beside the policy's model), datagen, the reader and SFT, ours beside the plain way;
+    writes
     OUTPUT_DIR/results.json and a plot."""
     device = loader.policy().device
     sizes = SIZES["quick" if quick else device.type if device.type == "cuda" else "cpu"]
@@ -175,28 +217,51 @@ def main(quick: bool = False, checkpoint: str = loader.DEFAULT_CHECKPOINT, outpu
     for name, make in variants.items():
         llm = make()  # the last one (the policy's) serves the rest of the bench
         llm.max_new_tokens = sizes["new_tokens"]
-        rows = [{**r, "dtype": name} for r in bench_generation(llm, questions, sizes["sequential"], sizes["batch_sizes"])]
+        rows = [
+            {**r, "dtype": name} for r in bench_generation(llm, questions, sizes["sequential"], sizes["batch_sizes"])
+        ]
         best = max(r["tok_per_s"] for r in rows[1:])
-        print(f"generation, {rows[0]['dtype']} (tokens/s):  " + "  ".join(f"{r['mode']} bs={r['batch_size']}: {r['tok_per_s']:.0f}" for r in rows))
-        print("  tokens the model ran:  " + "  ".join(f"bs={r['batch_size']}: prefill={r['prefill']} decode={r['decode']} in {r['seconds']:.1f} s" for r in rows))
+        print(
+            f"generation, {rows[0]['dtype']} (tokens/s):  "
+            + "  ".join(f"{r['mode']} bs={r['batch_size']}: {r['tok_per_s']:.0f}" for r in rows)
+        )
+        print(
+            "  tokens the model ran:  "
+            + "  ".join(
+                f"bs={r['batch_size']}: prefill={r['prefill']} decode={r['decode']} in {r['seconds']:.1f} s"
+                for r in rows
+            )
+        )
         print(f"  batched / sequential: {best / rows[0]['tok_per_s']:.1f}x")
         generation += rows
 
     cot = CoTModel(checkpoint, model=llm.model, tokenizer=llm.tokenizer)  # same weights, no second load
     n, k = sizes["datagen"]
     datagen = bench_datagen(cot, train[:n], k)
-    print(f"datagen ({n} questions x {k} samples): plain HF {datagen['plain_hf']['samples_per_s']:.1f} samples/s "
-          f"({datagen['plain_hf']['correct']} correct), ours {datagen['ours']['samples_per_s']:.1f} samples/s "
-          f"({datagen['ours']['correct']} correct): {datagen['speedup']:.1f}x")
+    print(
+        f"datagen ({n} questions x {k} samples): plain HF {datagen['plain_hf']['samples_per_s']:.1f} samples/s "
+        f"({datagen['plain_hf']['correct']} correct), ours {datagen['ours']['samples_per_s']:.1f} samples/s "
+        f"({datagen['ours']['correct']} correct): {datagen['speedup']:.1f}x"
+    )
 
     reader_ms = bench_reader([q for q, _ in train])
     print(f"reader: {reader_ms:.3f} ms a question ({len(train)} training questions)")
 
     sft = bench_sft(checkpoint, sizes["sft_steps"], sizes["sft_batch"])
-    print(f"SFT (samples/s): dynamic padding {sft['dynamic']['samples_per_s']:.2f}, fixed to 128 {sft['fixed_128']['samples_per_s']:.2f}: {sft['speedup']:.1f}x")
+    print(
+        f"SFT (samples/s): dynamic padding {sft['dynamic']['samples_per_s']:.2f}, "
+        f"fixed to 128 {sft['fixed_128']['samples_per_s']:.2f}: {sft['speedup']:.1f}x"
+    )
 
-    results = {"device": device.type, "sizes": sizes, "generation": generation, "datagen": datagen, "sft": sft, "reader_ms": reader_ms,
-               "peak_memory_mb": peak_memory_mb()}
+    results = {
+        "device": device.type,
+        "sizes": sizes,
+        "generation": generation,
+        "datagen": datagen,
+        "sft": sft,
+        "reader_ms": reader_ms,
+        "peak_memory_mb": peak_memory_mb(),
+    }
     print(f"peak memory: {results['peak_memory_mb']:.0f} MB")
     (out / "results.json").write_text(json.dumps(results, indent=1))
     plot(generation, out / "tokens_per_second.png", device.type)

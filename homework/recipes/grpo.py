@@ -1,10 +1,10 @@
 """Online RL from the RFT model: GRPO (TRL's GRPOTrainer) with our verifier as the reward.
 
-    python -m homework.grpo train                    # from homework/rft_model; the adapter goes to homework/grpo_model
-    python -m homework.grpo train --max_steps 10     # a short run
-    python -m homework.grpo test --split offgrid     # valid, reworded or offgrid
-    python -m homework.grpo ask "How many grams in 3.7 lb?"
-    python -m homework.grpo show                     # a training prompt, sampled completions and the reward of each
+    python -m homework.recipes.grpo train                    # from homework/rft_model; the adapter goes to homework/grpo_model
+    python -m homework.recipes.grpo train --max_steps 10     # a short run
+    python -m homework.recipes.grpo test --split offgrid     # valid, reworded or offgrid
+    python -m homework.recipes.grpo ask "How many grams in 3.7 lb?"
+    python -m homework.recipes.grpo show                     # a training prompt, sampled completions and the reward of each
 
 RFT trains on rationales sampled once, before training. GRPO samples as it trains: for each prompt, `num_generations`
 completions from the current model; each is scored by `reward`, and the loss (TRL's, DAPO's token-level
@@ -17,8 +17,9 @@ all its samples), plugged in as GRPOTrainer's `rollout_func`; `--rollout trl` sa
 The prompts are RFT's (`rft.RFTModel`), for the training questions and `spread` more of the generator's
 (`datagen.questions_to_ask`): never a conversion of valid, reworded or offgrid.
 
-GRPO needs `trl` (pip install trl==1.16.0), which no other stage does.
+GRPO needs `trl` (in requirements.txt), which no other stage does.
 """
+
 from pathlib import Path
 
 import torch
@@ -40,16 +41,24 @@ MODEL_DIR = Path(__file__).resolve().parent / "grpo_model"
 def checks(completion: str, answer: float, quantity: float, question: str) -> tuple[bool, bool, bool]:
     """(the answer is right, the first sentence states the true factor, every step holds at the factor stated)."""
     factor = rationale.stated_factor(completion)
-    return (is_answer_valid(parse_answer(completion), answer), factor is not None and abs(factor * quantity / answer - 1) < 0.01,
-            rationale.consistent(question, completion))
+    return (
+        is_answer_valid(parse_answer(completion), answer),
+        factor is not None and abs(factor * quantity / answer - 1) < 0.01,
+        rationale.consistent(question, completion),
+    )
 
 
 def reward(completions: list[str], answer: list[float], quantity: list[float], question: list[str], **_) -> list[float]:
     """The verifier's score: 0.5 for a right answer (within 5%), 0.25 for a true statement of the factor, 0.25 for
-    steps that all hold at the factor it states. 1.0 is what datagen keeps; the partial credit ranks the misses of a group, so a group that
+    steps that all hold at the factor it states. 1.0 is what datagen keeps; the partial credit ranks the misses of a
+    group, so a group that
     only states the factor right (most misses off the grid are a product 5-15% off) still has something to learn."""
-    return [0.5 * right + 0.25 * factor + 0.25 * arithmetic
-            for right, factor, arithmetic in (checks(c, a, n, q) for c, a, n, q in zip(completions, answer, quantity, question))]
+    return [
+        0.5 * right + 0.25 * factor + 0.25 * arithmetic
+        for right, factor, arithmetic in (
+            checks(c, a, n, q) for c, a, n, q in zip(completions, answer, quantity, question)
+        )
+    ]
 
 
 def accuracy(completions: list[str], answer: list[float], **_) -> list[float]:
@@ -76,26 +85,42 @@ def rollout(llm: RFTModel, num_generations: int, temperature: float):
         finally:
             llm.model.train(training)
         completions = [ids for group in groups for ids in group]
-        done = finished(llm.tokenizer, completions, {eos}, llm.stop_strings)  # EOS or a closed answer, read once for the whole batch
+        done = finished(
+            llm.tokenizer, completions, {eos}, llm.stop_strings
+        )  # EOS or a closed answer, read once for the whole batch
         completions = [ids + [eos] if ended and ids[-1] != eos else ids for ids, ended in zip(completions, done)]
-        return {"prompt_ids": [ids for ids in prompt_ids for _ in range(num_generations)], "completion_ids": completions, "logprobs": None}
+        return {
+            "prompt_ids": [ids for ids in prompt_ids for _ in range(num_generations)],
+            "completion_ids": completions,
+            "logprobs": None,
+        }
 
     return run
 
 
-def prompts(llm: RFTModel, max_question: int | None, spread: int, seed: int, train_questions: bool = True) -> list[dict]:
+def prompts(
+    llm: RFTModel, max_question: int | None, spread: int, seed: int, train_questions: bool = True
+) -> list[dict]:
     """One row per question: the RFT prompt, the question, its answer and quantity (the reward's columns). The
     questions are the training questions (unless not `train_questions`) and `spread` more of the generator's."""
     trained = set() if train_questions else {q for q, _ in Dataset("train").data}
     rows = []
     for question, answer in sum(questions_to_ask(max_question, spread, seed), []):
         if question not in trained:
-            rows.append({"prompt": llm.format_prompt(question), "question": question, "answer": float(answer), "quantity": read_question(question).n})
+            rows.append(
+                {
+                    "prompt": llm.format_prompt(question),
+                    "question": question,
+                    "answer": float(answer),
+                    "quantity": read_question(question).n,
+                }
+            )
     return rows
 
 
 def signal_logged():
-    """A callback that logs `signal`, the fraction of groups whose rewards differ (TRL logs the others: frac_reward_zero_std),
+    """A callback that logs `signal`, the fraction of groups whose rewards differ (TRL logs the others:
+    frac_reward_zero_std),
     before the tensorboard callback writes the logs."""
     from transformers import TrainerCallback
 
@@ -107,28 +132,62 @@ def signal_logged():
     return Signal()
 
 
-def trainer_for(llm: RFTModel, rows: list[dict], output_dir: Path, reward_funcs: list, reward_weights: list[float], *, num_generations: int,
-                prompts_per_step: int, temperature: float, learning_rate: float, max_steps: int, beta: float, seed: int, rollout_engine: str):
+def trainer_for(
+    llm: RFTModel,
+    rows: list[dict],
+    output_dir: Path,
+    reward_funcs: list,
+    reward_weights: list[float],
+    *,
+    num_generations: int,
+    prompts_per_step: int,
+    temperature: float,
+    learning_rate: float,
+    max_steps: int,
+    beta: float,
+    seed: int,
+    rollout_engine: str,
+):
     """TRL's GRPOTrainer over `llm.model` (a trainable PeftModel) and `rows`: one optimizer step per `prompts_per_step`
     prompts, their groups accumulated one at a time; tensorboard logs in output_dir/runs."""
     try:
         import datasets
         from trl import GRPOConfig, GRPOTrainer
     except ImportError:
-        raise loader.CheckpointError("GRPO needs trl: pip install trl==1.16.0") from None
+        raise loader.CheckpointError("GRPO needs trl: pip install -r requirements.txt") from None
     policy = loader.policy()
     args = GRPOConfig(
-        output_dir=str(output_dir), report_to="tensorboard", logging_steps=1, save_strategy="no", seed=seed, disable_tqdm=False,
-        learning_rate=learning_rate, lr_scheduler_type="constant", max_steps=max_steps, beta=beta,
-        per_device_train_batch_size=num_generations, gradient_accumulation_steps=prompts_per_step,  # one group a micro-step
-        num_generations=num_generations, max_completion_length=llm.max_new_tokens, temperature=temperature,
-        reward_weights=reward_weights, gradient_checkpointing=policy.gradient_checkpointing, **policy.trainer_flags,
+        output_dir=str(output_dir),
+        report_to="tensorboard",
+        logging_steps=1,
+        save_strategy="no",
+        seed=seed,
+        disable_tqdm=False,
+        learning_rate=learning_rate,
+        lr_scheduler_type="constant",
+        max_steps=max_steps,
+        beta=beta,
+        per_device_train_batch_size=num_generations,
+        gradient_accumulation_steps=prompts_per_step,  # one group a micro-step
+        num_generations=num_generations,
+        max_completion_length=llm.max_new_tokens,
+        temperature=temperature,
+        reward_weights=reward_weights,
+        gradient_checkpointing=policy.gradient_checkpointing,
+        **policy.trainer_flags,
         dataloader_pin_memory=llm.model.device.type == "cuda",
     )
     engine = {"ours": rollout(llm, num_generations, temperature), "trl": None}[rollout_engine]
     signal = signal_logged()
-    trainer = GRPOTrainer(model=llm.model, reward_funcs=reward_funcs, args=args, train_dataset=datasets.Dataset.from_list(rows),
-                          processing_class=llm.tokenizer, rollout_func=engine, callbacks=[signal])
+    trainer = GRPOTrainer(
+        model=llm.model,
+        reward_funcs=reward_funcs,
+        args=args,
+        train_dataset=datasets.Dataset.from_list(rows),
+        processing_class=llm.tokenizer,
+        rollout_func=engine,
+        callbacks=[signal],
+    )
     callbacks = trainer.callback_handler.callbacks
     callbacks.insert(0, callbacks.pop(callbacks.index(signal)))  # before the tensorboard callback writes the logs
     return trainer
@@ -179,21 +238,40 @@ def train(
         rollout: ours (BaseLLM.generate_ids) or trl (GRPOTrainer's own generate)
         seed: of the prompts' order and the sampling
         eval_questions: valid questions to evaluate on afterwards (0: none)"""
-    check_flags([
-        ("max_steps", max_steps, is_count(max_steps), "1 or more"),
-        ("num_generations", num_generations, is_count(num_generations, 2), "2 or more: a group needs a mean"),
-        ("prompts_per_step", prompts_per_step, is_count(prompts_per_step), "1 or more"),
-        ("temperature", temperature, isinstance(temperature, (int, float)) and temperature > 0, "more than 0: GRPO samples"),
-        ("rollout", rollout, rollout in ("ours", "trl"), "ours or trl"),
-        ("eval_questions", eval_questions, is_count(eval_questions, 0), "0 for none, or more"),
-    ])
+    check_flags(
+        [
+            ("max_steps", max_steps, is_count(max_steps), "1 or more"),
+            ("num_generations", num_generations, is_count(num_generations, 2), "2 or more: a group needs a mean"),
+            ("prompts_per_step", prompts_per_step, is_count(prompts_per_step), "1 or more"),
+            (
+                "temperature",
+                temperature,
+                isinstance(temperature, (int, float)) and temperature > 0,
+                "more than 0: GRPO samples",
+            ),
+            ("rollout", rollout, rollout in ("ours", "trl"), "ours or trl"),
+            ("eval_questions", eval_questions, is_count(eval_questions, 0), "0 for none, or more"),
+        ]
+    )
     torch.manual_seed(seed)
     llm = policy_model(init_adapter)
     rows = prompts(llm, max_question, spread, seed, train_questions)
     print(f"{len(rows)} prompts, {max_steps} steps of {prompts_per_step} x {num_generations} completions")
-    trainer = trainer_for(llm, rows, Path(output_dir), [reward, accuracy], [1.0, 0.0], num_generations=num_generations,
-                          prompts_per_step=prompts_per_step, temperature=temperature, learning_rate=learning_rate, max_steps=max_steps,
-                          beta=beta, seed=seed, rollout_engine=rollout)
+    trainer = trainer_for(
+        llm,
+        rows,
+        Path(output_dir),
+        [reward, accuracy],
+        [1.0, 0.0],
+        num_generations=num_generations,
+        prompts_per_step=prompts_per_step,
+        temperature=temperature,
+        learning_rate=learning_rate,
+        max_steps=max_steps,
+        beta=beta,
+        seed=seed,
+        rollout_engine=rollout,
+    )
     trainer.train()
     llm.model.eval()
     if trainer.is_world_process_zero():
@@ -208,7 +286,8 @@ def load(path: str | Path = MODEL_DIR, calculator: bool = False) -> RFTModel:
 
 
 def test(path: str = str(MODEL_DIR), max_question: int = 100, split: str = "valid", calculator: bool = False):
-    """Accuracy on the first max_question questions of a split, per category and kind of quantity, and the misses by kind."""
+    """Accuracy on the first max_question questions of a split, per category and kind of quantity, and the misses by
+    kind."""
     rft.test(path, max_question, split, calculator)
 
 
@@ -217,7 +296,14 @@ def ask(question: str, path: str = str(MODEL_DIR), show_prompt: bool = False, ca
     rft.ask(question, path, show_prompt, calculator)
 
 
-def show(index: int = 0, path: str = str(rft.MODEL_DIR), num_generations: int = 8, temperature: float = 0.7, spread: int = 200, seed: int = 0):
+def show(
+    index: int = 0,
+    path: str = str(rft.MODEL_DIR),
+    num_generations: int = 8,
+    temperature: float = 0.7,
+    spread: int = 200,
+    seed: int = 0,
+):
     """A training prompt of GRPO, then `num_generations` completions the model at `path` samples for it, each with its
     reward and the three checks: what one group looks like to the trainer.
 
@@ -234,14 +320,17 @@ def show(index: int = 0, path: str = str(rft.MODEL_DIR), num_generations: int = 
         raise loader.CheckpointError(f"there are {len(rows)} GRPO prompts: no prompt {index}")
     row = rows[index]
     print(row["prompt"])
-    completions = llm.batched_generate([row["prompt"]], num_return_sequences=num_generations, temperature=temperature)[0]
+    completions = llm.batched_generate([row["prompt"]], num_return_sequences=num_generations, temperature=temperature)[
+        0
+    ]
     scores = reward(completions, *([row[k]] * num_generations for k in ("answer", "quantity", "question")))
     for completion, score in zip(completions, scores):
         right, factor, arithmetic = checks(completion, row["answer"], row["quantity"], row["question"])
-        print(f"reward {score:.2f} (answer {'right' if right else 'wrong'}, factor {'true' if factor else 'false'}, "
-              f"steps {'hold' if arithmetic else 'fail'}): {completion!r}")
+        print(
+            f"reward {score:.2f} (answer {'right' if right else 'wrong'}, factor {'true' if factor else 'false'}, "
+            f"steps {'hold' if arithmetic else 'fail'}): {completion!r}"
+        )
 
 
 if __name__ == "__main__":
-    cli({"train": train, "test": test, "ask": ask, "show": show},
-               {"RFTModel.max_new_tokens": RFTModel.max_new_tokens})
+    cli({"train": train, "test": test, "ask": ask, "show": show}, {"RFTModel.max_new_tokens": RFTModel.max_new_tokens})

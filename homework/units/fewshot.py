@@ -1,8 +1,10 @@
 """The CoT prompt's worked examples: for a question, which training rows to show and how each is worked out.
 
 Every example converts the question's unit pair, asked in the question's own words, at a quantity shaped like the
-question's, and never the question's own quantity; each is worked as "1 kg = 1000 g. 6 * 1000 = 6000. <answer>6000</answer>".
+question's, and never the question's own quantity; each is worked as "1 kg = 1000 g. 6 * 1000 = 6000.
+<answer>6000</answer>".
 """
+
 from dataclasses import dataclass
 
 from .numbers import fmt, leading_digit, rounded, shaped
@@ -28,21 +30,32 @@ def worked_answer(n: float, src: str, dst: str, answer: float, digits: int | Non
     if digits is not None:
         factor = rounded(factor, digits)
         answer = rounded(count * factor, digits + 1)
-    return f"{per} {src} = {fmt(factor)} {dst}. {fmt(count)} * {fmt(factor)} = {fmt(answer)}. <answer>{fmt(answer)}</answer>"
+    product = f"{fmt(count)} * {fmt(factor)} = {fmt(answer)}"
+    return f"{per} {src} = {fmt(factor)} {dst}. {product}. <answer>{fmt(answer)}</answer>"
 
 
 @dataclass(frozen=True)
 class PromptStyle:
     """How a prompt's worked examples are chosen and written."""
 
-    examples: int  # how many. Each costs about 60 prompt tokens, and the prefill is most of the CoT case's time on a CPU
-    in_question_words: bool  # the pair's examples asked in the question's own words and spellings, only the quantity changed
-    all_of_the_pair: bool  # every example converts the question's pair (past its rows, its category's, at the pair's factor)
-    factor_digits: int | None = 4  # factors to this many significant digits (0.4536, not 0.453592); None: as fmt writes them
+    examples: (
+        int  # how many. Each costs about 60 prompt tokens, and the prefill is most of the CoT case's time on a CPU
+    )
+    in_question_words: (
+        bool  # the pair's examples asked in the question's own words and spellings, only the quantity changed
+    )
+    all_of_the_pair: (
+        bool  # every example converts the question's pair (past its rows, its category's, at the pair's factor)
+    )
+    factor_digits: int | None = (
+        4  # factors to this many significant digits (0.4536, not 0.453592); None: as fmt writes them
+    )
 
 
-# CoT: every example the question's pair, asked as the question is, so the model copies a worked answer of the same form and
-# a factor it sees in each example. First 100 valid / reworded, fp32: 3 examples 0.46 / 0.41, 4 0.50 / 0.47, 8 0.50 / 0.47.
+# CoT: every example the question's pair, asked as the question is, so the model copies a worked answer of the same
+# form and
+# a factor it sees in each example. First 100 valid / reworded, fp32: 3 examples 0.46 / 0.41, 4 0.50 / 0.47, 8 0.50 /
+# 0.47.
 QUESTION_PAIR = PromptStyle(examples=4, in_question_words=True, all_of_the_pair=True)
 
 
@@ -93,23 +106,42 @@ class FewShot:
         def quantity(r) -> float:
             return shaped(reading.n, leading_digit(r.n)) if like else r.n
 
-        fill_with_pair = reading is not None and (self.style.all_of_the_pair or not any(
-            r.units == pair and quantity(r) != reading.n for _, _, r, _ in self.train))
+        fill_with_pair = reading is not None and (
+            self.style.all_of_the_pair
+            or not any(r.units == pair and quantity(r) != reading.n for _, _, r, _ in self.train)
+        )
         pair_factor = self.factor(pair) if fill_with_pair else None
         chosen, seen = [], set()
-        for row in sorted(self.train, key=lambda row: (row[2].units != pair, row[2].category != cat)):  # stable: file order
+        for row in sorted(
+            self.train, key=lambda row: (row[2].units != pair, row[2].category != cat)
+        ):  # stable: file order
             q, a, r, _ = row
             n, as_pair = quantity(r), pair_factor is not None and r.category == cat
             if q == question or n in seen or ((as_pair or r.units == pair) and n == reading.n):
                 continue
-            chosen.append((row, n, pair_factor if as_pair else a / r.n, as_pair or (self.style.in_question_words and r.units == pair)))
+            chosen.append(
+                (
+                    row,
+                    n,
+                    pair_factor if as_pair else a / r.n,
+                    as_pair or (self.style.in_question_words and r.units == pair),
+                )
+            )
             seen.add(n)
             if len(chosen) == self.style.examples:
                 break
         return chosen
 
-    def worked(self, question: str, reading: Reading | None, at: tuple[int, int], row: tuple, n: float, factor: float,
-               in_question_words: bool) -> tuple[str, str]:
+    def worked(
+        self,
+        question: str,
+        reading: Reading | None,
+        at: tuple[int, int],
+        row: tuple,
+        n: float,
+        factor: float,
+        in_question_words: bool,
+    ) -> tuple[str, str]:
         """One example: the row asked at quantity n (in the question's words and spellings, or its own), and its
         worked answer (`worked_answer`) at `factor`."""
         q, _, r, span = row

@@ -1,7 +1,7 @@
 """Our data sets, generated: seeded, so each file is rewritten byte for byte; every answer is pint's (`units.convert`).
 
-    python -m homework.generator                 # data/train.json, valid.json, reworded.json and offgrid.json
-    python -m homework.generator offgrid         # one of them (train and valid come together)
+    python -m homework.units.generator                 # data/train.json, valid.json, reworded.json and offgrid.json
+    python -m homework.units.generator offgrid         # one of them (train and valid come together)
 
 - train and valid (1000 rows each, no question shared): a unit pair of `units.UNITS` at a whole quantity from 1 to 10,
   asked in one of PHRASINGS.
@@ -13,6 +13,7 @@
 reworded and offgrid are for evaluation only: never trained on, never a worked example. For training only, `reword` asks
 rows again in other words and `on_grid` asks each unit pair at the quantities of a grid (datagen uses both).
 """
+
 import json
 import random
 from decimal import Decimal
@@ -99,7 +100,8 @@ TEMPLATES = [
 
 GRID = [*range(1, 11), *(i + 0.5 for i in range(10))]  # 1 to 10 and 0.5 to 9.5: the quantities people ask most
 THOUSANDS = [500 * i for i in range(2, 20)]  # 1000 to 9500: "1,500 ft", counted in thousands in the prompt
-# Quantities off that grid, by kind: data/offgrid.json asks each unit pair at some of them, `datagen --offgrid` at others
+# Quantities off that grid, by kind: data/offgrid.json asks each unit pair at some of them, `datagen --offgrid` at
+# others
 OFF_GRID = {
     "one decimal": [i / 10 for i in range(1, 100) if i % 5],  # 0.1 to 9.9, no halves
     "two decimals": [i / 100 for i in range(1, 1000) if i % 10 and i % 25],  # 0.01 to 9.99, no tenths or quarters
@@ -148,7 +150,11 @@ def _phrased(rng: random.Random, count: int, quantity_of, keep=lambda question, 
             continue
         n = quantity_of(len(rows))
         question = rng.choice(PHRASINGS).format(n=n, src=src, dst=dst)
-        if question in seen or not keep(question, n, src, dst) or not units.askable(answer := units.convert(n, src, dst)):
+        if (
+            question in seen
+            or not keep(question, n, src, dst)
+            or not units.askable(answer := units.convert(n, src, dst))
+        ):
             continue
         seen.add(question)
         rows.append([question, answer])
@@ -253,7 +259,9 @@ def reword(rows: list[list], seed: int = 0, copies: int = 1) -> list[list]:
     return out
 
 
-def on_grid(rows: list[list], quantities: list[int | float] = GRID, seed: int = 0, per_pair: int | None = None) -> list[list]:
+def on_grid(
+    rows: list[list], quantities: list[int | float] = GRID, seed: int = 0, per_pair: int | None = None
+) -> list[list]:
     """Every unit pair that `rows` convert, asked at each of `quantities` that none of its rows asks: in one of
     PHRASINGS with written spellings, the answer scaled from the pair's first row. The training rows ask a pair at two
     or three quantities, and RFT gets more of the conversions its data asks (in any words) than of those it has to
@@ -268,8 +276,11 @@ def on_grid(rows: list[list], quantities: list[int | float] = GRID, seed: int = 
             first.setdefault(reading.units, (reading.category, answer, reading.n))
     out = []
     for pair, (cat, answer, n) in first.items():
-        unasked = [(new_n, new_answer) for new_n in quantities
-                   if (pair, new_n) not in asked and units.askable(new_answer := _scaled(answer, n, new_n))]
+        unasked = [
+            (new_n, new_answer)
+            for new_n in quantities
+            if (pair, new_n) not in asked and units.askable(new_answer := _scaled(answer, n, new_n))
+        ]
         if per_pair is not None:
             unasked = sorted(rng.sample(unasked, min(per_pair, len(unasked))), key=unasked.index)
         for new_n, new_answer in unasked:

@@ -1,6 +1,7 @@
 """Numbers: reading them as people write them ("1,500", "1 1/2", "1.5e-3", "two thousand", "three and a half") and
 writing them as our rationales and answers do (`fmt`, `rounded`, `round_answer`).
 """
+
 import math
 import re
 from decimal import Decimal
@@ -14,19 +15,30 @@ NOT_DECIMAL = re.compile(_NOT_DECIMAL.join(_NOT_PART_OF_A_NUMBER))
 # A number as a model writes one in a rationale or an answer: "6000", "1,000.5", ".25", "11592e-3"
 NUMBER = r"(?:\d[\d,]*(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d+)?"
 QUANTITY = re.compile((_NOT_DECIMAL + r"|\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+").join(_NOT_PART_OF_A_NUMBER))
-# Quantities in words: "a", "twenty-five", "two thousand", "a dozen", "half a", "three quarters of an", "three and a half"
-_ONES = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen"
+# Quantities in words: "a", "twenty-five", "two thousand", "a dozen", "half a", "three quarters of an", "three and a
+# half"
+_ONES = ("zero one two three four five six seven eight nine ten "
+         "eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen")
 _TENS = "twenty thirty forty fifty sixty seventy eighty ninety"
-_WORD_VALUES = {w: i for i, w in enumerate(_ONES.split())} | {w: 10 * i for i, w in enumerate(_TENS.split(), 2)} | {"a": 1, "an": 1}
+_WORD_VALUES = (
+    {w: i for i, w in enumerate(_ONES.split())}
+    | {w: 10 * i for i, w in enumerate(_TENS.split(), 2)}
+    | {"a": 1, "an": 1}
+)
 _SCALES = {"dozen": 12, "hundred": 100, "thousand": 1000, "million": 1_000_000}
 _FRACTIONS = {"half": 0.5, "halves": 0.5, "quarter": 0.25, "quarters": 0.25}
 _WORD = "(?:" + "|".join([*_WORD_VALUES, *_SCALES, *_FRACTIONS, "and", "of"]) + ")"
-WORDS_BEFORE = re.compile(rf"(?<![\w-]){_WORD}(?:[\s-]+{_WORD})*[\s-]*$", re.I)  # a run of them ending where a unit starts
-AND_FRACTION = re.compile(r"\s+and\s+((?:a|an|one|three)\s+(?:half|quarters?))\b", re.I)  # "2 and a half", "an hour and a half"
+WORDS_BEFORE = re.compile(
+    rf"(?<![\w-]){_WORD}(?:[\s-]+{_WORD})*[\s-]*$", re.I
+)  # a run of them ending where a unit starts
+AND_FRACTION = re.compile(
+    r"\s+and\s+((?:a|an|one|three)\s+(?:half|quarters?))\b", re.I
+)  # "2 and a half", "an hour and a half"
 
 
 def number(text: str) -> int | float | None:
-    """The value of a number that QUANTITY matches: "1,500" 1500, "2.5" 2.5, "1.5e-3" 0.0015, "1 1/2" 1.5; None for "1/0"."""
+    """The value of a number that QUANTITY matches: "1,500" 1500, "2.5" 2.5, "1.5e-3" 0.0015, "1 1/2" 1.5; None for
+    "1/0"."""
     text = text.replace(",", "")
     if "/" not in text:
         return int(text) if text.isdigit() else float(text)
@@ -36,12 +48,15 @@ def number(text: str) -> int | float | None:
 
 
 def integer_in_words(words: list[str]) -> int | None:
-    """"a" 1, "twenty five" 25, "two hundred and five" 205, "a dozen" 12, "two thousand" 2000; None if the words are no number."""
+    """ "a" 1, "twenty five" 25, "two hundred and five" 205, "a dozen" 12, "two thousand" 2000; None if the words are
+    no number."""
     total, current = 0, 0
     for before, word in zip([None, *words], words):
         if word in _WORD_VALUES:
             value = _WORD_VALUES[word]
-            if current and not (current >= 20 and current % 10 == 0 and value < 10 or current % 100 == 0 and value < 100):
+            if current and not (
+                current >= 20 and current % 10 == 0 and value < 10 or current % 100 == 0 and value < 100
+            ):
                 return None  # "five five", "twenty thirty"
             current += value
         elif word in ("dozen", "hundred"):
@@ -54,7 +69,7 @@ def integer_in_words(words: list[str]) -> int | None:
 
 
 def fraction_in_words(words: list[str]) -> float | None:
-    """"half" 0.5, "a quarter" 0.25, "three quarters" 0.75; None otherwise."""
+    """ "half" 0.5, "a quarter" 0.25, "three quarters" 0.75; None otherwise."""
     *count, fraction = words
     n = integer_in_words(count) if count else 1
     return n * _FRACTIONS[fraction] if fraction in _FRACTIONS and n is not None else None
@@ -63,7 +78,9 @@ def fraction_in_words(words: list[str]) -> float | None:
 def words_value(words: list[str]) -> int | float | None:
     """The value of a quantity written in words (lower case, one word an item): "two thousand" 2000, "three and a
     half" 3.5, "half a" 0.5 (the article of "half a gallon"), "a quarter of an" 0.25; None if they are no number."""
-    while len(words) > 1 and words[-1] in ("a", "an", "of") and _FRACTIONS.keys() & set(words):  # "a quarter of an hour"
+    while (
+        len(words) > 1 and words[-1] in ("a", "an", "of") and _FRACTIONS.keys() & set(words)
+    ):  # "a quarter of an hour"
         words = words[:-1]
     if "and" in words and _FRACTIONS.keys() & set(words):  # "three and a half": a whole number, then a fraction
         at = len(words) - 1 - words[::-1].index("and")
@@ -81,7 +98,8 @@ def fmt(x: float) -> str:
 
 
 def rounded(x: float, digits: int) -> float:
-    """x to `digits` significant digits, whole numbers kept whole: 0.453592 -> 0.4536, 1609.34 -> 1609, 36525 -> 36525."""
+    """x to `digits` significant digits, whole numbers kept whole: 0.453592 -> 0.4536, 1609.34 -> 1609, 36525 ->
+    36525."""
     if abs(x) < 1:
         return float(f"{x:.{digits}g}")
     return round(x, max(digits - len(str(int(abs(x)))), 0))

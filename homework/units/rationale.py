@@ -11,6 +11,7 @@ datagen keeps a sampled completion only if its answer is right and its first sen
 
 docs/RECIPE.md gives each form's pilot scores.
 """
+
 import math
 import re
 from decimal import Decimal
@@ -55,8 +56,10 @@ def steps(n: float, src: str, dst: str, factor: float) -> str:
     """The rationale for n src in dst at `factor` (how many dst make one src), src and dst as the reader names them."""
     (a, ea), (b, eb) = scientific(n), scientific(factor, FACTOR_DIGITS)
     answer = sci(a * b, ea + eb)
-    return (f"1 {src} = {sci(b, eb)} {dst}. {sci(a, ea)} * {sci(b, eb)}. {product_steps(a, b)}. "
-            f"{ea} + {eb} = {ea + eb}. <answer>{answer}</answer>")
+    return (
+        f"1 {src} = {sci(b, eb)} {dst}. {sci(a, ea)} * {sci(b, eb)}. {product_steps(a, b)}. "
+        f"{ea} + {eb} = {ea + eb}. <answer>{answer}</answer>"
+    )
 
 
 def plain(n: float, src: str, dst: str, factor: float) -> str:
@@ -99,7 +102,9 @@ def consistent(question: str, text: str, form: str = FORM) -> bool:
     """`text` is, character for character, the rationale of the question at the factor it states: each product,
     each sum and the answer hold (whether or not that factor is true)."""
     reading, factor = read_question(question), stated_factor(text)
-    return reading is not None and bool(reading.n) and factor is not None and text.strip() == write(reading, factor, form)
+    return (
+        reading is not None and bool(reading.n) and factor is not None and text.strip() == write(reading, factor, form)
+    )
 
 
 def holds(question: str, text: str, correct_answer: float, form: str = FORM, relative_tolerance: float = 0.01) -> bool:
@@ -107,7 +112,9 @@ def holds(question: str, text: str, correct_answer: float, form: str = FORM, rel
     reading, factor = read_question(question), stated_factor(text)
     if reading is None or not reading.n or factor is None:
         return False
-    return math.isclose(factor, correct_answer / reading.n, rel_tol=relative_tolerance) and consistent(question, text, form)
+    return math.isclose(factor, correct_answer / reading.n, rel_tol=relative_tolerance) and consistent(
+        question, text, form
+    )
 
 
 # A sampled completion's opening statement of the factor, in any units and counts: "1 kg = 1000 g", "1000 g = 35.27 oz"

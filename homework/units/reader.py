@@ -2,12 +2,14 @@
 "two and a half kilos in lbs"), as (quantity, source spelling, target spelling); and the question with its numbers
 made plain, as the prompts give it to the model.
 """
+
 import re
 import sys
 from typing import NamedTuple
 
 from .numbers import AND_FRACTION, NOT_DECIMAL, QUANTITY, WORDS_BEFORE, fmt, fraction_in_words, number, words_value
 from .table import MEANINGS, SPELLINGS, pair_category
+
 
 def _case_insensitive(spelling: str) -> bool:
     """Whether any capitalisation of `spelling` means the same ("KG", "Feet"). Not when another spelling
@@ -110,7 +112,9 @@ def _word_before(question: str, start: int) -> str:
 
 def _restates(question: str, first: Mention, second: Mention) -> bool:
     """`second` is `first` again, in brackets right after it: "9 ounces (oz)", "4 gallons (gal)"."""
-    bracketed = re.fullmatch(r"\s*\(\s*", question[first.end : second.start]) and re.match(r"\s*\)", question[second.end :])
+    bracketed = re.fullmatch(r"\s*\(\s*", question[first.end : second.start]) and re.match(
+        r"\s*\)", question[second.end :]
+    )
     return bool(bracketed) and bool(MEANINGS[first.spelling].items() & MEANINGS[second.spelling].items())
 
 
@@ -130,7 +134,8 @@ def _is_unit(question: str, m: Mention, mentions: list[Mention], quantities: lis
     last = re.fullmatch(r"[\s.?!]*", question[m.end :]) is not None
     # "in" right before a quantity or another unit is the preposition: "come to in years", "of in in 5 ft"
     followed = any(_adjacent(question, m.end, s) for s, _, _ in quantities) or any(
-        _adjacent(question, m.end, o.start) for o in mentions if o.spelling != "in")
+        _adjacent(question, m.end, o.start) for o in mentions if o.spelling != "in"
+    )
     return counted or last or (_word_before(question, m.start) in _BEFORE_INCH and not followed)
 
 
@@ -186,7 +191,11 @@ def readable(rows: list, stage: str) -> list[tuple[list, Reading, tuple[int, int
     crashes a stage."""
     kept = [(row, *read) for row in rows if (read := read_with_span(row[0])) and read[0].n]
     if len(kept) < len(rows):
-        print(f"{stage}: skipped {len(rows) - len(kept)} of {len(rows)} rows whose question does not read as a conversion", file=sys.stderr)
+        print(
+            f"{stage}: skipped {len(rows) - len(kept)} of {len(rows)} rows "
+            "whose question does not read as a conversion",
+            file=sys.stderr,
+        )
     return kept
 
 
