@@ -15,6 +15,7 @@ import json
 import math
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,8 +24,8 @@ import threading
 import time
 from pathlib import Path
 
-from .cases import CASES, RFT_EXTRA_CREDIT, case_points, linear
-from .submission import SubmissionError, prepare
+from .cases import CASES, RFT_EXTRA_CREDIT, RULES_VAR, case_points, linear
+from .submission import LIMIT_BYTES, LIMIT_MB, SubmissionError, prepare
 
 CHILD = Path(__file__).resolve().parent / "cases.py"
 IMPORT_SECONDS = 300  # the child's start and the submission's import, before a case's clock starts
@@ -47,6 +48,34 @@ class Log:
         print(shown, flush=True)
         if self.file:
             self.file.write(line + "\n")
+
+
+def become_subreaper():
+    """Linux: a process that a case detaches (a new session, an empty environment) is reparented to the grader
+    when its parent ends, not to init, so that `kill_orphans` still finds it."""
+    if sys.platform == "linux":
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+        except (OSError, AttributeError):
+            pass
+
+
+def kill_orphans(keep: set[int]):
+    """SIGKILL and reap every child of the grader but those in `keep`: what a case left behind, reparented here."""
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            stat = (entry / "stat").read_text()
+            pid, ppid = int(entry.name), int(stat[stat.rindex(")") + 2 :].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == os.getpid() and pid not in keep:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except (OSError, ChildProcessError):
+                pass
 
 
 def session_cpu_seconds(session: int) -> float | None:
@@ -170,7 +199,7 @@ def run_child(workdir: Path, package: str, case: str, limit: float, verbose: int
     """Run one case in a new process (forked by `zygote` where it is ready) and return what it measured, or {"error":
     reason}. The clock starts once the submission is imported; at `limit` seconds the process (and anything it
     started) is killed, and so it is after `no_progress` seconds in which its processes used no CPU time (None: never)."""
-    with tempfile.TemporaryDirectory(prefix="case-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="case-", dir=workdir) as tmp:
         result_path, started = Path(tmp) / "result.json", Path(tmp) / "result.json.started"
         child = None
         if zygote is not None and zygote.ready:
@@ -208,6 +237,7 @@ def run_child(workdir: Path, package: str, case: str, limit: float, verbose: int
                 pass
             kill_descendants(token, spare)
             child.wait()
+            kill_orphans({zygote.pid} if zygote is not None else set())
         if result_path.exists():
             return json.loads(result_path.read_text())
         if child.returncode < 0:
@@ -218,7 +248,6 @@ def run_child(workdir: Path, package: str, case: str, limit: float, verbose: int
 
 
 MAX_REASON_CHARS = 300
-SUBMISSION_LIMIT_MB = 50  # bundle.py refuses a zip above this; the course's upload does too
 
 
 def one_line(reason: str) -> str:
@@ -268,10 +297,18 @@ def main(argv=None) -> int:
     parser.add_argument("--max_case_seconds", type=float, default=MAX_CASE_SECONDS, help="without enforcement: stop a case after this long")
     parser.add_argument("--no_progress_seconds", type=float, default=NO_PROGRESS_SECONDS, help="without enforcement: stop a case whose processes use no CPU time for this long (a hang)")
     parser.add_argument("--max_question", type=int, default=0, help="a smoke test on fewer questions per case (then the scores are not the course's)")
+    parser.add_argument("--report_rules", action="store_true",
+                        help="let actions against the course's rules through and only report them (grader/rules.py); "
+                             "enforced, such an action fails and its case scores 0")
     parser.add_argument("--log_path", default=None, help="also write the report to this file")
     parser.add_argument("--disable_color", action="store_true")
     args = parser.parse_args(argv)
+    if bad := bad_flags(args):
+        print(f"error: {bad}", file=sys.stderr)
+        return 2
     log = Log(args.log_path, color=not args.disable_color and sys.stdout.isatty())
+    os.environ[RULES_VAR] = "report" if args.report_rules else "enforce"  # read by every case's process
+    become_subreaper()
     # SIGTERM and SIGINT (from the shell, or from a submission that signals its parent) end the grade through
     # Interrupted, so each `finally` runs: no case's process and no temp folder is left behind.
     main_thread = threading.current_thread() is threading.main_thread()  # where signal handlers can be set
@@ -291,6 +328,50 @@ def main(argv=None) -> int:
             signal.signal(signum, handler)
 
 
+def bad_flags(args) -> str | None:
+    """What is wrong with the grader's own flags or HOMEWORK_DATA, if anything: refused before grading, not scored as
+    the submission's."""
+    from homework.data import DATA_ENV_VAR
+
+    if os.environ.get(DATA_ENV_VAR):
+        try:
+            read_truth(Path(os.environ[DATA_ENV_VAR]))
+        except SubmissionError as e:
+            return f"{DATA_ENV_VAR}={os.environ[DATA_ENV_VAR]}: {e}"
+    if args.max_question < 0:
+        return f"--max_question {args.max_question}: 0 for the course's number of questions, or more"
+    for name in ("max_case_seconds", "no_progress_seconds"):
+        value = getattr(args, name)
+        if not math.isfinite(value) or value <= 0:
+            return f"--{name} {value}: a number of seconds above 0"
+    return None
+
+
+def read_truth(folder: Path) -> dict:
+    """{question: answer} of folder/valid.json, the answers a case's are checked against; a SubmissionError naming
+    what is wrong if the file can't be read as [question, answer] rows."""
+    from homework.data import DataError, read_rows
+
+    try:
+        return {q: a for q, a, *_ in read_rows(folder / "valid.json")}
+    except (DataError, OSError) as e:
+        raise SubmissionError(f"the valid answers can't be read: {e}") from None
+
+
+TEMP_PREFIX = "grader-"
+
+
+def remove_stale_folders(parent: Path):
+    """The temp folders of grades whose process is gone (a SIGKILL leaves them): grader-PID-..., each removed."""
+    for folder in parent.glob(f"{TEMP_PREFIX}*-*"):
+        try:
+            os.kill(int(folder.name.split("-")[1]), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except (ValueError, PermissionError, IndexError):
+            continue  # not ours, or another user's live grade
+
+
 class Interrupted(Exception):
     def __init__(self, signum: int):
         super().__init__(signal.Signals(signum).name)
@@ -301,9 +382,13 @@ def interrupted(signum, frame):
     raise Interrupted(signum)
 
 
-def report_case(case: str, result: dict, truth: dict, tally: dict, log, verbose: int):
+def report_case(case: str, result: dict, truth: dict, tally: dict, log, verbose: int, enforced: bool = True):
     """Score one case's result, add it to `tally` and log its line (and the RFT extra credit, from the same run)."""
     title, _, points, limit, _ = CASES[case]
+    broken = [one_line(line) for line in result.get("rules") or []]
+    if broken and enforced:  # the course would have refused the action: the case fails, whatever it returned
+        more = f" (and {len(broken) - 1} more)" if len(broken) > 1 else ""
+        result = {"error": f"against the course's rules: {broken[0]}{more}"}
     if "error" in result:
         fraction, detail = 0.0, one_line(result["error"])
         if verbose and "traceback" in result:
@@ -317,6 +402,8 @@ def report_case(case: str, result: dict, truth: dict, tally: dict, log, verbose:
     log(f"{title:<34} [ {earned:>3} / {points:>3} ]  {detail}", ok=earned >= points)
     if case == "batched_generate" and "real_loss" in result:
         log(f"  why two losses: {LOSS_NOTE}")
+    for line in broken if not enforced or len(broken) > 1 else []:
+        log(f"  against the rules: {line}", ok=False)
     if case == "rft":
         extra_points, (low, high) = RFT_EXTRA_CREDIT
         why = one_line(result["error"]) if "error" in result else malformed(result)
@@ -345,16 +432,22 @@ def grade(args, log, tally: dict) -> int:
         log("timeouts: reported, not enforced (no GPU: the course's limits assume one; --enforce_timeouts applies them); "
             f"a case is stopped after {args.no_progress_seconds:.0f} s without progress, or at {args.max_case_seconds:.0f} s")
 
-    with tempfile.TemporaryDirectory(prefix="grader-") as tmp:
+    remove_stale_folders(Path(tempfile.gettempdir()))
+    try:  # the embedded model converted once, here, outside every case: a graded case writes nothing
+        loader.embedded_dir()
+    except loader.CheckpointError:
+        pass
+    with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-") as tmp:
         try:
             workdir, package = prepare(Path(args.path), Path(tmp))
+            data = Path(os.environ.get(loader.DATA_ENV_VAR) or workdir / "data")
+            # the answers to check against, read before the submission runs: it may rewrite the files in its reach
+            truth = read_truth(data)
         except SubmissionError as e:
             return refuse(args.path, e, log)
-        data = Path(os.environ.get(loader.DATA_ENV_VAR) or workdir / "data")
-        # the answers to check against, read before the submission runs: it may rewrite the files in its reach
-        truth = {q: a for q, a in json.loads((data / "valid.json").read_text())}
-        if Path(args.path).is_file() and (size := Path(args.path).stat().st_size / 1e6) > SUBMISSION_LIMIT_MB:
-            log(f"warning: the zip is {size:.1f} MB, over the {SUBMISSION_LIMIT_MB} MB limit: bundle.py and the course would refuse it", ok=False)
+        if Path(args.path).is_file() and (size := Path(args.path).stat().st_size) > LIMIT_BYTES:
+            log(f"warning: the zip is {size / 1e6:.1f} MB, over the {LIMIT_MB} MB limit: bundle.py and the course would "
+                "refuse it", ok=False)
         zygote = Zygote(workdir, package, args.verbose) if sys.platform == "linux" else None
         try:
             imported = zygote.imported() if zygote else {}
@@ -365,7 +458,7 @@ def grade(args, log, tally: dict) -> int:
                 result = run_child(workdir, package, case, cap, args.verbose, args.max_question, no_progress, zygote)
                 if result.get("import_failed"):  # without a zygote, the first case finds it: no case can run
                     return refuse(args.path, one_line(result["error"]), log)
-                report_case(case, result, truth, tally, log, args.verbose)
+                report_case(case, result, truth, tally, log, args.verbose, enforced=not args.report_rules)
         finally:
             if zygote:
                 zygote.close()

@@ -18,6 +18,12 @@ import time
 import traceback
 from pathlib import Path
 
+if __package__:
+    from .rules import Rules
+else:  # run as the child's program: grader/ is on sys.path
+    from rules import Rules
+
+RULES_VAR = "GRADER_RULES"  # enforce (the default) or report: set by the parent for its cases
 MAX_PARAMETERS = 380_000_000
 NUM_GENERATION_QUESTIONS = 32
 NUM_ACCURACY_QUESTIONS = 100
@@ -48,8 +54,27 @@ def course_loss(llm, questions: list[str], answers: list[str]) -> tuple[float, f
         return course, (per_token[real].sum() / real.sum()).item()
 
 
+def parameter_count(model) -> int:
+    """The parameters of a torch module, counted from its own tables (each tensor once), not by its methods: a
+    submission's model may override `parameters`. Anything else is asked for its parameters()."""
+    import torch
+
+    if not isinstance(model, torch.nn.Module):
+        return sum(p.numel() for p in model.parameters())
+    seen, stack, count = set(), [model], 0
+    while stack:
+        module = stack.pop()
+        tables = object.__getattribute__(module, "__dict__")
+        for tensor in tables.get("_parameters", {}).values():
+            if tensor is not None and id(tensor) not in seen:
+                seen.add(id(tensor))
+                count += tensor.numel()
+        stack.extend(m for m in tables.get("_modules", {}).values() if m is not None)
+    return count
+
+
 def check_size(llm):
-    n = sum(p.numel() for p in llm.model.parameters())
+    n = parameter_count(llm.model)
     if n > MAX_PARAMETERS:
         raise CaseFailed(f"the model has {n / 1e6:.0f}M parameters, over the {MAX_PARAMETERS / 1e6:.0f}M limit")
     return llm
@@ -80,6 +105,10 @@ CASES = {
     "rft": ("RFT model", lambda m, n: accuracy(m, "load_rft", n), 25, 60, (0.6, 0.7)),
 }
 RFT_EXTRA_CREDIT = (5, (0.7, 0.8))  # points above 100, from the RFT case's accuracy
+# What a case's score is computed with, as this file defines it, taken before any submission runs: a submission that
+# replaces one of them (`__main__.course_loss = ...`) is found, and the case runs with these all the same
+GRADER_OWN = {name: globals()[name] for name in ("course_loss", "parameter_count", "check_size", "generation", "accuracy")}
+CASE_TABLE = {case: entry for case, entry in CASES.items()}
 
 
 def one_line(e: BaseException) -> str:
@@ -101,9 +130,22 @@ def outcome(body) -> dict:
         return {"error": one_line(e), "traceback": traceback.format_exc()}
 
 
+RULES: Rules | None = None  # this process's audit hook, installed before the submission is imported
+
+
+def watch(workdir: str, package: str) -> Rules:
+    """Install the course's rules (rules.py) in this process, from the next action of the submission's on."""
+    global RULES
+    RULES = Rules(Path(workdir), package, enforce=os.environ.get(RULES_VAR, "enforce") != "report")
+    RULES.install()
+    return RULES
+
+
 def import_submission(workdir: str, package: str) -> dict:
     """{"module": the submission imported as the course does}, or {"error": why, "import_failed": True}."""
     sys.path[0] = workdir  # the script's own folder gives way to the submission's parent
+    rules = watch(workdir, package)
+    rules.checking = True
     result = outcome(lambda: {"module": importlib.import_module(package)})
     if "error" in result:
         exited = result["error"] == "the submission called exit"
@@ -113,18 +155,47 @@ def import_submission(workdir: str, package: str) -> dict:
 
 
 def write_result(result_path: Path, result: dict):
-    tmp = result_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result))
-    tmp.replace(result_path)
+    if RULES is not None:
+        result["rules"] = list(RULES.breaches)
+    with grader_acting():
+        tmp = result_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(result))
+        tmp.replace(result_path)
+
+
+def grader_acting():
+    """A block in which the grader acts for itself (its files, its forks): the rules apply to the submission."""
+    import contextlib
+
+    return RULES.own() if RULES is not None else contextlib.nullcontext()
+
+
+def tampered() -> list[str]:
+    """The grader's own functions and cases that the submission has replaced, each put back."""
+    found = []
+    for name, original in GRADER_OWN.items():
+        if globals().get(name) is not original:
+            found.append(f"no changing the grader: its {name} was replaced")
+            globals()[name] = original
+    for case, entry in CASE_TABLE.items():
+        if CASES.get(case) is not entry:
+            found.append(f"no changing the grader: its {case} case was replaced")
+            CASES[case] = entry
+    return found
 
 
 def run_case(module, case: str, result_path: str, num_questions: str = "0"):
     """One case on the imported submission; every outcome the process survives becomes RESULT.json."""
     result_path = Path(result_path)
-    Path(f"{result_path}.started").touch()  # the parent's clock for the case starts here
+    with grader_acting():
+        Path(f"{result_path}.started").touch()  # the parent's clock for the case starts here
+    changed = tampered()  # at import
     start = time.perf_counter()
-    result = outcome(lambda: CASES[case][1](module, int(num_questions) or None))
+    result = outcome(lambda: CASE_TABLE[case][1](module, int(num_questions) or None))
     result["seconds"] = time.perf_counter() - start
+    changed += tampered()  # during the case
+    if changed and RULES is not None:
+        RULES.breaches.extend(changed)
     write_result(result_path, result)
 
 
@@ -185,7 +256,8 @@ def serve(workdir: str, package: str, requests: str, replies: str):
         outbox.flush()
 
     imported = import_submission(workdir, package)
-    ready = "error" not in imported and forkable()
+    with grader_acting():
+        ready = "error" not in imported and forkable()
     reply({"ready": ready} if "error" not in imported else imported)
     if not ready:
         return
@@ -196,7 +268,8 @@ def serve(workdir: str, package: str, requests: str, replies: str):
     for line in inbox:
         request = json.loads(line)
         sys.stdout.flush(), sys.stderr.flush()  # or the child would write what is buffered here once more
-        pid = os.fork()
+        with grader_acting():
+            pid = os.fork()
         if pid == 0:
             code = 1
             try:

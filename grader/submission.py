@@ -9,6 +9,9 @@ from pathlib import Path, PurePosixPath
 REPO = Path(__file__).resolve().parent.parent
 MAX_MEMBER_BYTES = 200 * 2**20  # an adapter is < 20 MB; nothing honest comes near this
 MAX_TOTAL_BYTES = 400 * 2**20
+# The course's upload limit, 50 MB in the course's unit (10^6 bytes): bundle.py and the grader both size by it
+LIMIT_MB = 50
+LIMIT_BYTES = LIMIT_MB * 10**6
 READABLE = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}  # what zipfile can unpack
 
 

@@ -29,6 +29,9 @@ def save(peft_model, output_dir: Path):
     """Save the LoRA weights in bf16 (half the size). The weights in memory are rounded to bf16 too, so
     the model we evaluate now is exactly the one that will be reloaded."""
     lora = [p for n, p in peft_model.named_parameters() if "lora_" in n]
+    if not all(torch.isfinite(p).all() for p in lora):  # a diverged training: keep the adapter already there
+        raise loader.CheckpointError(f"the trained weights are not finite (the training diverged): nothing saved to "
+                                     f"{output_dir}; lower --learning_rate")
     dtype = lora[0].dtype
     for p in lora:
         p.data = p.data.to(torch.bfloat16)

@@ -4,6 +4,8 @@ starts, flags checked before a model loads, and every flag's help line in `--hel
 import inspect
 import math
 import sys
+import tempfile
+from pathlib import Path
 
 from .data import DataError
 from .engine.threads import ThreadsError
@@ -118,3 +120,16 @@ def check_training(learning_rate, epochs, batch_size, max_steps, lora_r, lora_dr
             ("max_question", max_question, is_count(max_question, 0), "0 for none, or more"),
         ]
     )
+
+
+def check_output_dir(path) -> Path:
+    """`path` as a folder this process can write in (made if missing), or a one-line error before a model loads."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise CheckpointError(f"--output_dir {path} is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=path).close()
+    except OSError as e:
+        raise CheckpointError(f"can't write in --output_dir {path}: {e.strerror or e}") from None
+    return path

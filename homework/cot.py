@@ -14,7 +14,7 @@ from . import loader
 from .base_llm import BaseLLM
 from .cli import cli
 from .data import Dataset
-from .evaluation import ask as ask_model, checked_question, evaluate
+from .evaluation import ask as ask_model, checked_question, checked_test, evaluate
 from .units.fewshot import FewShot
 from .units.reader import plain_numbers
 
@@ -46,6 +46,7 @@ def load(checkpoint: str = loader.DEFAULT_CHECKPOINT, calculator: bool = False) 
 def test(max_question: int = 100, split: str = "valid", checkpoint: str = loader.DEFAULT_CHECKPOINT,
          calculator: bool = False):
     """Accuracy on the first max_question questions of a split, per category and kind of quantity, and the misses."""
+    max_question, split = checked_test(max_question, split)  # before the model loads
     evaluate(load(checkpoint, calculator), max_question, split)
 
 

@@ -45,6 +45,14 @@ class MissingData(DataError, FileNotFoundError):
     pass
 
 
+def finite(x: int | float) -> bool:
+    """A number a float can hold: not NaN, not infinite, not an integer of thousands of digits."""
+    try:
+        return math.isfinite(x)
+    except OverflowError:
+        return False
+
+
 def check_rows(rows, path: Path, reasoning: bool = False) -> list:
     """`rows` if it is a non-empty list of [question, answer, ...] rows with text questions and finite answers (and
     with `reasoning`, a text third: RFT's [question, answer, reasoning]), else a DataError naming the file, the row
@@ -60,17 +68,20 @@ def check_rows(rows, path: Path, reasoning: bool = False) -> list:
         question, answer = row[:2]
         if not isinstance(question, str) or not question.strip():
             raise DataError(f"{path}: row {i}'s question is {question!r}, not text")
-        if isinstance(answer, bool) or not isinstance(answer, (int, float)) or not math.isfinite(answer):
-            raise DataError(f"{path}: row {i}'s answer is {answer!r}, not a finite number")
+        if isinstance(answer, bool) or not isinstance(answer, (int, float)) or not finite(answer):
+            shown = f"an integer of {len(str(answer)) if answer.bit_length() < 10_000 else 'thousands of'} digits" \
+                if isinstance(answer, int) and not isinstance(answer, bool) else repr(answer)[:40]
+            raise DataError(f"{path}: row {i}'s answer is {shown}, not a finite number")
     return rows
 
 
 def read_rows(path: Path, reasoning: bool = False) -> list:
     """The rows of a JSON data file, checked (`check_rows`); a DataError if it isn't valid JSON."""
     try:
-        return check_rows(json.loads(Path(path).read_text()), path, reasoning)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataError(f"{path} is not valid JSON: {e}") from None
+        rows = json.loads(Path(path).read_text())
+    except (ValueError, RecursionError) as e:  # JSONDecodeError, UnicodeDecodeError, a number of 5,000 digits
+        raise DataError(f"{path} is not valid JSON: {str(e).splitlines()[0][:200]}") from None
+    return check_rows(rows, path, reasoning)
 
 
 class Dataset:

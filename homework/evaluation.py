@@ -5,6 +5,7 @@ import math
 import time
 from collections import Counter, defaultdict
 
+from .cli import check_flags, is_count
 from .data import BenchmarkResult, DataError, Dataset, is_answer_valid
 from .units.rationale import STATEMENT, states_the_factor
 from .units.reader import category, read_question
@@ -114,3 +115,10 @@ def ask(model, question: str, show_prompt: bool = False) -> float:
         verdict = "right" if is_answer_valid(answer, truth) else "wrong"
         print(f"true answer: {truth:g} ({reading.n:g} {reading.src} in {reading.dst}, by pint): {verdict}")
     return answer
+
+
+def checked_test(max_question, split: str) -> tuple[int, str]:
+    """A `test` command's flags, or a one-line error before the model loads: a count of 1 or more, a split that exists."""
+    check_flags([("max_question", max_question, is_count(max_question), "1 or more")])
+    Dataset(split)  # a MissingData error if there is no such split
+    return max_question, split

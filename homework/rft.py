@@ -17,9 +17,9 @@ from pathlib import Path
 
 from . import adapters, loader
 from .base_llm import BaseLLM
-from .cli import check_training, cli
+from .cli import check_output_dir, check_training, cli
 from .data import DataError, Dataset, read_rows, rft_data
-from .evaluation import ask as ask_model, checked_question, evaluate
+from .evaluation import ask as ask_model, checked_question, checked_test, evaluate
 from .sft import plain_question, show_tokens, train_lora
 from .units import rationale
 from .units.reader import read_question, readable
@@ -81,6 +81,7 @@ def train(output_dir: str = str(MODEL_DIR), data: str | None = None, max_questio
         data: the [question, answer, reasoning] rows; none: rft.json in the data folder
         max_question: valid questions to evaluate on afterwards (0: none)"""
     check_training(learning_rate, epochs, batch_size, max_steps, lora_r, lora_dropout, seed, max_question)
+    check_output_dir(output_dir)
     rows = read_data(data)
     llm = RFTModel(checkpoint, dtype=loader.policy().train_dtype)
     trainer = train_lora(llm, examples(llm, rows), output_dir, learning_rate, epochs, batch_size, max_steps, lora_r,
@@ -91,6 +92,7 @@ def train(output_dir: str = str(MODEL_DIR), data: str | None = None, max_questio
 
 def test(path: str = str(MODEL_DIR), max_question: int = 100, split: str = "valid", calculator: bool = False):
     """Accuracy on the first max_question questions of a split, per category and kind of quantity, and the misses."""
+    max_question, split = checked_test(max_question, split)  # before the model loads
     evaluate(load(path, calculator), max_question, split)
 
 

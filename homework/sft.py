@@ -12,15 +12,16 @@ The question is asked in one wording ("Convert 3 foot to inch." for "How many in
 so the model learns conversions, not sentences. Each training question is also asked with other quantities.
 """
 import inspect
+import math
 from pathlib import Path
 
 import torch
 
 from . import adapters, loader
 from .base_llm import BaseLLM
-from .cli import check_flags, check_training, cli, is_count
+from .cli import check_flags, check_output_dir, check_training, cli, is_count
 from .data import DataError, Dataset
-from .evaluation import ask as ask_model, checked_question, evaluate
+from .evaluation import ask as ask_model, checked_question, checked_test, evaluate
 from .units.generator import reword
 from .units.numbers import fmt, round_answer
 from .units.reader import plain_numbers, read_question
@@ -83,7 +84,14 @@ def train_lora(llm: BaseLLM, examples: list[tuple[str, str]], output_dir: str | 
     """LoRA-train `llm` on (prompt, completion) examples and save the adapter to output_dir. Returns the Trainer;
     llm.model is the trained PeftModel."""
     from peft import LoraConfig, get_peft_model  # here: loading a trained model (a graded case) needs neither
-    from transformers import Trainer, TrainingArguments
+    from transformers import Trainer, TrainerCallback, TrainingArguments
+
+    class StopWhenNotFinite(TrainerCallback):
+        """A logged loss or gradient norm that is NaN or infinite ends the training (adapters.save then refuses)."""
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if any(not math.isfinite(logs.get(key, 0.0)) for key in ("loss", "grad_norm")):
+                control.should_training_stop = True
 
     rank = lora_r or adapters.lora_rank(llm.model)  # 32 for the 135M model, 16 for the 360M one: under 20 MB
     config = LoraConfig(r=rank, lora_alpha=lora_alpha or 4 * rank, lora_dropout=lora_dropout,
@@ -114,9 +122,11 @@ def train_lora(llm: BaseLLM, examples: list[tuple[str, str]], output_dir: str | 
         **grouping,
     )
     data = [tokenize(llm.tokenizer, prompt, completion) for prompt, completion in examples]
-    trainer = Trainer(model=model, args=args, train_dataset=data,
+    trainer = Trainer(model=model, args=args, train_dataset=data, callbacks=[StopWhenNotFinite()],
                       data_collator=lambda batch: collate(batch, llm.tokenizer.pad_token_id))
     trainer.train()
+    if args.world_size > 1:  # one line per process: each trained its share
+        print(f"rank {args.process_index} of {args.world_size}: {trainer.state.global_step} steps", flush=True)
     model.eval()
     if trainer.is_world_process_zero():
         adapters.save(model, Path(output_dir))  # the LoRA weights only, in bf16
@@ -136,6 +146,7 @@ def train(output_dir: str = str(MODEL_DIR), max_question: int = 100, more_wordin
         max_question: valid questions to evaluate on afterwards (0: none)
         more_wordings: each training question also asked this many times with another quantity (generator.reword)"""
     check_training(learning_rate, epochs, batch_size, max_steps, lora_r, lora_dropout, seed, max_question)
+    check_output_dir(output_dir)
     check_flags([("more_wordings", more_wordings, is_count(more_wordings, 0), "0 for none, or more")])
     rows = Dataset("train").data
     rows = rows + reword(rows, seed, more_wordings)
@@ -148,6 +159,7 @@ def train(output_dir: str = str(MODEL_DIR), max_question: int = 100, more_wordin
 
 def test(path: str = str(MODEL_DIR), max_question: int = 100, split: str = "valid"):
     """Accuracy on the first max_question questions of a split, per category and kind of quantity, and the misses."""
+    max_question, split = checked_test(max_question, split)  # before the model loads
     evaluate(load(path), max_question, split)
 
 

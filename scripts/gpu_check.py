@@ -95,11 +95,13 @@ def compare_with_cpu(count: int) -> dict:
 
 
 def run_sft(work: Path, steps: int) -> dict:
-    from homework import adapters, sft
+    from homework import loader, sft
+    from homework.base_llm import BaseLLM
     from homework.data import Dataset
 
     examples = [(q, sft.answer_text(a)) for q, a in Dataset("train").data[: steps * 8]]
-    _, trainer = lora.train(examples, work / "sft", lora.Training(checkpoint="embedded", max_steps=steps))
+    llm = BaseLLM("embedded", dtype=loader.policy().train_dtype)
+    trainer = sft.train_lora(llm, examples, work / "sft", max_steps=steps)
     losses = [log["loss"] for log in trainer.state.log_history if "loss" in log]
     final = trainer.state.log_history[-1]
     return {"ok": len(losses) > 1 and losses[-1] < losses[0], "steps": steps, "first_loss": losses[0] if losses else None,

@@ -18,7 +18,7 @@ import torch
 
 from grader import submission
 from grader.__main__ import Zygote, main, run_child
-from grader.cases import case_points, course_loss, linear
+from grader.cases import RULES_VAR, case_points, course_loss, linear
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,9 +67,9 @@ def write_package(root: Path, init: str, name: str = "homework", data: str | Non
     `data` as its text), and with `modules` the repo's other modules too."""
     package = root / name
     package.mkdir(parents=True)
-    if modules:
-        for module in (ROOT / "homework").glob("*.py"):
-            shutil.copy(module, package)
+    if modules:  # the package's code, without its adapters
+        shutil.copytree(ROOT / "homework", package, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("*_model", "__pycache__"))
     (package / "data.py").write_text(data if data is not None else (ROOT / "homework" / "data.py").read_text())
     (package / "__init__.py").write_text(init)
     return package
@@ -225,7 +225,7 @@ def test_a_zip_over_the_size_limit_is_graded_with_a_warning(tmp_path, capsys, mo
 
     package = write_package(tmp_path / "src", GOOD)
     path = make_zip(tmp_path / "s.zip", {f"homework/{f.name}": f.read_text() for f in package.iterdir()})
-    monkeypatch.setattr(grader_main, "SUBMISSION_LIMIT_MB", path.stat().st_size / 2e6)  # half its size
+    monkeypatch.setattr(grader_main, "LIMIT_BYTES", path.stat().st_size // 2)  # half its size
     _, out = grade(path, capsys)
     assert "bundle.py and the course would refuse it" in line(out, "warning: the zip is")
     assert total(out) == 66  # graded all the same
@@ -265,7 +265,7 @@ def _adapter_for(tmp, base_config):
 
 
 TINY = dict(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1)
-LOAD_ADAPTER = ORACLE + "from pathlib import Path\nfrom .lora import load_adapter\ndef load_sft(): return load_adapter(Path(__file__).parent / 'adapter')\n"
+LOAD_ADAPTER = ORACLE + "from pathlib import Path\nfrom .sft import load\ndef load_sft(): return load(Path(__file__).parent / 'adapter')\n"
 LIAR = ORACLE.replace("from .data import Dataset", "from homework.data import Dataset") + "def load_cot(): return Oracle(0.1)\n"
 LYING_DATA = (ROOT / "homework" / "data.py").read_text() + """
 
@@ -401,7 +401,7 @@ CORPUS = {
     "an accuracy of inf": (_package_with(LIAR, data=_data_returning("float('inf')")), "CoT", "gave accuracy=inf, not a number from 0 to 1"),
     "an accuracy of 5": (_package_with(LIAR, data=_data_returning("5.0")), "CoT", "gave accuracy=5.0, not a number from 0 to 1"),
     "a sample whose question is a list": (_package_with(LIAR, data=_data_returning(sample="result.samples[0].question = ['q']")), "CoT", "a malformed sample: [['q'], "),
-    "a submission that rewrites valid.json": (_package_with(REWRITES_VALID), "CoT", "accuracy=1.00 answer_rate=1.00; but the reference check gives"),
+    "a submission that rewrites valid.json": (_package_with(REWRITES_VALID), None, "does not allow this: no writing files"),
     "a reason of 2 MB": (_package_with(ORACLE + "def load_cot(): raise RuntimeError('x' * 2_000_000)\n"), "CoT", "RuntimeError: " + "x" * 100),
 }
 
@@ -556,6 +556,7 @@ def gone(pid: int, wait: float = 10.0) -> bool:
 @FORKED
 def test_nothing_a_case_starts_outlives_it(tmp_path, monkeypatch, forked):
     monkeypatch.setenv("HOMEWORK_DATA", str(ROOT / "data"))
+    monkeypatch.setenv(RULES_VAR, "report")  # its processes start, so that their end can be checked
     monkeypatch.setenv("PIDS", str(tmp_path / "pids"))
     package = write_package(tmp_path, SPAWNER.replace("THEN", "pass"))
     result = run_cot(tmp_path, package, forked, limit=60)
@@ -606,7 +607,7 @@ def records(path: Path) -> list[list[str]]:
 @pytest.mark.skipif(sys.platform != "linux", reason="the zygote forks: Linux only")
 def test_the_submission_is_imported_once_and_each_case_runs_in_a_process_of_its_own(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("RECORD", str(tmp_path / "record"))
-    _, out = grade(write_package(tmp_path / "src", RECORDER), capsys)
+    _, out = grade(write_package(tmp_path / "src", RECORDER), capsys, "--report_rules")  # it writes its records
     assert total(out) == 66  # as when each case imports it afresh (test_known_scores_from_a_fake_submission)
     lines = records(tmp_path / "record")
     assert [l[0] for l in lines] == ["import", "cot", "sft", "rft"]
@@ -622,7 +623,7 @@ TORCH_AT_IMPORT = "import torch\ntorch.ones(1 << 20).add_(1)\n" + RECORDER
 @pytest.mark.skipif(sys.platform != "linux", reason="the zygote forks: Linux only")
 def test_a_submission_that_cannot_be_forked_runs_each_case_in_a_process_that_imports_it(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("RECORD", str(tmp_path / "record"))
-    _, out = grade(write_package(tmp_path / "src", TORCH_AT_IMPORT), capsys)
+    _, out = grade(write_package(tmp_path / "src", TORCH_AT_IMPORT), capsys, "--report_rules")
     assert total(out) == 66
     lines = records(tmp_path / "record")
     # the zygote's import, then one for each case: the generation cases' too, which have no BaseLLM to run
@@ -634,7 +635,7 @@ def test_a_submission_that_cannot_be_forked_runs_each_case_in_a_process_that_imp
 def test_a_case_that_kills_the_zygote_loses_only_itself(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("RECORD", str(tmp_path / "record"))
     killer = RECORDER.replace('def load_cot(): return record("cot", 1.0)', "def load_cot(): os.kill(os.getppid(), 9)")
-    _, out = grade(write_package(tmp_path / "src", killer), capsys)
+    _, out = grade(write_package(tmp_path / "src", killer), capsys, "--report_rules")
     assert "[   0 /  25 ]" in line(out, "CoT model")
     assert total(out) == 66 - 25  # SFT and RFT still ran, each in a process that imported the submission
     assert [l[0] for l in records(tmp_path / "record")] == ["import", "import", "sft", "import", "rft"]  # no import for the CoT case: it was forked

@@ -25,9 +25,35 @@ def test_cached_hub_name_loads_from_cache_without_network(offline, monkeypatch):
     assert loader.resolve("HuggingFaceTB/SmolLM2-1.7B-Instruct") == ("HuggingFaceTB/SmolLM2-1.7B-Instruct", True)
 
 
-def test_reachable_hub_loads_by_name(offline, monkeypatch):
+def test_reachable_hub_loads_by_name_when_nothing_local_can_serve(offline, monkeypatch):
     monkeypatch.setattr(loader, "_hub_reachable", lambda timeout=2.0: True)
+    monkeypatch.setattr(loader, "embedded_ready", lambda: False)
     assert loader.resolve() == (loader.DEFAULT_CHECKPOINT, False)
+    monkeypatch.setenv(loader.ENV_VAR, loader.DEFAULT_CHECKPOINT)  # asked for by name: the hub, embedded or not
+    monkeypatch.setattr(loader, "embedded_ready", lambda: True)
+    assert loader.resolve() == (loader.DEFAULT_CHECKPOINT, False)
+
+
+def test_no_network_when_the_embedded_model_is_ready(offline, monkeypatch, capsys):
+    monkeypatch.setattr(loader, "_hub_reachable", lambda timeout=2.0: pytest.fail("the hub was probed"))
+    monkeypatch.setattr(loader, "embedded_ready", lambda: True)
+    assert loader.resolve() == (str(loader.embedded_path()), True)
+    assert f"HOMEWORK_CHECKPOINT={loader.DEFAULT_CHECKPOINT} downloads it" in capsys.readouterr().err
+
+
+def test_a_cached_hub_model_loads_without_network(offline, monkeypatch):
+    monkeypatch.setattr(loader, "_in_hf_cache", lambda name: True)
+    monkeypatch.setattr(loader, "_hub_reachable", lambda timeout=2.0: pytest.fail("the hub was probed"))
+    assert loader.resolve() == (loader.DEFAULT_CHECKPOINT, True)
+
+
+def test_an_unwritable_cache_reads_the_gguf_as_it_is(monkeypatch, tmp_path):
+    # a graded case writes nothing: the embedded model is read from its GGUF file, and nothing is left behind
+    (tmp_path / "cache").mkdir()
+    monkeypatch.setenv(loader.CACHE_ENV_VAR, str(tmp_path / "cache" / "sub"))
+    monkeypatch.setattr(loader, "convert_gguf", lambda gguf, target: (_ for _ in ()).throw(PermissionError("no writes")))
+    path = loader.embedded_dir()
+    assert path.suffix == ".gguf" and path.is_file() and not (tmp_path / "cache" / "sub").exists()
 
 
 @pytest.mark.parametrize("value", ["embedded", loader.EMBEDDED])
@@ -193,3 +219,13 @@ def test_embedded_model_loads_and_batched_equals_sequential(offline, fp32_policy
     prompts = ["How many gram are there per 6 kg?", "Hi", "Convert the measurement of 6 l into cm^3, please."]
     llm.max_new_tokens = 24
     assert llm.batched_generate(prompts) == [llm.generate(p) for p in prompts]
+
+
+@pytest.mark.slow
+def test_the_embedded_model_loads_from_its_gguf_where_nothing_can_be_written(monkeypatch, tmp_path):
+    monkeypatch.setenv(loader.CACHE_ENV_VAR, str(tmp_path / "cache"))
+    monkeypatch.setattr(loader, "convert_gguf", lambda gguf, target: (_ for _ in ()).throw(PermissionError("no writes")))
+    model, tokenizer = loader.load("embedded", torch.float32)
+    assert model.name_or_path == loader.EMBEDDED and model.config.num_hidden_layers == 30
+    assert not (tmp_path / "cache").exists()
+    assert tokenizer("6 kg")["input_ids"]

@@ -16,7 +16,7 @@ import torch
 
 from .. import loader
 from ..base_llm import BaseLLM, parse_answer
-from ..cli import cli
+from ..cli import check_output_dir, cli
 from ..cot import CoTModel
 from ..data import Dataset, is_answer_valid
 from ..engine.batching import micro_batch_size
@@ -200,12 +200,10 @@ def plot(rows: list[dict], path: Path, device: str):
 
 def main(quick: bool = False, checkpoint: str = loader.DEFAULT_CHECKPOINT, output_dir: str = "bench"):
     """Generation (fp32 weights beside the policy's model), datagen, the reader and SFT, ours beside the plain way;
-    writes
-    OUTPUT_DIR/results.json and a plot."""
+    writes OUTPUT_DIR/results.json and a plot."""
+    out = check_output_dir(output_dir)
     device = loader.policy().device
     sizes = SIZES["quick" if quick else device.type if device.type == "cuda" else "cpu"]
-    out = Path(output_dir)
-    out.mkdir(exist_ok=True)
     valid, train = Dataset("valid").data, Dataset("train").data
 
     questions = [q for q, _ in valid[: max(sizes["batch_sizes"] + [sizes["sequential"]])]]

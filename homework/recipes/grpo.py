@@ -35,7 +35,7 @@ from ..rft import RFTModel
 from ..units import rationale
 from ..units.reader import read_question
 
-MODEL_DIR = Path(__file__).resolve().parent / "grpo_model"
+MODEL_DIR = Path(__file__).resolve().parents[1] / "grpo_model"
 
 
 def checks(completion: str, answer: float, quantity: float, question: str) -> tuple[bool, bool, bool]:

@@ -26,14 +26,14 @@ from pathlib import Path
 import torch
 
 from .. import datagen, loader, rft, sft
-from ..cli import cli
+from ..cli import check_output_dir, cli
 from ..cot import CoTModel
 from ..data import Dataset, write_json
 from ..evaluation import evaluate
 from ..units import rationale
 from ..units.reader import readable
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the repository
 SPLITS = ["valid", "reworded", "offgrid"]
 # datagen: questions sampled, written out, samples each; training: epochs or steps; evaluate, grade: questions
 SIZES = {
@@ -154,9 +154,7 @@ def main(
     if ship and quick:
         raise loader.CheckpointError("--ship copies a full run: not with --quick")
     sizes = SIZES["quick" if quick else "full"]
-    out = Path(output_dir or ROOT / "runs" / ("recipe-quick" if quick else "recipe"))
-    if out.exists() and not out.is_dir():
-        raise loader.CheckpointError(f"{out} is a file: --output_dir takes a folder")
+    out = check_output_dir(output_dir or ROOT / "runs" / ("recipe-quick" if quick else "recipe"))
     run = {"quick": quick, "checkpoint": checkpoint, "seed": seed}
     state_path = out / "recipe.json"
     state = json.loads(state_path.read_text()) if state_path.is_file() else {"settings": {**run, **sizes}, "stages": {}}
@@ -258,7 +256,8 @@ def main(
 def grade(package: Path, checkpoint: str, questions: int) -> dict:
     """python -m grader on the package's code (copied now) holding the adapters trained in this run."""
     shutil.copytree(
-        Path(__file__).parent, package, ignore=shutil.ignore_patterns("*_model", "__pycache__"), dirs_exist_ok=True
+        Path(__file__).resolve().parents[1], package, ignore=shutil.ignore_patterns("*_model", "__pycache__"),
+        dirs_exist_ok=True,
     )
     command = [sys.executable, "-m", "grader", str(package), "--disable_color", "--max_question", str(questions)]
     forced = (

@@ -1,0 +1,175 @@
+"""The course's rules, mirrored by the local grader (grader/rules.py): hostile and careless submissions, as reported."""
+import os
+import socket
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from tests.test_grader import GOOD, grade, line, total, write_package
+
+linux_only = pytest.mark.skipif(sys.platform != "linux", reason="audits what a case's process does on Linux")
+
+
+def with_cot(body: str) -> str:
+    """GOOD, its CoT case doing `body` (indented code) before it returns its model."""
+    return GOOD.replace("def load_cot(): return Oracle(1.0)",
+                        "def load_cot():\n" + "".join(f"    {l}\n" for l in body.strip().splitlines()) + "    return Oracle(1.0)")
+
+
+@linux_only
+def test_a_write_to_tmp_fails_and_scores_0_naming_the_file_and_the_line(tmp_path, capsys):
+    target = tmp_path / "written.txt"
+    _, out = grade(write_package(tmp_path / "src", with_cot(f"open({str(target)!r}, 'w').write('x')")), capsys)
+    cot = line(out, "CoT model")
+    assert "[   0 /  25 ]" in cot and f"no writing files: {target}" in cot and "homework/__init__.py:" in cot
+    assert not target.exists()  # refused, as online
+    assert total(out) == 66 - 25
+
+
+@linux_only
+def test_bytes_to_a_local_socket_are_refused(tmp_path, capsys):
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port, received = server.getsockname()[1], []
+    threading.Thread(target=lambda: received.append(server.accept()), daemon=True).start()
+    body = f"import socket\ns = socket.socket()\ns.connect(('127.0.0.1', {port}))\ns.sendall(b'secret')"
+    _, out = grade(write_package(tmp_path / "src", with_cot(body)), capsys)
+    server.close()
+    assert "[   0 /  25 ]" in line(out, "CoT model") and "no network: socket.connect ('127.0.0.1'" in line(out, "CoT model")
+    assert not received
+
+
+@linux_only
+def test_a_read_outside_the_assignment_shows_no_text(tmp_path, capsys):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("the-secret-text")
+    _, out = grade(write_package(tmp_path / "src", with_cot(f"raise RuntimeError(open({str(secret)!r}).read())")), capsys)
+    assert f"no reading outside the assignment: {secret}" in line(out, "CoT model")
+    assert "the-secret-text" not in out
+
+
+@linux_only
+def test_a_detached_child_is_refused_and_nothing_outlives_the_grade(tmp_path, capsys):
+    marker = tmp_path / "alive"
+    code = f"import time; time.sleep(3); open({str(marker)!r}, 'w')"
+    body = f"import subprocess, sys\nsubprocess.Popen([sys.executable, '-c', {code!r}], start_new_session=True, env={{}})"
+    _, out = grade(write_package(tmp_path / "src", with_cot(body)), capsys)
+    assert "[   0 /  25 ]" in line(out, "CoT model") and "no forking: subprocess.Popen" in line(out, "CoT model")
+    # reported, not enforced: the child starts, and is killed with its case
+    _, out = grade(write_package(tmp_path / "src2", with_cot(body)), capsys, "--report_rules")
+    assert "[  25 /  25 ]" in line(out, "CoT model") and "against the rules: no forking" in out
+    import time
+
+    time.sleep(4)
+    assert not marker.exists()
+
+
+@linux_only
+def test_reported_rules_keep_the_score(tmp_path, capsys):
+    target = tmp_path / "written.txt"
+    _, out = grade(write_package(tmp_path / "src", with_cot(f"open({str(target)!r}, 'w').write('x')")), capsys,
+                   "--report_rules")
+    assert total(out) == 66 and f"  against the rules: no writing files: {target}" in out and target.exists()
+
+
+def test_patching_the_graders_functions_scores_0_with_a_note(tmp_path, capsys):
+    patch = "import __main__\n__main__.course_loss = lambda *a: (0.0, 0.0)\n__main__.accuracy = lambda *a, **k: " \
+            "{'accuracy': 1.0, 'answer_rate': 1.0, 'answers': []}\n"
+    _, out = grade(write_package(tmp_path / "src", patch + GOOD), capsys)
+    assert "against the course's rules: no changing the grader: its course_loss was replaced" in line(out, "SFT model")
+    assert total(out) == 0
+
+
+def test_a_model_that_hides_its_parameters_is_counted_all_the_same(tmp_path, capsys):
+    big = GOOD.replace("def load_cot(): return Oracle(1.0)", '''def load_cot():
+    import torch
+
+    class Hiding(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.empty(0).new_empty((400_000_000,), device="meta"))
+
+        def parameters(self, recurse=True):
+            return iter([])
+
+    oracle = Oracle(1.0)
+    oracle.model = Hiding()
+    return oracle''')
+    _, out = grade(write_package(tmp_path / "src", big), capsys)
+    assert "400M parameters, over the 380M limit" in line(out, "CoT model")
+
+
+def test_a_zip_over_50_mb_but_under_50_mib_is_refused_by_bundle(tmp_path):
+    import subprocess
+
+    package = write_package(tmp_path / "src", GOOD)
+    (package / "big.bin").write_bytes(os.urandom(51 * 10**6))  # 51 MB, 48.6 MiB: random bytes don't compress
+    result = subprocess.run([sys.executable, str(Path(__file__).parent.parent / "bundle.py"), str(package), "abc"],
+                            cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode != 0 and "over the 50 MB limit" in result.stderr and len(result.stderr.splitlines()) == 1
+    assert not list(tmp_path.glob("*abc.zip*"))
+
+
+@pytest.mark.parametrize("utid", ["", ".hidden", "a/b"])
+def test_bundle_refuses_an_id_that_names_no_zip(tmp_path, utid):
+    import subprocess
+
+    package = write_package(tmp_path / "src", GOOD)
+    result = subprocess.run([sys.executable, str(Path(__file__).parent.parent / "bundle.py"), str(package), utid],
+                            cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode != 0 and result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1
+    assert not list(tmp_path.glob("*.zip*"))
+
+
+def test_bundle_packs_no_hidden_or_temporary_folder(tmp_path):
+    import subprocess
+    import zipfile
+
+    package = write_package(tmp_path / "src", GOOD)
+    (package / ".rft_model-x1y2").mkdir()  # what a kill during an adapter save leaves
+    (package / ".rft_model-x1y2" / "adapter_model.safetensors").write_bytes(b"half")
+    (package / "notes.txt.tmp").write_text("x")
+    subprocess.run([sys.executable, str(Path(__file__).parent.parent / "bundle.py"), str(package), "abc"],
+                   cwd=tmp_path, capture_output=True, check=True)
+    names = zipfile.ZipFile(tmp_path / "abc.zip").namelist()
+    assert sorted(names) == ["homework/__init__.py", "homework/data.py"]
+
+
+@pytest.mark.parametrize("flags, message", [(["--max_question", "-1"], "--max_question -1"),
+                                            (["--max_case_seconds", "-5"], "--max_case_seconds -5"),
+                                            (["--max_case_seconds", "nan"], "--max_case_seconds nan")])
+def test_bad_grader_flags_are_refused_before_grading(tmp_path, capsys, flags, message):
+    from grader.__main__ import main
+
+    code = main([str(write_package(tmp_path / "src", GOOD)), "--disable_color", *flags])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == "" and captured.err == f"error: {message}" + captured.err[len(message) + 7:]
+    assert len(captured.err.splitlines()) == 1 and message in captured.err
+
+
+def test_a_malformed_homework_data_is_refused_before_grading(tmp_path, capsys, monkeypatch):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "valid.json").write_text("[[")
+    monkeypatch.setenv("HOMEWORK_DATA", str(tmp_path / "data"))
+    from grader.__main__ import main
+
+    code = main([str(write_package(tmp_path / "src", GOOD)), "--disable_color"])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == "" and captured.err.startswith("error: HOMEWORK_DATA=")
+    assert len(captured.err.splitlines()) == 1
+
+
+@linux_only
+def test_a_killed_grades_temp_folder_is_removed_by_the_next(tmp_path, capsys, monkeypatch):
+    import subprocess
+    import tempfile
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = Path(tempfile.gettempdir()) / f"grader-{dead.pid}-abcdefgh"
+    (stale / "homework").mkdir(parents=True)
+    grade(write_package(tmp_path / "src", GOOD), capsys)
+    assert not stale.exists()
