@@ -36,6 +36,8 @@ def save(peft_model, output_dir: Path):
     for p in lora:
         p.data = p.data.to(torch.bfloat16)
     output_dir.mkdir(parents=True, exist_ok=True)
+    for leftover in output_dir.parent.glob(f".{output_dir.name}-*"):  # what a save killed midway left beside it
+        shutil.rmtree(leftover, ignore_errors=True)
     # Written beside the target, then each file renamed into place: a kill leaves the old adapter or the new one's
     # whole files, never a truncated one (the tensorboard logs already in output_dir stay)
     with tempfile.TemporaryDirectory(prefix=f".{output_dir.name}-", dir=output_dir.parent) as tmp:

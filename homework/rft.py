@@ -81,8 +81,8 @@ def train(output_dir: str = str(MODEL_DIR), data: str | None = None, max_questio
         data: the [question, answer, reasoning] rows; none: rft.json in the data folder
         max_question: valid questions to evaluate on afterwards (0: none)"""
     check_training(learning_rate, epochs, batch_size, max_steps, lora_r, lora_dropout, seed, max_question)
+    rows = read_data(data)  # before the output folder is made
     check_output_dir(output_dir)
-    rows = read_data(data)
     llm = RFTModel(checkpoint, dtype=loader.policy().train_dtype)
     trainer = train_lora(llm, examples(llm, rows), output_dir, learning_rate, epochs, batch_size, max_steps, lora_r,
                          lora_alpha, lora_dropout, seed)

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from . import adapters, loader
+from .loader import CheckpointError
 from .base_llm import BaseLLM
 from .cli import check_flags, check_output_dir, check_training, cli, is_count
 from .data import DataError, Dataset
@@ -87,11 +88,13 @@ def train_lora(llm: BaseLLM, examples: list[tuple[str, str]], output_dir: str | 
     from transformers import Trainer, TrainerCallback, TrainingArguments
 
     class StopWhenNotFinite(TrainerCallback):
-        """A logged loss or gradient norm that is NaN or infinite ends the training (adapters.save then refuses)."""
+        """A logged loss or gradient norm that is NaN or infinite ends the training, and nothing is saved."""
+
+        diverged = None
 
         def on_log(self, args, state, control, logs=None, **kwargs):
-            if any(not math.isfinite(logs.get(key, 0.0)) for key in ("loss", "grad_norm")):
-                control.should_training_stop = True
+            if any(not math.isfinite(logs.get(key, 0.0)) for key in ("loss", "train_loss", "grad_norm")):
+                control.should_training_stop, self.diverged = True, state.global_step
 
     rank = lora_r or adapters.lora_rank(llm.model)  # 32 for the 135M model, 16 for the 360M one: under 20 MB
     config = LoraConfig(r=rank, lora_alpha=lora_alpha or 4 * rank, lora_dropout=lora_dropout,
@@ -122,9 +125,13 @@ def train_lora(llm: BaseLLM, examples: list[tuple[str, str]], output_dir: str | 
         **grouping,
     )
     data = [tokenize(llm.tokenizer, prompt, completion) for prompt, completion in examples]
-    trainer = Trainer(model=model, args=args, train_dataset=data, callbacks=[StopWhenNotFinite()],
+    watch = StopWhenNotFinite()
+    trainer = Trainer(model=model, args=args, train_dataset=data, callbacks=[watch],
                       data_collator=lambda batch: collate(batch, llm.tokenizer.pad_token_id))
     trainer.train()
+    if watch.diverged is not None:
+        raise CheckpointError(f"the loss went NaN or infinite by step {watch.diverged}: nothing saved to {output_dir}; "
+                              "lower --learning_rate")
     if args.world_size > 1:  # one line per process: each trained its share
         print(f"rank {args.process_index} of {args.world_size}: {trainer.state.global_step} steps", flush=True)
     model.eval()

@@ -217,3 +217,15 @@ def test_rft_show_names_a_row_that_is_not_there(tmp_path, monkeypatch):
     monkeypatch.setattr(rft, "RFTModel", lambda *args, **kwargs: pytest.fail("a model was loaded"))
     with pytest.raises(DataError, match="has 1 rows: no row 5"):
         rft.show(5, data=str(path))
+
+
+def test_an_answer_of_5000_digits_is_a_data_error_naming_the_file(tmp_path):
+    from homework.data import read_rows
+
+    path = tmp_path / "rows.json"
+    path.write_text('[["How many g in 1 kg?", ' + "9" * 5000 + "]]")
+    with pytest.raises(DataError, match="rows.json is not valid JSON: Exceeds the limit"):
+        read_rows(path)
+    path.write_text('[["How many g in 1 kg?", 1e999]]')  # JSON's own infinity
+    with pytest.raises(DataError, match="row 0's answer is inf, not a finite number"):
+        read_rows(path)

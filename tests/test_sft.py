@@ -207,6 +207,10 @@ def test_two_processes_train_one_adapter(tiny_base, tmp_path):
     ({"max_steps": 0}, "--max_steps 0 (-1 for none, or 1 or more)"),
     ({"lora_r": 0}, "--lora_r 0"),
     ({"max_question": -1}, "--max_question -1"),
+    ({"learning_rate": 1e999}, "--learning_rate inf (0 or more)"),  # what Fire makes of 1e999
+    ({"learning_rate": float("nan")}, "--learning_rate nan"),
+    ({"seed": "abc"}, "--seed 'abc'"),
+    ({"lora_dropout": 2}, "--lora_dropout 2 (from 0 to below 1)"),
 ])
 def test_bad_training_values_are_refused_before_a_model_loads(flags, message, monkeypatch, tmp_path):
     from homework import rft
@@ -237,3 +241,42 @@ def test_flags_reach_the_trainer(monkeypatch, tmp_path):
     with pytest.raises(AttributeError):  # the fake trainer returns nothing to evaluate with
         sft.train(output_dir=str(tmp_path), max_question=1, more_wordings=0, epochs=0.5, lora_r=4, checkpoint="somewhere")
     assert seen == {"checkpoint": "somewhere", "settings": (5e-4, 0.5, 8, -1, 4, None, 0.0, 0)}
+
+
+def test_a_training_that_goes_non_finite_keeps_the_adapter_there(tiny_base, tmp_path, fp32_policy):
+    out = tmp_path / "adapter"
+    lora_train(EXAMPLES, out, checkpoint=str(tiny_base), max_steps=2, batch_size=4)
+    before = {f.name: f.read_bytes() for f in out.iterdir() if f.is_file()}
+    with pytest.raises(loader.CheckpointError, match="NaN or infinite .* nothing saved"):
+        lora_train(EXAMPLES, out, checkpoint=str(tiny_base), max_steps=12, batch_size=4, learning_rate=1e30)
+    assert {f.name: f.read_bytes() for f in out.iterdir() if f.is_file()} == before
+
+
+@pytest.mark.parametrize("stage", ["sft", "rft"])
+def test_an_output_dir_that_is_a_file_is_refused_before_a_model_loads(stage, tmp_path, monkeypatch):
+    from homework import rft
+
+    module = {"sft": sft, "rft": rft}[stage]
+    monkeypatch.setattr(module, {"sft": "SFTModel", "rft": "RFTModel"}[stage], lambda *a, **k: pytest.fail("loaded"))
+    (tmp_path / "a_file").write_text("keep me")
+    with pytest.raises(loader.CheckpointError, match="is a file, not a folder"):
+        module.train(output_dir=str(tmp_path / "a_file"))
+    assert (tmp_path / "a_file").read_text() == "keep me"
+
+
+@pytest.mark.parametrize("stage", ["cot", "sft", "rft"])
+@pytest.mark.parametrize("max_question", [0, -1, "abc"])
+def test_a_test_of_no_questions_is_refused_before_a_model_loads(stage, max_question, monkeypatch):
+    import importlib
+
+    module = importlib.import_module(f"homework.{stage}")
+    monkeypatch.setattr(module, "load", lambda *a, **k: pytest.fail("a model was loaded"))
+    with pytest.raises(loader.CheckpointError, match=f"--max_question {max_question!r}"):
+        module.test(max_question=max_question)
+
+
+def test_show_of_a_row_that_does_not_exist_is_one_line():
+    from homework.data import DataError
+
+    with pytest.raises(DataError, match="has 1000 rows: no row 99999999"):
+        sft.show(index=99999999)
