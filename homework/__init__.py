@@ -23,7 +23,7 @@ _EXPORTS = {
     "load_rft": ("rft", "load"),
 }
 _SUBMODULES = ("adapters", "base_llm", "cli", "cot", "data", "datagen", "engine", "evaluation", "loader", "recipes",
-               "rft", "sampling", "sft", "units")
+               "rft", "sampling", "sft", "training", "units")
 __all__ = [*_EXPORTS, *_SUBMODULES]
 
 

@@ -118,7 +118,7 @@ def ask(model, question: str, show_prompt: bool = False) -> float:
 
 
 def checked_test(max_question, split: str) -> tuple[int, str]:
-    """A `test` command's flags, or a one-line error before the model loads: a count of 1 or more, a split that exists."""
+    """A `test` command's flags, or a one-line error before the model loads: a count of 1 or more, a known split."""
     check_flags([("max_question", max_question, is_count(max_question), "1 or more")])
     Dataset(split)  # a MissingData error if there is no such split
     return max_question, split

@@ -11,14 +11,9 @@
 The question is asked in one wording ("Convert 3 foot to inch." for "How many inches in 3 feet?" and "3 ft to in"),
 so the model learns conversions, not sentences. Each training question is also asked with other quantities.
 """
-import inspect
-import math
 from pathlib import Path
 
-import torch
-
-from . import adapters, loader
-from .loader import CheckpointError
+from . import adapters, loader, training
 from .base_llm import BaseLLM
 from .cli import check_flags, check_output_dir, check_training, cli, is_count
 from .data import DataError, Dataset
@@ -62,39 +57,13 @@ def tokenize(tokenizer, prompt: str, completion: str) -> dict:
     return {"input_ids": prompt_ids + completion_ids, "labels": [-100] * len(prompt_ids) + completion_ids}
 
 
-def collate(examples: list[dict], pad_token_id: int) -> dict:
-    """Right-pad to the longest example of the batch; padding gets label -100. The logits (a 49k-wide matmul a token)
-    are computed only from the end of the shortest prompt on (`logits_to_keep`): every earlier label is -100."""
-    length = max(len(e["input_ids"]) for e in examples)
-    pad = [length - len(e["input_ids"]) for e in examples]
-    batch = {
-        "input_ids": torch.tensor([e["input_ids"] + [pad_token_id] * p for e, p in zip(examples, pad)]),
-        "labels": torch.tensor([e["labels"] + [-100] * p for e, p in zip(examples, pad)]),
-        "attention_mask": torch.tensor([[1] * len(e["input_ids"]) + [0] * p for e, p in zip(examples, pad)]),
-    }
-    first_label = min(next(i for i, label in enumerate(e["labels"]) if label != -100) for e in examples)
-    start = max(first_label - 1, 0)
-    batch["labels"] = batch["labels"][:, start:]  # the first label is predicted from the position before it
-    batch["logits_to_keep"] = torch.arange(start, length)
-    return batch
-
-
 def train_lora(llm: BaseLLM, examples: list[tuple[str, str]], output_dir: str | Path, learning_rate: float = 5e-4,
                epochs: float = 2, batch_size: int = 8, max_steps: int = -1, lora_r: int | None = None,
                lora_alpha: int | None = None, lora_dropout: float = 0.0, seed: int = 0):
     """LoRA-train `llm` on (prompt, completion) examples and save the adapter to output_dir. Returns the Trainer;
     llm.model is the trained PeftModel."""
     from peft import LoraConfig, get_peft_model  # here: loading a trained model (a graded case) needs neither
-    from transformers import Trainer, TrainerCallback, TrainingArguments
-
-    class StopWhenNotFinite(TrainerCallback):
-        """A logged loss or gradient norm that is NaN or infinite ends the training, and nothing is saved."""
-
-        diverged = None
-
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if any(not math.isfinite(logs.get(key, 0.0)) for key in ("loss", "train_loss", "grad_norm")):
-                control.should_training_stop, self.diverged = True, state.global_step
+    from transformers import Trainer, TrainingArguments
 
     rank = lora_r or adapters.lora_rank(llm.model)  # 32 for the 135M model, 16 for the 360M one: under 20 MB
     config = LoraConfig(r=rank, lora_alpha=lora_alpha or 4 * rank, lora_dropout=lora_dropout,
@@ -104,9 +73,6 @@ def train_lora(llm: BaseLLM, examples: list[tuple[str, str]], output_dir: str | 
     policy = loader.policy()  # the device's precision and gradient checkpointing
     if policy.gradient_checkpointing:
         model.enable_input_require_grads()
-    grouping = {"train_sampling_strategy": "group_by_length"}  # batches of similar lengths pad less
-    if "train_sampling_strategy" not in inspect.signature(TrainingArguments).parameters:  # transformers before 5.x
-        grouping = {"group_by_length": True}
     args = TrainingArguments(
         output_dir=str(output_dir),  # tensorboard logs in output_dir/runs
         report_to="tensorboard",
@@ -122,18 +88,15 @@ def train_lora(llm: BaseLLM, examples: list[tuple[str, str]], output_dir: str | 
         **policy.trainer_flags,  # bf16/fp16 autocast where the device has it; use_cpu on a CPU
         seed=seed,
         dataloader_pin_memory=model.device.type == "cuda",
-        **grouping,
+        **training.by_length(TrainingArguments),  # batches of similar lengths pad less
     )
     data = [tokenize(llm.tokenizer, prompt, completion) for prompt, completion in examples]
-    watch = StopWhenNotFinite()
-    trainer = Trainer(model=model, args=args, train_dataset=data, callbacks=[watch],
-                      data_collator=lambda batch: collate(batch, llm.tokenizer.pad_token_id))
+    watch = training.stop_when_not_finite()
+    trainer = Trainer(model=model, args=args, train_dataset=data, callbacks=[watch],  # batches padded, prompts -100
+                      data_collator=lambda batch: training.collate(batch, llm.tokenizer.pad_token_id))
     trainer.train()
-    if watch.diverged is not None:
-        raise CheckpointError(f"the loss went NaN or infinite by step {watch.diverged}: nothing saved to {output_dir}; "
-                              "lower --learning_rate")
-    if args.world_size > 1:  # one line per process: each trained its share
-        print(f"rank {args.process_index} of {args.world_size}: {trainer.state.global_step} steps", flush=True)
+    watch.check(output_dir)  # a NaN or infinite loss: nothing is saved over the adapter there
+    training.report_ranks(args, trainer)
     model.eval()
     if trainer.is_world_process_zero():
         adapters.save(model, Path(output_dir))  # the LoRA weights only, in bf16

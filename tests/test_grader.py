@@ -422,7 +422,7 @@ def _mismatched_adapter(tmp):
     return package
 
 
-CORPUS["adapter for another base model"] = (_mismatched_adapter, "SFT", "does not fit the base model")
+CORPUS["adapter for another base model"] = (_mismatched_adapter, "SFT", "no reading outside the assignment")  # its base is a folder outside it
 
 
 # the two that load a model through PEFT take half a minute each: slow
@@ -573,8 +573,8 @@ def test_a_submission_that_signals_the_grader_stops_it_and_leaves_nothing_behind
     temp = tmp_path / "temp"
     temp.mkdir()
     env = {**os.environ, "TMPDIR": str(temp), "HOMEWORK_DATA": str(ROOT / "data"), "PIDS": str(tmp_path / "pids")}
-    run = subprocess.run([sys.executable, "-m", "grader", str(package), "--disable_color"], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=300)
+    run = subprocess.run([sys.executable, "-m", "grader", str(package), "--disable_color", "--report_rules"],  # it forks
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 128 + signum and f"grading stopped by {signal.Signals(signum).name}\n" in run.stdout
     assert "Total    0 / 25 so far" in run.stdout  # the two generation cases ran (and scored 0) before the CoT case
     pids = [int(pid) for pid in (tmp_path / "pids").read_text().split()]

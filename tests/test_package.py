@@ -68,7 +68,7 @@ def test_python_dash_m_runs_a_module_once():
 
 
 # The layers of the package, lowest first: a module imports only its own layer or those below it
-LAYERS = [["data"], ["units"], ["engine"], ["loader"], ["cli"], ["adapters", "evaluation", "sampling"], ["base_llm"],
+LAYERS = [["data"], ["units"], ["engine"], ["loader"], ["cli"], ["adapters", "evaluation", "sampling", "training"], ["base_llm"],
           ["cot", "sft"], ["datagen", "rft"], ["recipes"]]
 
 

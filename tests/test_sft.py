@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from homework import loader, adapters, sft
+from homework import adapters, loader, sft, training
 from homework.cli import FLAG_HELP
 from homework.units import numbers, table as units
 from homework.base_llm import BaseLLM
@@ -69,7 +69,7 @@ def test_labels_are_masked_on_the_prompt_and_padding(tokenizer):
     assert short["labels"][prompt_len:] == short["input_ids"][prompt_len:]
     assert tokenizer.decode(short["input_ids"][prompt_len:]) == " <answer>12</answer><|im_end|>"
 
-    batch = sft.collate([short, long], pad_token_id=tokenizer.pad_token_id)
+    batch = training.collate([short, long], pad_token_id=tokenizer.pad_token_id)
     n, width = len(short["input_ids"]), len(long["input_ids"])
     assert batch["input_ids"].shape == batch["attention_mask"].shape == (2, width)
     assert batch["input_ids"][0, :n].tolist() == short["input_ids"] and (batch["attention_mask"][0, n:] == 0).all()
@@ -84,7 +84,7 @@ def test_trimmed_logits_give_the_same_loss(tiny_model, tokenizer):
     from homework.recipes.bench import fixed_collate
 
     full = fixed_collate(examples, tokenizer.pad_token_id, length=max(len(e["input_ids"]) for e in examples))
-    trimmed = sft.collate(examples, tokenizer.pad_token_id)
+    trimmed = training.collate(examples, tokenizer.pad_token_id)
     assert len(trimmed["logits_to_keep"]) < full["input_ids"].shape[1]
     on_device = lambda batch: {k: v.to(tiny_model.device) if torch.is_tensor(v) else v for k, v in batch.items()}
     with torch.no_grad():

@@ -139,7 +139,7 @@ def bench_datagen(cot, rows, k: int, temperature: float = 0.6) -> dict:
 
 
 def fixed_collate(examples: list[dict], pad_token_id: int, length: int = 128) -> dict:
-    """The plain baseline of sft.collate: every batch right-padded to `length`, the logits of every position."""
+    """The plain baseline of training.collate: every batch right-padded to `length`, the logits of every position."""
     pad = [length - len(e["input_ids"]) for e in examples]
     return {
         "input_ids": torch.tensor([e["input_ids"] + [pad_token_id] * p for e, p in zip(examples, pad)]),
@@ -151,12 +151,12 @@ def fixed_collate(examples: list[dict], pad_token_id: int, length: int = 128) ->
 def bench_sft(checkpoint, steps: int, batch: int) -> dict:
     from unittest import mock
 
-    from .. import sft
+    from .. import sft, training
 
     examples = [(q, sft.answer_text(a)) for q, a in Dataset("train").data[: steps * batch]]
     result = {}
-    for name, collate in [("dynamic", sft.collate), ("fixed_128", fixed_collate)]:
-        with tempfile.TemporaryDirectory() as out, mock.patch.object(sft, "collate", collate):
+    for name, collate in [("dynamic", training.collate), ("fixed_128", fixed_collate)]:
+        with tempfile.TemporaryDirectory() as out, mock.patch.object(training, "collate", collate):
             llm = BaseLLM(checkpoint, dtype=loader.policy().train_dtype)
             trainer = sft.train_lora(llm, examples, out, max_steps=steps, batch_size=batch)
         result[name] = {"samples_per_s": trainer.state.log_history[-1]["train_samples_per_second"]}

@@ -1,10 +1,10 @@
 """Online RL from the RFT model: GRPO (TRL's GRPOTrainer) with our verifier as the reward.
 
-    python -m homework.recipes.grpo train                    # from homework/rft_model; the adapter goes to homework/grpo_model
+    python -m homework.recipes.grpo train                    # from homework/rft_model into homework/grpo_model
     python -m homework.recipes.grpo train --max_steps 10     # a short run
     python -m homework.recipes.grpo test --split offgrid     # valid, reworded or offgrid
     python -m homework.recipes.grpo ask "How many grams in 3.7 lb?"
-    python -m homework.recipes.grpo show                     # a training prompt, sampled completions and the reward of each
+    python -m homework.recipes.grpo show                     # a prompt, sampled completions and each one's reward
 
 RFT trains on rationales sampled once, before training. GRPO samples as it trains: for each prompt, `num_generations`
 completions from the current model; each is scored by `reward`, and the loss (TRL's, DAPO's token-level

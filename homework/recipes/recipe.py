@@ -1,6 +1,6 @@
 """The whole recipe, from the base model to everything we ship, with a generated report.
 
-    python -m homework.recipes                    # runs/recipe: data, adapters, report.md (about an hour on 2 CPU cores)
+    python -m homework.recipes                    # runs/recipe: data, adapters, report.md (an hour on 2 CPU cores)
     python -m homework.recipes --quick            # every stage on a handful of questions: a few minutes
     python -m homework.recipes --ship             # ... then copy what it made over data/rft.json, homework/*_model
                                                  #     and docs/REPORT.md (what this repository ships)
