@@ -197,6 +197,7 @@ def test_a_question_fire_read_as_a_number_is_asked_as_text():
     ('[["How many g in 1 kg?", 1000]]', "not a [question, answer, reasoning] row"),
     ('[["How many g in 1 kg?", 1000, 7]]', "not a [question, answer, reasoning] row"),
     ('[["How many g in 1 kg?", "a lot", "1 kg = 1000 g."]]', "row 0's answer is 'a lot'"),
+    ('[["tell me a joke", 1.0, "no."]]', "has no row whose question reads as a conversion"),
 ])
 def test_malformed_rft_data_is_refused_before_a_model_loads(text, error, tmp_path, monkeypatch):
     from homework import rft
@@ -204,9 +205,10 @@ def test_malformed_rft_data_is_refused_before_a_model_loads(text, error, tmp_pat
     path = tmp_path / "rft.json"
     path.write_text(text)
     monkeypatch.setattr(rft, "RFTModel", lambda *args, **kwargs: pytest.fail("a model was loaded"))
-    for command in (lambda: rft.train(data=str(path)), lambda: rft.show(data=str(path))):
+    for command in (lambda: rft.train(output_dir=str(tmp_path / "out"), data=str(path)), lambda: rft.show(data=str(path))):
         with pytest.raises(DataError, match=re.escape(error)):
             command()
+    assert not (tmp_path / "out").exists()  # no empty output folder made
 
 
 def test_rft_show_names_a_row_that_is_not_there(tmp_path, monkeypatch):
