@@ -102,8 +102,9 @@ def check_flags(checks: list[tuple[str, object, bool, str]]):
         raise CheckpointError("bad values: " + "; ".join(bad))
 
 
-def check_training(learning_rate, epochs, batch_size, max_steps, lora_r, lora_dropout, seed, max_question):
-    """A one-line error for any training flag the Trainer would take only to fail or train nothing."""
+def check_training(output_dir, learning_rate, epochs, batch_size, max_steps, lora_r, lora_dropout, seed, max_question):
+    """A one-line error for any training flag the Trainer would take only to fail or train nothing, and for an
+    output_dir that can't be written."""
 
     def number(x) -> bool:
         return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
@@ -120,6 +121,7 @@ def check_training(learning_rate, epochs, batch_size, max_steps, lora_r, lora_dr
             ("max_question", max_question, is_count(max_question, 0), "0 for none, or more"),
         ]
     )
+    check_output_dir(output_dir)
 
 
 def check_output_dir(path) -> Path:

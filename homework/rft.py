@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import adapters, loader
 from .base_llm import BaseLLM
-from .cli import check_output_dir, check_training, cli
+from .cli import check_training, cli
 from .data import DataError, Dataset, read_rows, rft_data
 from .evaluation import ask as ask_model, checked_question, checked_test, evaluate
 from .sft import plain_question, show_tokens, train_lora
@@ -80,9 +80,8 @@ def train(output_dir: str = str(MODEL_DIR), data: str | None = None, max_questio
         output_dir: where the adapter goes (tensorboard logs in output_dir/runs)
         data: the [question, answer, reasoning] rows; none: rft.json in the data folder
         max_question: valid questions to evaluate on afterwards (0: none)"""
-    check_training(learning_rate, epochs, batch_size, max_steps, lora_r, lora_dropout, seed, max_question)
     rows = read_data(data)  # before the output folder is made
-    check_output_dir(output_dir)
+    check_training(output_dir, learning_rate, epochs, batch_size, max_steps, lora_r, lora_dropout, seed, max_question)
     llm = RFTModel(checkpoint, dtype=loader.policy().train_dtype)
     trainer = train_lora(llm, examples(llm, rows), output_dir, learning_rate, epochs, batch_size, max_steps, lora_r,
                          lora_alpha, lora_dropout, seed)

@@ -6,16 +6,17 @@
     python -m homework.sft test --split reworded  # ... on the same questions asked in other words
     python -m homework.sft ask "How many inches in 3 feet?"
     python -m homework.sft show                   # one training example, the trained tokens in [brackets]
-    torchrun --nproc_per_node 2 -m homework.sft train   # several processes (accelerate launch on GPUs)
 
 The question is asked in one wording ("Convert 3 foot to inch." for "How many inches in 3 feet?" and "3 ft to in"),
 so the model learns conversions, not sentences. Each training question is also asked with other quantities.
 """
 from pathlib import Path
 
+from transformers import AutoTokenizer
+
 from . import adapters, loader, training
 from .base_llm import BaseLLM
-from .cli import check_flags, check_output_dir, check_training, cli, is_count
+from .cli import check_flags, check_training, cli, is_count
 from .data import DataError, Dataset
 from .evaluation import ask as ask_model, checked_question, checked_test, evaluate
 from .units.generator import reword
@@ -60,8 +61,7 @@ def tokenize(tokenizer, prompt: str, completion: str) -> dict:
 def train_lora(llm: BaseLLM, examples: list[tuple[str, str]], output_dir: str | Path, learning_rate: float = 5e-4,
                epochs: float = 2, batch_size: int = 8, max_steps: int = -1, lora_r: int | None = None,
                lora_alpha: int | None = None, lora_dropout: float = 0.0, seed: int = 0):
-    """LoRA-train `llm` on (prompt, completion) examples and save the adapter to output_dir. Returns the Trainer;
-    llm.model is the trained PeftModel."""
+    """LoRA-train llm on (prompt, completion) pairs and save the adapter; returns the Trainer."""
     from peft import LoraConfig, get_peft_model  # here: loading a trained model (a graded case) needs neither
     from transformers import Trainer, TrainingArguments
 
@@ -115,8 +115,7 @@ def train(output_dir: str = str(MODEL_DIR), max_question: int = 100, more_wordin
         output_dir: where the adapter goes (tensorboard logs in output_dir/runs)
         max_question: valid questions to evaluate on afterwards (0: none)
         more_wordings: each training question also asked this many times with another quantity (generator.reword)"""
-    check_training(learning_rate, epochs, batch_size, max_steps, lora_r, lora_dropout, seed, max_question)
-    check_output_dir(output_dir)
+    check_training(output_dir, learning_rate, epochs, batch_size, max_steps, lora_r, lora_dropout, seed, max_question)
     check_flags([("more_wordings", more_wordings, is_count(more_wordings, 0), "0 for none, or more")])
     rows = Dataset("train").data
     rows = rows + reword(rows, seed, more_wordings)
@@ -148,8 +147,6 @@ def show_tokens(tokenizer, prompt: str, completion: str):
 
 def show(index: int = 0, checkpoint: str = loader.DEFAULT_CHECKPOINT):
     """Print training example `index` as the model sees it; [brackets] mark the tokens the loss is computed on."""
-    from transformers import AutoTokenizer
-
     rows = Dataset("train")
     if not 0 <= index < len(rows):
         raise DataError(f"the training set has {len(rows)} rows: no row {index}")
