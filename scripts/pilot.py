@@ -2,7 +2,7 @@
 
     python scripts/pilot.py --form plain --one_shot             # what the recipe ships: one worked row, then the question
     python scripts/pilot.py --form steps                        # rationale.steps, the question alone
-    python scripts/pilot.py --form plain --init_adapter homework/sft_model   # trained on from an SFT adapter
+    python scripts/pilot.py --form plain --init_adapter homework/sft_model   # on the SFT adapter, merged
 
 The rows are our generator's questions at quantities of every digit length (generator.spread), each written at the
 true factor: this measures how well a form is learned, not how often sampling finds it. One line per split.
@@ -15,7 +15,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from homework import loader, adapters, rft
+from homework import adapters, loader, rft, sft  # noqa: E402
+from homework.cli import cli  # noqa: E402
 from homework.units import rationale  # noqa: E402
 from homework.data import DATA_DIR  # noqa: E402
 from homework.evaluation import evaluate  # noqa: E402
@@ -40,10 +41,13 @@ def main(form: str = "plain", one_shot: bool = False, rows: int = 1500, epochs: 
     out = Path(output_dir or tempfile.mkdtemp(prefix=f"pilot-{form}-"))
     start = time.time()
     llm = model_class(checkpoint, dtype=loader.policy().train_dtype)
-    training = lora.Training(checkpoint=checkpoint, epochs=epochs, learning_rate=learning_rate, seed=seed)
-    lora.train(rft.examples(llm, data), out, training, llm=llm, init_adapter=init_adapter)
+    if init_adapter:  # the adapter merged into the base weights; a new LoRA trains on top of them
+        from peft import PeftModel
+
+        llm.model = PeftModel.from_pretrained(llm.model, init_adapter).merge_and_unload()
+    sft.train_lora(llm, rft.examples(llm, data), out, learning_rate=learning_rate, epochs=epochs, seed=seed)
     trained = time.time() - start
-    model = lora.load_adapter(out, model_class)
+    model = adapters.load(out, model_class)
     for split in ("offgrid", "valid"):
         result = evaluate(model, max_question, split, show_misses=3)
         print(f"pilot form={form} one_shot={one_shot} rows={rows} epochs={epochs} init={init_adapter} split={split} "
@@ -51,4 +55,4 @@ def main(form: str = "plain", one_shot: bool = False, rows: int = 1500, epochs: 
 
 
 if __name__ == "__main__":
-    loader.cli(main)
+    cli(main)

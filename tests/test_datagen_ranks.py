@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from homework import datagen, sampling
+from homework import sampling
 from homework.data import write_json
 from tests.datagen_ranks import Oracle, run
 

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from homework import loader, adapters, sft
+from homework import loader, sft
 from homework.base_llm import BaseLLM
 
 from tests.conftest import lora_train, make_tiny_model

@@ -6,7 +6,7 @@ from peft import LoraConfig, get_peft_model
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from homework import loader, adapters
+from homework import loader
 from homework.units import rationale
 from homework.recipes import grpo
 from homework.base_llm import BaseLLM

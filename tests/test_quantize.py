@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from homework import loader, adapters, sft
+from homework import loader, sft
 from homework.engine import quant
 from homework.base_llm import BaseLLM
 from homework.engine.quant import Int8Linear, quantize
