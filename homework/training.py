@@ -8,16 +8,19 @@ import torch
 from .loader import CheckpointError
 
 
-def collate(examples: list[dict], pad_token_id: int) -> dict:
+def collate(examples: list[dict], pad_token_id: int, pad_to: int | None = None) -> dict:
     """Right-pad to the longest example of the batch; padding gets label -100. The logits (a 49k-wide matmul a token)
-    are computed only from the end of the shortest prompt on (`logits_to_keep`): every earlier label is -100."""
-    length = max(len(e["input_ids"]) for e in examples)
+    are computed only from the end of the shortest prompt on (`logits_to_keep`): every earlier label is -100.
+    pad_to: every batch padded to this length, with the logits of every position (the plain baseline, for the bench)."""
+    length = pad_to or max(len(e["input_ids"]) for e in examples)
     pad = [length - len(e["input_ids"]) for e in examples]
     batch = {
         "input_ids": torch.tensor([e["input_ids"] + [pad_token_id] * p for e, p in zip(examples, pad)]),
         "labels": torch.tensor([e["labels"] + [-100] * p for e, p in zip(examples, pad)]),
         "attention_mask": torch.tensor([[1] * len(e["input_ids"]) + [0] * p for e, p in zip(examples, pad)]),
     }
+    if pad_to:
+        return batch
     first_label = min(next(i for i, label in enumerate(e["labels"]) if label != -100) for e in examples)
     start = max(first_label - 1, 0)
     batch["labels"] = batch["labels"][:, start:]  # the first label is predicted from the position before it

@@ -80,9 +80,7 @@ def test_labels_are_masked_on_the_prompt_and_padding(tokenizer):
 
 def test_trimmed_logits_give_the_same_loss(tiny_model, tokenizer):
     examples = [sft.tokenize(tokenizer, q, a) for q, a in EXAMPLES[:2] + [("Please turn 2 gallon into cm**3, now.", sft.answer_text(7570.8))]]
-    from homework.recipes.bench import fixed_collate
-
-    full = fixed_collate(examples, tokenizer.pad_token_id, length=max(len(e["input_ids"]) for e in examples))
+    full = training.collate(examples, tokenizer.pad_token_id, pad_to=max(len(e["input_ids"]) for e in examples))
     trimmed = training.collate(examples, tokenizer.pad_token_id)
     assert len(trimmed["logits_to_keep"]) < full["input_ids"].shape[1]
     on_device = lambda batch: {k: v.to(tiny_model.device) if torch.is_tensor(v) else v for k, v in batch.items()}

@@ -138,16 +138,6 @@ def bench_datagen(cot, rows, k: int, temperature: float = 0.6) -> dict:
     return result
 
 
-def fixed_collate(examples: list[dict], pad_token_id: int, length: int = 128) -> dict:
-    """The plain baseline of training.collate: every batch right-padded to `length`, the logits of every position."""
-    pad = [length - len(e["input_ids"]) for e in examples]
-    return {
-        "input_ids": torch.tensor([e["input_ids"] + [pad_token_id] * p for e, p in zip(examples, pad)]),
-        "labels": torch.tensor([e["labels"] + [-100] * p for e, p in zip(examples, pad)]),
-        "attention_mask": torch.tensor([[1] * len(e["input_ids"]) + [0] * p for e, p in zip(examples, pad)]),
-    }
-
-
 def bench_sft(checkpoint, steps: int, batch: int) -> dict:
     from unittest import mock
 
@@ -155,7 +145,8 @@ def bench_sft(checkpoint, steps: int, batch: int) -> dict:
 
     examples = [(q, sft.answer_text(a)) for q, a in Dataset("train").data[: steps * batch]]
     result = {}
-    for name, collate in [("dynamic", training.collate), ("fixed_128", fixed_collate)]:
+    dynamic, fixed = training.collate, lambda batch, pad_token_id: dynamic(batch, pad_token_id, pad_to=128)
+    for name, collate in [("dynamic", dynamic), ("fixed_128", fixed)]:
         with tempfile.TemporaryDirectory() as out, mock.patch.object(training, "collate", collate):
             llm = BaseLLM(checkpoint, dtype=loader.policy().train_dtype)
             trainer = sft.train_lora(llm, examples, out, max_steps=steps, batch_size=batch)
