@@ -7,6 +7,7 @@ name, runs one case and writes what it measured to RESULT.json. The parent (`gra
 for each case instead (`serve`). It imports nothing but the standard library and torch, so it runs wherever the
 submission does.
 """
+import contextlib
 import importlib
 import json
 import math
@@ -165,8 +166,6 @@ def write_result(result_path: Path, result: dict):
 
 def grader_acting():
     """A block in which the grader acts for itself (its files, its forks): the rules apply to the submission."""
-    import contextlib
-
     return RULES.own() if RULES is not None else contextlib.nullcontext()
 
 

@@ -22,6 +22,7 @@ What is allowed, and why:
   (/tmp/torchinductor_USER); urllib3 binds a socket to ::1 port 0 to learn whether IPv6 exists (nothing is sent);
   and /dev/null, opened for writing as a sink.
 """
+import contextlib
 import os
 import sys
 import threading
@@ -73,18 +74,14 @@ class Rules:
         self.local = threading.local()  # .own: the grader's own code is acting (its result, its fork)
         self.checking = False  # True once the submission starts: the grader's import of torch comes before
 
+    @contextlib.contextmanager
     def own(self):
         """A block in which the grader acts for itself (its result file, the fork of a case): not checked."""
-        rules = self
-
-        class Own:
-            def __enter__(self):
-                rules.local.own = getattr(rules.local, "own", 0) + 1
-
-            def __exit__(self, *exc):
-                rules.local.own -= 1
-
-        return Own()
+        self.local.own = getattr(self.local, "own", 0) + 1
+        try:
+            yield
+        finally:
+            self.local.own -= 1
 
     def install(self):
         sys.dont_write_bytecode = True  # importing the submission writes no __pycache__ beside it

@@ -146,8 +146,8 @@ def test_bad_grader_flags_are_refused_before_grading(tmp_path, capsys, flags, me
 
     code = main([str(write_package(tmp_path / "src", GOOD)), "--disable_color", *flags])
     captured = capsys.readouterr()
-    assert code == 2 and captured.out == "" and captured.err == f"error: {message}" + captured.err[len(message) + 7:]
-    assert len(captured.err.splitlines()) == 1 and message in captured.err
+    assert code == 2 and captured.out == "" and captured.err.startswith(f"error: {message}")
+    assert len(captured.err.splitlines()) == 1
 
 
 def test_a_malformed_homework_data_is_refused_before_grading(tmp_path, capsys, monkeypatch):
