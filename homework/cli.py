@@ -124,14 +124,21 @@ def check_training(output_dir, learning_rate, epochs, batch_size, max_steps, lor
     check_output_dir(output_dir)
 
 
+def write_problem(folder: Path) -> str | None:
+    """Why this process can't write in `folder` (made if missing), or None if it can: a file made there and removed."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as e:
+        return str(e.strerror or e)
+    return None
+
+
 def check_output_dir(path) -> Path:
     """`path` as a folder this process can write in (made if missing), or a one-line error before a model loads."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise CheckpointError(f"--output_dir {path} is a file, not a folder")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        tempfile.TemporaryFile(dir=path).close()
-    except OSError as e:
-        raise CheckpointError(f"can't write in --output_dir {path}: {e.strerror or e}") from None
+    if problem := write_problem(path):
+        raise CheckpointError(f"can't write in --output_dir {path}: {problem}")
     return path

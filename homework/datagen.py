@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import loader, sampling
 from .base_llm import parse_answer
-from .cli import check_flags, cli, is_count
+from .cli import check_flags, cli, is_count, write_problem
 from .cot import CoTModel
 from .data import DATA_DIR, DataError, Dataset, data_dir, is_answer_valid, rft_data, write_json
 from .engine.batching import CPU_ROWS
@@ -133,12 +133,8 @@ def check_output(output: Path, overwrite: bool):
         raise DataError(f"{output} is a folder: name the rows' file")
     if output.exists() and not overwrite:
         raise DataError(f"{output} exists: pass --overwrite to replace it")
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        (probe := output.with_name(output.name + ".probe")).touch()
-        probe.unlink()
-    except OSError as e:
-        raise DataError(f"can't write {output}: {e.strerror or e}") from None
+    if problem := write_problem(output.parent):
+        raise DataError(f"can't write {output}: {problem}")
 
 
 if __name__ == "__main__":
