@@ -1,17 +1,16 @@
 """Rejection sampling: sample k CoT completions per training question, keep a correct one, write data/rft.json.
 
     python -m homework.datagen data/rft.json --overwrite                # 10 samples a question at temperature 0.6
-    python -m homework.datagen runs/small.json --max_question 50 --spread 200   # a smaller run
+    python -m homework.datagen runs/small.json --max_question 50        # the first 50 training questions
     torchrun --nproc_per_node 2 -m homework.datagen data/rft.json     # two processes share the questions
 
-1. Sample: the CoT model, calculator on, writes `oversample` completions for each training question whose conversion
-   no evaluation set asks.
-2. Keep: the first completion graded correct that opens with the true factor ("1 mile = 1.609 kilometer."). Its
-   reasoning is written out at that factor (`rationale.write`) and verified step by step (`rationale.holds`).
-3. Write out: `--spread` more questions of our generator's, at quantities of every digit length and decimal place,
-   each at the factor a kept sample states for its unit pair (sampling them would take the same factor again).
+1. Sample: the CoT model, calculator on, writes `oversample` completions for every training question.
+2. Keep: the first completion graded correct (the grader's own check) that opens with the true factor
+   ("1 mile = 1.609 kilometer."), as the model wrote it.
 
-Rows are [question, answer, reasoning]. A killed run started again resumes (sampling.py).
+Rows are [question, answer, reasoning]. A killed run started again resumes (sampling.py). The recipe's later steps
+(homework/recipes/rft_data.py) rewrite the kept completions into one form and write the sampled factors out at
+more quantities; this file is the homework's part.
 """
 from pathlib import Path
 
@@ -19,25 +18,22 @@ from . import loader, sampling
 from .base_llm import parse_answer
 from .cli import check_flags, cli, is_count, write_problem
 from .cot import CoTModel
-from .data import DATA_DIR, DataError, Dataset, data_dir, is_answer_valid, rft_data, write_json
+from .data import DataError, Dataset, is_answer_valid, rft_data, write_json
 from .engine.batching import CPU_ROWS
 from .units import rationale
-from .units.generator import conversions, spread
 from .units.reader import read_question, readable
 
 
 def select(question: str, correct_answer: float, completions: list[str]) -> str | None:
-    """The reasoning of the first completion graded correct (the grader's own check) that opens with the true factor,
-    written out at that factor and verified step by step; None if no completion is."""
+    """The first completion graded correct (the grader's own check) that opens with the true factor, as the model
+    wrote it; None if no completion is."""
     reading = read_question(question)
     if reading is None or not reading.n:
         return None
     for completion in completions:
         if is_answer_valid(parse_answer(completion), correct_answer) and rationale.states_the_factor(
                 completion, correct_answer / reading.n):
-            reasoning = rationale.write(reading, rationale.opening_factor(completion))
-            if rationale.holds(question, reasoning, correct_answer):
-                return reasoning
+            return completion.strip()
     return None
 
 
@@ -47,22 +43,6 @@ def sample(model: CoTModel, questions: list[tuple[str, float]], oversample: int,
     samples = model.batched_generate(prompts, num_return_sequences=oversample, temperature=temperature)
     return {q: [a, select(q, a, completions), sum(is_answer_valid(parse_answer(c), a) for c in completions)]
             for (q, a), completions in zip(questions, samples)}
-
-
-def written_out(rows: list[list], questions: list[tuple[str, float]]) -> list[list]:
-    """[question, answer, reasoning] for each of `questions` whose unit pair a kept row states a factor for: that
-    factor, sampled and verified, written out at the question's quantity (and verified again)."""
-    factors = {}
-    for question, _, reasoning in rows:
-        factors.setdefault(read_question(question).units, rationale.stated_factor(reasoning))
-    out = []
-    for question, answer in questions:
-        reading = read_question(question)
-        if reading.units in factors:
-            reasoning = rationale.write(reading, factors[reading.units])
-            if rationale.holds(question, reasoning, answer):
-                out.append([question, answer, reasoning])
-    return out
 
 
 def report(results: dict, oversample: int) -> dict:
@@ -75,23 +55,8 @@ def report(results: dict, oversample: int) -> dict:
     return stats
 
 
-def held_out() -> set:
-    """(unit pair, quantity) of every question of the evaluation sets, ours and those in HOMEWORK_DATA."""
-    folders = sorted({DATA_DIR, data_dir()})
-    return conversions([folder / f"{split}.json" for folder in folders for split in ("valid", "reworded", "offgrid")])
-
-
-def questions_to_ask(max_question: int | None, spread_questions: int, seed: int) -> tuple[list, list]:
-    """(the training questions to sample, `spread_questions` of the generator's to write out); none converts what an
-    evaluation set asks."""
-    exclude = held_out()
-    train = [tuple(row) for row, reading, _ in readable(Dataset("train").data[:max_question], "datagen")
-             if (reading.units, reading.n) not in exclude]
-    return train, [tuple(row) for row in spread(spread_questions, seed, exclude)] if spread_questions else []
-
-
 def generate_dataset(output_json: str | None = None, oversample: int = 10, temperature: float = 0.6,
-                     max_question: int | None = None, spread: int = 2100, checkpoint: str = loader.DEFAULT_CHECKPOINT,
+                     max_question: int | None = None, checkpoint: str = loader.DEFAULT_CHECKPOINT,
                      seed: int = 0, overwrite: bool = False, save_every: float = 30.0):
     """Sample `oversample` CoT completions per question and write the verified reasoning to output_json.
 
@@ -100,18 +65,16 @@ def generate_dataset(output_json: str | None = None, oversample: int = 10, tempe
         oversample: samples per question
         temperature: sampling temperature, above 0
         max_question: only the first this many training questions; none: all of them
-        spread: this many more of the generator's questions, each written out at its pair's kept factor (0: none)
-        seed: of the sampling and of the generator's questions
+        seed: of the sampling
         overwrite: replace an existing output_json (without it, an existing file is refused)
         save_every: seconds of sampling between saves of the progress"""
     check_flags([("oversample", oversample, is_count(oversample), "a count of 1 or more"),
-                 ("spread", spread, is_count(spread, 0), "0 for none, or more"),
                  ("temperature", temperature, isinstance(temperature, (int, float)) and temperature > 0, "above 0"),
                  ("max_question", max_question, max_question is None or is_count(max_question), "1 or more, or none"),
                  ("seed", seed, is_count(seed, 0), "a whole number, 0 or more")])
     output = Path(output_json) if output_json else rft_data()
     check_output(output, overwrite)
-    questions, more = questions_to_ask(max_question, spread, seed)
+    questions = [tuple(row) for row, *_ in readable(Dataset("train").data[:max_question], "datagen")]
     sampling.start(seed)
     model = CoTModel(checkpoint, calculator=True)
     first_chunk = -(-CPU_ROWS // oversample)  # questions whose samples fill a CPU batch; then sized by pace
@@ -121,10 +84,9 @@ def generate_dataset(output_json: str | None = None, oversample: int = 10, tempe
         return  # another rank: rank 0 writes the output
     report(results, oversample)
     sampled = [[q, a, reasoning] for q, (a, reasoning, _) in results.items() if reasoning is not None]
-    rows = sampled + written_out(sampled, more)
-    write_json(output, rows)
+    write_json(output, sampled)
     sampling.clean(output)
-    print(f"wrote {len(rows)} rows to {output}: {len(sampled)} sampled, {len(rows) - len(sampled)} written out")
+    print(f"wrote {len(sampled)} rows to {output}: a kept completion for {len(sampled)} of {len(questions)} questions")
 
 
 def check_output(output: Path, overwrite: bool):

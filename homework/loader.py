@@ -73,7 +73,7 @@ class Policy:
 
     device: torch.device
     dtype: torch.dtype  # the weights for inference
-    train_dtype: torch.dtype  # the base weights while training: fp32 on a CPU; the LoRA weights are fp32 always
+    train_dtype: torch.dtype  # the base weights while training; the LoRA weights are fp32 always (PEFT)
     # TrainingArguments flags: bf16/fp16 autocast (fp32 master weights); use_cpu, which lets torchrun run DDP on CPUs
     trainer_flags: dict
     gradient_checkpointing: bool
@@ -122,9 +122,13 @@ def policy() -> Policy:
             raise CheckpointError(f"{DTYPE_ENV_VAR}={forced!r}: use float32, bfloat16 or float16")
         dtype, why = getattr(torch, forced), f"{DTYPE_ENV_VAR}={forced}"
     if device.type == "cpu":  # bf16 autocast over fp32 weights where AMX runs its matmuls (an RFT step 10.4 s against
-        # 14.0 s in fp32); with avx512_bf16 alone, fp32 (8 rows of 100 tokens: 3.7 s against 6.1 s autocast, forward and
-        # backward; docs/PERFORMANCE.md). fp16 autocast is no CPU option.
-        precision = {"use_cpu": True, "bf16": dtype == torch.bfloat16 and cpu_has_amx()}
+        # 14.0 s in fp32). With avx512_bf16 alone autocast is slower than fp32 (8 rows of 100 tokens: 6.1 s against
+        # 3.7 s), but a bf16 base under fp32 LoRA weights is faster (80 SFT steps: 147 s against 179 s; the same
+        # losses; docs/RECIPE.md). fp16 autocast is no CPU option.
+        amx = cpu_has_amx()
+        precision = {"use_cpu": True, "bf16": dtype == torch.bfloat16 and amx}
+        if dtype == torch.bfloat16 and not amx:
+            train_dtype = torch.bfloat16
     # fp32 on a CPU decodes with int8 weights (quant.py): a step reads a quarter of the bytes
     fp32_cpu = device.type == "cpu" and dtype == torch.float32
     quantize = os.environ.get(QUANT_ENV_VAR)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import adapters, loader
 from .base_llm import BaseLLM
-from .cli import check_training, cli
+from .cli import check_flags, check_training, cli, is_count
 from .data import DataError, Dataset, read_rows, rft_data
 from .evaluation import ask as ask_model, checked_question, checked_test, evaluate
 from .sft import plain_question, show_tokens, train_lora
@@ -72,21 +72,24 @@ def read_data(data: str | None) -> list[list]:
 def train(output_dir: str = str(MODEL_DIR), data: str | None = None, max_question: int = 100,
           checkpoint: str = loader.DEFAULT_CHECKPOINT, learning_rate: float = 1e-3, epochs: float = 1,
           batch_size: int = 8, max_steps: int = -1, lora_r: int | None = None, lora_alpha: int | None = None,
-          lora_dropout: float = 0.0, seed: int = 0):
+          lora_dropout: float = 0.0, seed: int = 0, curve_every: int = 0):
     """Train on the rows of `data`, save the adapter to output_dir, then print the accuracy on the first valid
     questions.
 
     Args:
         output_dir: where the adapter goes (tensorboard logs in output_dir/runs)
         data: the [question, answer, reasoning] rows; none: rft.json in the data folder
-        max_question: valid questions to evaluate on afterwards (0: none)"""
+        max_question: valid questions to evaluate on afterwards (0: none)
+        curve_every: score the model every this many steps on valid and offgrid (0: never), into curve.json"""
     rows = read_data(data)  # before the output folder is made
     check_training(output_dir, learning_rate, epochs, batch_size, max_steps, lora_r, lora_dropout, seed, max_question)
+    check_flags([("curve_every", curve_every, is_count(curve_every, 0), "0 for none, or more")])
     llm = RFTModel(checkpoint, dtype=loader.policy().train_dtype)
     trainer = train_lora(llm, examples(llm, rows), output_dir, learning_rate, epochs, batch_size, max_steps, lora_r,
-                         lora_alpha, lora_dropout, seed)
+                         lora_alpha, lora_dropout, seed, curve_every)
     if max_question and trainer.is_world_process_zero():
         evaluate(llm, max_question)
+    return trainer.throughput
 
 
 def test(path: str = str(MODEL_DIR), max_question: int = 100, split: str = "valid", calculator: bool = False):

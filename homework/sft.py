@@ -60,11 +60,13 @@ def tokenize(tokenizer, prompt: str, completion: str) -> dict:
 
 def train_lora(llm: BaseLLM, examples: list[tuple[str, str]], output_dir: str | Path, learning_rate: float = 5e-4,
                epochs: float = 2, batch_size: int = 8, max_steps: int = -1, lora_r: int | None = None,
-               lora_alpha: int | None = None, lora_dropout: float = 0.0, seed: int = 0):
-    """LoRA-train llm on (prompt, completion) pairs and save the adapter; returns the Trainer."""
+               lora_alpha: int | None = None, lora_dropout: float = 0.0, seed: int = 0, curve_every: int = 0):
+    """LoRA-train llm on (prompt, completion) pairs and save the adapter; returns the Trainer. curve_every: score the
+    model every this many steps on the first 100 valid and offgrid questions, into output_dir/curve.json."""
     from peft import LoraConfig, get_peft_model  # here: loading a trained model (a graded case) needs neither
-    from transformers import Trainer, TrainingArguments
+    from transformers import Trainer, TrainingArguments, set_seed
 
+    set_seed(seed)  # the LoRA weights' init: the Trainer seeds only the data order, after the model is made
     rank = lora_r or adapters.lora_rank(llm.model)  # 32 for the 135M model, 16 for the 360M one: under 20 MB
     config = LoraConfig(r=rank, lora_alpha=lora_alpha or 4 * rank, lora_dropout=lora_dropout,
                         target_modules="all-linear", bias="none", task_type="CAUSAL_LM")
@@ -88,15 +90,18 @@ def train_lora(llm: BaseLLM, examples: list[tuple[str, str]], output_dir: str | 
         **policy.trainer_flags,  # bf16/fp16 autocast where the device has it; use_cpu on a CPU
         seed=seed,
         dataloader_pin_memory=model.device.type == "cuda",
+        include_num_input_tokens_seen="non_padding",  # for the tokens per second
         **training.by_length(TrainingArguments),  # batches of similar lengths pad less
     )
     data = [tokenize(llm.tokenizer, prompt, completion) for prompt, completion in examples]
     watch = training.stop_when_not_finite()
-    trainer = Trainer(model=model, args=args, train_dataset=data, callbacks=[watch],  # batches padded, prompts -100
-                      data_collator=lambda batch: training.collate(batch, llm.tokenizer.pad_token_id))
+    curve = training.learning_curve(llm, curve_every, Path(output_dir) / "curve.json") if curve_every else None
+    trainer = Trainer(model=model, args=args, train_dataset=data, callbacks=[watch] + [curve] * bool(curve),
+                      data_collator=lambda batch: training.collate(batch, llm.tokenizer.pad_token_id))  # prompts -100
     trainer.train()
     watch.check(output_dir)  # a NaN or infinite loss: nothing is saved over the adapter there
     training.report_ranks(args, trainer)
+    trainer.throughput = training.throughput(trainer, curve)
     model.eval()
     if trainer.is_world_process_zero():
         adapters.save(model, Path(output_dir))  # the LoRA weights only, in bf16
@@ -107,23 +112,26 @@ def train_lora(llm: BaseLLM, examples: list[tuple[str, str]], output_dir: str | 
 def train(output_dir: str = str(MODEL_DIR), max_question: int = 100, more_wordings: int = 4,
           checkpoint: str = loader.DEFAULT_CHECKPOINT, learning_rate: float = 5e-4, epochs: float = 2,
           batch_size: int = 8, max_steps: int = -1, lora_r: int | None = None, lora_alpha: int | None = None,
-          lora_dropout: float = 0.0, seed: int = 0):
+          lora_dropout: float = 0.0, seed: int = 0, curve_every: int = 0):
     """Train on the training set, each question also asked with other quantities, save the adapter, then print the
     accuracy on the first valid questions.
 
     Args:
         output_dir: where the adapter goes (tensorboard logs in output_dir/runs)
         max_question: valid questions to evaluate on afterwards (0: none)
-        more_wordings: each training question also asked this many times with another quantity (generator.reword)"""
+        more_wordings: each training question also asked this many times with another quantity (generator.reword)
+        curve_every: score the model every this many steps on valid and offgrid (0: never), into curve.json"""
     check_training(output_dir, learning_rate, epochs, batch_size, max_steps, lora_r, lora_dropout, seed, max_question)
-    check_flags([("more_wordings", more_wordings, is_count(more_wordings, 0), "0 for none, or more")])
+    check_flags([("more_wordings", more_wordings, is_count(more_wordings, 0), "0 for none, or more"),
+                 ("curve_every", curve_every, is_count(curve_every, 0), "0 for none, or more")])
     rows = Dataset("train").data
     rows = rows + reword(rows, seed, more_wordings)
     llm = SFTModel(checkpoint, dtype=loader.policy().train_dtype)
     trainer = train_lora(llm, [(plain_question(q), answer_text(a)) for q, a in rows], output_dir, learning_rate,
-                         epochs, batch_size, max_steps, lora_r, lora_alpha, lora_dropout, seed)
+                         epochs, batch_size, max_steps, lora_r, lora_alpha, lora_dropout, seed, curve_every)
     if max_question and trainer.is_world_process_zero():
         evaluate(llm, max_question)
+    return trainer.throughput
 
 
 def test(path: str = str(MODEL_DIR), max_question: int = 100, split: str = "valid"):

@@ -18,9 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from homework import adapters, loader, rft, sft  # noqa: E402
 from homework.cli import cli  # noqa: E402
 from homework.units import rationale  # noqa: E402
-from homework.data import DATA_DIR  # noqa: E402
 from homework.evaluation import evaluate  # noqa: E402
-from homework.units.generator import conversions, spread  # noqa: E402
+from homework.units.generator import spread  # noqa: E402
 from homework.units.reader import read_question  # noqa: E402
 from homework.sft import plain_question  # noqa: E402
 
@@ -36,8 +35,7 @@ def main(form: str = "plain", one_shot: bool = False, rows: int = 1500, epochs: 
          seed: int = 1, checkpoint: str = loader.DEFAULT_CHECKPOINT, max_question: int = 100, output_dir: str | None = None,
          init_adapter: str | None = None):
     model_class = rft.RFTModel if one_shot else QuestionAlone
-    held_out = conversions([DATA_DIR / f"{s}.json" for s in ("valid", "reworded", "offgrid")])
-    data = [[q, a, rationale.write(read_question(q), a / read_question(q).n, form)] for q, a in spread(rows, seed, held_out)]
+    data = [[q, a, rationale.write(read_question(q), a / read_question(q).n, form)] for q, a in spread(rows, seed)]
     out = Path(output_dir or tempfile.mkdtemp(prefix=f"pilot-{form}-"))
     start = time.time()
     llm = model_class(checkpoint, dtype=loader.policy().train_dtype)

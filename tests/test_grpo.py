@@ -11,8 +11,8 @@ from homework.units import rationale
 from homework.recipes import grpo
 from homework.base_llm import BaseLLM
 from homework.rft import RFTModel
-from homework.data import DATA_DIR
-from homework.units.generator import conversions
+from homework.data import Dataset
+from homework.units.generator import spread
 from homework.units.reader import read_question
 from tests.conftest import make_tiny_model
 

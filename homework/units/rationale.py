@@ -76,7 +76,29 @@ def rounded(n: float, src: str, dst: str, factor: float) -> str:
     return f"1 {src} = {fmt(f)} {dst}. {fmt(n)} * {fmt(f)} = {product}. <answer>{product}</answer>"
 
 
-FORMS = {"steps": steps, "plain": plain, "rounded": rounded}
+def dec(x: Decimal) -> str:
+    """A Decimal as school writes it: no exponent, no trailing zeros (Decimal("1.20E+3") -> "1200")."""
+    return format(x.normalize(), "f")
+
+
+def split(n: float, src: str, dst: str, factor: float) -> str:
+    """Goat's split of the quantity by place value, at the factor's 3 significant figures: each partial product is a
+    digit times the factor, then the partials are added one at a time ("1 mile = 1.61 kilometer. 7.2 * 1.61 = 7 * 1.61
+    + 0.2 * 1.61 = 11.27 + 0.322 = 11.592."). A one-digit quantity is one product, as in `plain`."""
+    f, q = Decimal(f"{factor:.3g}"), Decimal(repr(float(n))).normalize()
+    sign, digits, exponent = q.as_tuple()
+    parts = [Decimal(d).scaleb(exponent + len(digits) - 1 - i) for i, d in enumerate(digits) if d]
+    text = f"1 {src} = {dec(f)} {dst}. {dec(q)} * {dec(f)} = "
+    if len(parts) > 1:
+        partials = [p * f for p in parts]
+        text += " + ".join(f"{dec(p)} * {dec(f)}" for p in parts) + " = " + " + ".join(map(dec, partials)) + " = "
+        for k in range(1, len(partials) - 1):  # more than two terms: added one at a time
+            text += " + ".join([dec(sum(partials[: k + 1]))] + [dec(x) for x in partials[k + 1 :]]) + " = "
+    answer = dec(q * f)
+    return text + f"{answer}. <answer>{answer}</answer>"
+
+
+FORMS = {"steps": steps, "plain": plain, "rounded": rounded, "split": split}
 FORM = "plain"  # what datagen writes and RFT learns; the pilots of each form: docs/RECIPE.md
 
 
@@ -84,9 +106,9 @@ def names(reading: Reading) -> tuple[str, str]:
     return tuple(map(unit_name, reading.units))
 
 
-def write(reading: Reading, factor: float, form: str = FORM) -> str:
-    """The reasoning for what `reading` asks, at `factor`, in `form`."""
-    return FORMS[form](reading.n, *names(reading), factor)
+def write(reading: Reading, factor: float, form: str | None = None) -> str:
+    """The reasoning for what `reading` asks, at `factor`, in `form` (none: FORM)."""
+    return FORMS[form or FORM](reading.n, *names(reading), factor)
 
 
 STATED = re.compile(rf"1 (.+?) = ({NUMBER}) ")  # our own opening: "1 mile = 1.609 kilometer. "
@@ -98,7 +120,7 @@ def stated_factor(text: str) -> float | None:
     return float(match.group(2).replace(",", "")) if match else None
 
 
-def consistent(question: str, text: str, form: str = FORM) -> bool:
+def consistent(question: str, text: str, form: str | None = None) -> bool:
     """`text` is, character for character, the rationale of the question at the factor it states: each product,
     each sum and the answer hold (whether or not that factor is true)."""
     reading, factor = read_question(question), stated_factor(text)
@@ -107,7 +129,8 @@ def consistent(question: str, text: str, form: str = FORM) -> bool:
     )
 
 
-def holds(question: str, text: str, correct_answer: float, form: str = FORM, relative_tolerance: float = 0.01) -> bool:
+def holds(question: str, text: str, correct_answer: float, form: str | None = None,
+          relative_tolerance: float = 0.01) -> bool:
     """Every step of `text` holds: it states the question's factor (within 1%) and is `consistent`."""
     reading, factor = read_question(question), stated_factor(text)
     if reading is None or not reading.n or factor is None:
