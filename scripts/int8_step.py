@@ -1,5 +1,5 @@
 """The matmuls of one decode step of SmolLM2-135M (30 layers and lm_head, random weights of its shapes, each read from
-memory as in a real step), fp32 against the int8 kernel that homework/quant.py uses, at 1 to 64 rows.
+memory as in a real step), fp32 against the int8 kernel that homework/engine/quant.py uses, at 1 to 64 rows.
 
     python scripts/int8_step.py
 """

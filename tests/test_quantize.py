@@ -1,4 +1,4 @@
-"""Weight-only int8 on a CPU in fp32 (`homework/quant.py`, `loader.quantized`): the weights it stores, the two paths a
+"""Weight-only int8 on a CPU in fp32 (`homework/engine/quant.py`, `loader.quantized`): the weights it stores, the two paths a
 call takes, which layers and which loads get it, and the policy that picks it."""
 import copy
 

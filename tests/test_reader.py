@@ -227,7 +227,7 @@ def test_reword_uses_other_spellings_of_the_same_units():
                                       for s, d in spellings)
 
 
-# --- each training pair asked at the common quantities (generator.on_grid, for datagen --grid) ---
+# --- each training pair asked at the common quantities (generator.on_grid) ---
 
 
 def conversion(question: str) -> tuple[tuple[str, str], float]:

@@ -40,7 +40,7 @@ class Stages:
         self.ran, self.fail = [], fail
         monkeypatch.setattr(datagen, "generate_dataset", lambda output, **kw: self.run("datagen", Path(output), "[]"))
         monkeypatch.setattr(rft_data, "make", lambda sampled, output, **kw: self.run("rft_data", Path(output), "[]") or
-                            {"sampled": 0, "rewritten": 0, "spread": 0, "rows": 0})
+                            {"sampled": 0, "rewritten": 0, "grid": 0, "spread": 0, "rows": 0})
         monkeypatch.setattr(sft, "train", lambda output_dir, **kw: self.trained("sft", Path(output_dir)))
         monkeypatch.setattr(rft, "train", lambda output_dir, data, **kw: self.trained("rft", Path(output_dir)))
         figures = {f"{m} {s}": 0.5 for m in ("CoT", "SFT", "RFT", "RFT, calculator") for s in recipe.SPLITS}

@@ -1,6 +1,7 @@
 import json
 import os
 import re
+from collections import Counter
 
 import pytest
 import torch
@@ -183,7 +184,7 @@ def test_datagen_samples_every_training_question_and_keeps_a_completion_as_writt
         datagen.generate_dataset(str(out), oversample=2, max_question=20, seed=3)
 
 
-def test_rft_data_rewrites_each_completion_and_spreads_the_sampled_factors(tmp_path):
+def test_rft_data_rewrites_each_completion_and_writes_the_sampled_factors_out_on_the_grid_and_spread(tmp_path):
     from homework.recipes import rft_data
 
     train = Dataset("train").data[:300]
@@ -191,12 +192,18 @@ def test_rft_data_rewrites_each_completion_and_spreads_the_sampled_factors(tmp_p
     rows[0][2] = "no factor stated. <answer>1</answer>"  # a completion with no factor: dropped by the rewrite
     sampled, out = tmp_path / "rft.json", tmp_path / "rft_train.json"
     sampled.write_text(json.dumps(rows))
-    figures = rft_data.make(str(sampled), str(out), form="split", spread_count=300, seed=1)
+    figures = rft_data.make(str(sampled), str(out), form="split", grid_per_pair=2, spread_count=300, seed=1)
     made = json.loads(out.read_text())
-    assert figures == {"sampled": 300, "rewritten": 299, "spread": len(made) - 299, "rows": len(made)}
+    assert figures["sampled"] == 300 and figures["rewritten"] == 299 and figures["rows"] == len(made)
     assert [r[:2] for r in made[:299]] == [r[:2] for r in rows[1:]]
+    grid, spread = made[299 : 299 + figures["grid"]], made[299 + figures["grid"] :]
     pairs = {reader.read_question(q).units for q, _ in train[1:]}
-    assert figures["spread"] > 20 and all(reader.read_question(q).units in pairs for q, *_ in made[299:])
+    asked = {(reader.read_question(q).units, reader.read_question(q).n) for q, _ in train[1:]}
+    readings = [reader.read_question(q) for q, *_ in grid]
+    assert len(grid) > 100 and all(r.units in pairs and r.n in range(1, 11) and (r.units, r.n) not in asked
+                                   for r in readings)
+    assert max(Counter(r.units for r in readings).values()) <= 2  # grid_per_pair
+    assert len(spread) > 20 and all(reader.read_question(q).units in pairs for q, *_ in spread)
     for question, answer, reasoning in made:
         assert rationale.holds(question, reasoning, answer, "split"), reasoning
     rft_data.make(str(sampled), str(out), rewrite_rows=False)  # without the steps: the completions as sampled

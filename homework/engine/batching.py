@@ -68,7 +68,7 @@ class _Batch:
 
 
 class _Beginnings:
-    """Where each prompt of a call starts its own prefill (`BaseLLM._beginnings`): after the call's common prefix, or
+    """Where each prompt of a call starts its own prefill (`Engine._beginnings`): after the call's common prefix, or
     after its stem, which is computed when the first of its prompts is admitted and dropped once the last one has
     been."""
 

@@ -36,15 +36,16 @@ from ..units.reader import readable
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository
 SPLITS = ["valid", "reworded", "offgrid"]
-# datagen: training questions sampled and samples each; rft_data: the reasoning's form is rationale.FORM, `spread`
-# more questions written out; sft, rft: epochs (or steps) and how often the learning curve scores; evaluate, grade:
-# questions. docs/RECIPE.md gives the curves behind each figure.
+# datagen: training questions sampled and samples each; rft_data: the reasoning's form is rationale.FORM, the grid's
+# quantities a pair and the spread's questions; sft, rft: epochs (or steps) and how often the learning curve scores;
+# evaluate, grade: questions. docs/RECIPE.md gives the curves behind each figure.
 SIZES = {
     "full": dict(
         max_question=None,
         oversample=10,
         rewrite=True,
-        spread=2100,
+        grid=5,
+        spread=1200,
         sft_wordings=6,
         sft_epochs=3,
         rft_epochs=2,
@@ -57,6 +58,7 @@ SIZES = {
         max_question=12,
         oversample=2,
         rewrite=True,
+        grid=1,
         spread=6,
         sft_wordings=0,
         sft_epochs=1,
@@ -72,7 +74,7 @@ STAGES = ["datagen", "sft", "rft_data", "rft", "evaluate", "grade"]
 # sizes change or a stage it reads ran again; the base model, the seed and --quick hold for the whole folder.
 STAGE_SIZES = {
     "datagen": ["max_question", "oversample"],
-    "rft_data": ["rewrite", "spread", "form"],
+    "rft_data": ["rewrite", "grid", "spread", "form"],
     "sft": ["sft_wordings", "sft_epochs", "max_steps", "curve_every"],
     "rft": ["rft_epochs", "max_steps", "curve_every"],
     "evaluate": ["test_questions"],
@@ -213,7 +215,7 @@ def main(
                     dict(oversample=sizes["oversample"], max_question=sizes["max_question"], checkpoint=checkpoint,
                          seed=seed, overwrite=True)),
         "rft_data": (rft_data.make, "homework.recipes.rft_data", [sampled, data],
-                     dict(form=sizes["form"], spread_count=sizes["spread"], seed=seed,
+                     dict(form=sizes["form"], grid_per_pair=sizes["grid"], spread_count=sizes["spread"], seed=seed,
                           rewrite_rows=sizes["rewrite"])),
         "sft": (sft.train, "homework.sft train", [],
                 dict(output_dir=package / "sft_model", more_wordings=sizes["sft_wordings"], epochs=sizes["sft_epochs"],
@@ -350,8 +352,8 @@ def write_report(out: Path, state: dict) -> str:
         lines += ["", f"datagen kept a completion for {stages['datagen']['figures']['rows']} training questions."]
     if "rft_data" in stages:
         f = stages["rft_data"]["figures"]
-        lines += [f"rft_data: {f['rewritten']} rewritten in the {state['settings']['form']} form, {f['spread']} spread: "
-                  f"{f['rows']} rows RFT trains on."]
+        lines += [f"rft_data: {f['rewritten']} rewritten in the {state['settings']['form']} form, {f['grid']} on the grid, "
+                  f"{f['spread']} spread: {f['rows']} rows RFT trains on."]
     trained = {name: stages[name]["figures"] for name in ("sft", "rft") if "tokens_per_second" in
                (stages.get(name, {}).get("figures") or {})}
     if trained:

@@ -1,23 +1,27 @@
-"""RFT's training rows, made from datagen's in two named steps of the recipe (datagen.py stays the homework's).
+"""RFT's training rows, made from datagen's in named steps of the recipe (datagen.py stays the homework's).
 
-    python -m homework.recipes.rft_data data/rft.json data/rft_train.json --form split --spread_count 2100
+    python -m homework.recipes.rft_data data/rft.json data/rft_train.json --form split --grid_per_pair 5 --spread_count 1200
 
 1. rewrite: each kept completion ("1 kg = 1000 g. 6 * 1000 = 6000. <answer>6000</answer>", as the CoT model wrote it)
    becomes the reasoning RFT learns, in one form (units/rationale.py), at the factor the completion stated; each is
    verified step by step (`rationale.holds`).
-2. spread: `spread` more of the generator's questions, at quantities of every digit length and decimal place, each
-   written out at the factor a kept completion stated for its unit pair (sampled and verified), in the same form. A
-   pair with no kept completion gets no spread row. The generator never reads an evaluation set.
+2. grid: each unit pair a kept completion converts, asked at `grid_per_pair` of the whole quantities 1 to 10 that no
+   kept row asks (the quantities the homework's questions ask), written out at the factor that completion stated.
+3. spread: `spread_count` of the generator's questions, at quantities of every digit length and decimal place, each
+   written out at the factor a kept completion stated for its unit pair. A pair with no kept completion gets none.
 
-Rows are [question, answer, reasoning], as datagen writes them.
+Every factor was sampled and verified; no step reads an evaluation set. Rows are [question, answer, reasoning], as
+datagen writes them.
 """
 from pathlib import Path
 
 from ..cli import check_flags, cli, is_count
 from ..data import read_rows, write_json
 from ..units import rationale
-from ..units.generator import spread as spread_questions
+from ..units.generator import on_grid, spread as spread_questions
 from ..units.reader import read_question
+
+GRID = list(range(1, 11))
 
 
 def rewrite(rows: list[list], form: str | None = None) -> list[list]:
@@ -34,41 +38,54 @@ def rewrite(rows: list[list], form: str | None = None) -> list[list]:
     return out
 
 
-def spread(rows: list[list], count: int, seed: int = 0, form: str | None = None) -> list[list]:
-    """`count` of the generator's questions, those whose pair a row of `rows` states a factor for, written out at that
-    factor in `form` (and verified)."""
+def at_stated_factors(rows: list[list], questions: list[list], form: str | None = None) -> list[list]:
+    """Each of `questions` whose unit pair a row of `rows` states a factor for, written out at that factor in `form`
+    (and verified)."""
     factors = {}
     for question, _, reasoning in rows:
         factors.setdefault(read_question(question).units, rationale.stated_factor(reasoning))
     out = []
-    for question, answer in spread_questions(count, seed) if count else []:
+    for question, answer in questions:
         reading = read_question(question)
-        if reading.units in factors:
+        if reading is not None and reading.units in factors:
             reasoning = rationale.write(reading, factors[reading.units], form)
             if rationale.holds(question, reasoning, answer, form):
                 out.append([question, answer, reasoning])
     return out
 
 
-def make(sampled: str, output: str, form: str = rationale.FORM, spread_count: int = 2100, seed: int = 0,
-         rewrite_rows: bool = True) -> dict:
+def grid(rows: list[list], per_pair: int, seed: int = 0, form: str | None = None) -> list[list]:
+    return at_stated_factors(rows, on_grid([row[:2] for row in rows], GRID, seed, per_pair) if per_pair else [], form)
+
+
+def spread(rows: list[list], count: int, seed: int = 0, form: str | None = None) -> list[list]:
+    return at_stated_factors(rows, spread_questions(count, seed) if count else [], form)
+
+
+def make(sampled: str, output: str, form: str = rationale.FORM, grid_per_pair: int = 5, spread_count: int = 1200,
+         seed: int = 0, rewrite_rows: bool = True, max_sampled: int | None = None) -> dict:
     """Read datagen's rows from `sampled`, write RFT's rows to `output`; returns how many each step made.
 
     Args:
         sampled: datagen's [question, answer, completion] rows
         output: RFT's [question, answer, reasoning] rows
         form: the reasoning's form (units/rationale.py FORMS)
+        grid_per_pair: the grid step: each pair at this many of the whole quantities 1 to 10 no kept row asks (0: none)
         spread_count: the generator's questions to write out (0: none)
-        seed: of the generator's questions
-        rewrite_rows: rewrite the completions into `form`; off: the completions as sampled (and no spread)"""
+        seed: of the grid's wordings and the generator's questions
+        rewrite_rows: rewrite the completions into `form`; off: the completions as sampled, and no other step
+        max_sampled: only the first this many of datagen's rows (a smaller slice, for learning curves)"""
     check_flags([("form", form, form in rationale.FORMS, " or ".join(rationale.FORMS)),
-                 ("spread_count", spread_count, is_count(spread_count, 0), "0 for none, or more")])
-    rows = read_rows(Path(sampled), reasoning=True)
+                 ("grid_per_pair", grid_per_pair, is_count(grid_per_pair, 0), "0 for none, or more"),
+                 ("spread_count", spread_count, is_count(spread_count, 0), "0 for none, or more"),
+                 ("max_sampled", max_sampled, max_sampled is None or is_count(max_sampled), "1 or more, or none")])
+    rows = read_rows(Path(sampled), reasoning=True)[:max_sampled]
     kept = rewrite(rows, form) if rewrite_rows else rows
+    on_grid = grid(kept, grid_per_pair, seed, form) if rewrite_rows else []
     more = spread(kept, spread_count, seed, form) if rewrite_rows else []
-    write_json(Path(output), kept + more)
-    figures = {"sampled": len(rows), "rewritten": len(kept) if rewrite_rows else 0, "spread": len(more),
-               "rows": len(kept) + len(more)}
+    write_json(Path(output), kept + on_grid + more)
+    figures = {"sampled": len(rows), "rewritten": len(kept) if rewrite_rows else 0, "grid": len(on_grid),
+               "spread": len(more), "rows": len(kept) + len(on_grid) + len(more)}
     print(f"rft_data: {figures}")
     return figures
 

@@ -98,8 +98,8 @@ class FewShot:
         A quantity unlike the training questions' (8.5, 40, 1,500) is matched: each example's quantity takes the
         question's shape with the row's first digit in front (3.5, 70, 2,500 from a row that asks 3, 7, 2), so the
         examples show multiplications like the one the question needs. Past the pair's own rows, the category's rows
-        convert the pair, at the factor the training answers give (`factor`): always in QUESTION_PAIR, and in
-        TRAINING_ROWS only where the pair has no row to show."""
+        convert the pair, at the factor the training answers give (`factor`): always in a style with all_of_the_pair
+        (QUESTION_PAIR, the one in use), and otherwise only where the pair has no row to show."""
         pair, cat = (reading.units, reading.category) if reading else (None, "unknown")
         like = reading is not None and not simple(reading.n)
 

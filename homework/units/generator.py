@@ -11,7 +11,7 @@
   kinds in turn (OFF_GRID: 3.7, 0.35, 1.75, 45): what a model scores there it computed, not recalled.
 
 reworded and offgrid are for evaluation only: never trained on, never a worked example. For training only, `reword` asks
-rows again in other words and `on_grid` asks each unit pair at the quantities of a grid (datagen uses both).
+rows again in other words (SFT uses it) and `on_grid` asks each unit pair at the quantities of a grid.
 """
 
 import json
@@ -100,8 +100,7 @@ TEMPLATES = [
 
 GRID = [*range(1, 11), *(i + 0.5 for i in range(10))]  # 1 to 10 and 0.5 to 9.5: the quantities people ask most
 THOUSANDS = [500 * i for i in range(2, 20)]  # 1000 to 9500: "1,500 ft", counted in thousands in the prompt
-# Quantities off that grid, by kind: data/offgrid.json asks each unit pair at some of them, `datagen --offgrid` at
-# others
+# Quantities off that grid, by kind: data/offgrid.json asks each unit pair at some of them
 OFF_GRID = {
     "one decimal": [i / 10 for i in range(1, 100) if i % 5],  # 0.1 to 9.9, no halves
     "two decimals": [i / 100 for i in range(1, 1000) if i % 10 and i % 25],  # 0.01 to 9.99, no tenths or quarters

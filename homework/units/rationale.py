@@ -63,7 +63,7 @@ def steps(n: float, src: str, dst: str, factor: float) -> str:
 
 
 def plain(n: float, src: str, dst: str, factor: float) -> str:
-    """The one-product form of the CoT prompt's examples: "1 mile = 1.609 kilometer. 7.2 * 1.609 = 11.5872."."""
+    """The one-product form of the CoT prompt's examples: "1 mile = 1.609 kilometer. 7.2 * 1.609 = 11.5848."."""
     f = float(f"{factor:.4g}")
     return f"1 {src} = {fmt(f)} {dst}. {fmt(n)} * {fmt(f)} = {fmt(n * f)}. <answer>{fmt(n * f)}</answer>"
 

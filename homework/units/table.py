@@ -231,8 +231,8 @@ MORE_SPELLINGS = {
     },
 }
 
-# The spellings our generators write from ({category: {spelling: pint expression}}): `reword` and
-# homework/reworded.py. Fixed, so that the data they made stays reproducible.
+# The spellings our generators write from ({category: {spelling: pint expression}}): `reword` and `reworded`
+# (units/generator.py). Fixed, so that the data they made stays reproducible.
 WRITTEN = {cat: {**UNITS[cat], **MORE_SPELLINGS[cat]} for cat in UNITS}
 # category -> pint expression -> the spellings WRITTEN has for it, in table order: what the generators pick from
 WRITTEN_AS: dict[str, dict[str, list[str]]] = {}
