@@ -1,16 +1,18 @@
 """The whole recipe, from the base model to everything we ship, with a generated report.
 
-    python -m homework.recipes                    # runs/recipe: data, adapters, report.md (an hour on 2 CPU cores)
+    python -m homework.recipes                    # runs/recipe: data, adapters, report.md (under 2 hours on 2 CPU cores)
     python -m homework.recipes --quick            # every stage on a handful of questions: a few minutes
-    python -m homework.recipes --ship             # ... then copy what it made over data/rft.json, homework/*_model
+    python -m homework.recipes --ship             # ... then copy what it made over data/rft*.json, homework/*_model
                                                  #     and docs/REPORT.md (what this repository ships)
     python -m homework.recipes --checkpoint HuggingFaceTB/SmolLM2-360M-Instruct --output_dir runs/360m   # a GPU
 
-Stages, in turn: datagen (data/rft.json), sft (sft_model), rft (rft_model), evaluate (each model on the first
-questions of valid, reworded and offgrid), grade (python -m grader on a copy of the package holding the adapters).
+Stages, in turn: datagen (data/rft.json), sft (sft_model, with its learning curve), rft_data (data/rft_train.json:
+rft_data.py's steps), rft (rft_model, with its learning curve), evaluate (each model on the first questions of valid,
+reworded and offgrid), grade (python -m grader on a copy of the package holding the adapters).
 Each stage's figures and seconds go to OUTPUT/recipe.json as it ends: a run stopped after a stage starts again at
 the next one, and a stage whose sizes change runs again with the stages that read its output (STAGE_SIZES, READS).
-report.md gives the machine, the settings, the commands, the figures and a checksum of each file made.
+report.md gives the machine, the settings, the commands, the training speed, the curves, the figures and a checksum
+of each file made.
 """
 
 import hashlib
@@ -44,8 +46,8 @@ SIZES = {
         max_question=None,
         oversample=10,
         rewrite=True,
-        grid=5,
-        spread=1200,
+        grid=3,
+        spread=800,
         sft_wordings=6,
         sft_epochs=3,
         rft_epochs=2,
@@ -238,6 +240,7 @@ def main(
         done = state["stages"].get(stage)
         if done and done.get("settings", {k: previous.get(k) for k in own}) == own and not ran & set(READS[stage]):
             print(f"recipe: {stage} done before ({done['seconds']:.0f} s): skipped", flush=True)
+            done["command"] = commands[stage]  # the same sizes: the same command, rendered as this code renders it
             continue
         ran.add(stage)
         print(f"recipe: {stage}: {commands[stage]}", flush=True)
