@@ -37,7 +37,7 @@ class Oracle:
 
 def run(output: str, max_question: int, sampler: Oracle) -> Oracle:
     datagen.CoTModel = lambda checkpoint, calculator: sampler
-    datagen.generate_dataset(output, oversample=OVERSAMPLE, max_question=max_question, spread=0, overwrite=True)
+    datagen.generate_dataset(output, oversample=OVERSAMPLE, max_question=max_question, overwrite=True)
     return sampler
 
 

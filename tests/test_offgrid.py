@@ -25,11 +25,20 @@ def test_every_answer_is_pints_and_every_question_reads_in_the_generators_words(
         assert any(p.format(n=reading.n, src=reading.src, dst=reading.dst) == question for p in generator.PHRASINGS)
 
 
-def test_no_training_row_asks_an_off_grid_conversion():
+def test_no_training_question_asks_an_off_grid_conversion():
     trained = generator.conversions([DATA_DIR / "train.json", DATA_DIR / "rft.json"])
-    assert len(trained) > 2000  # both files were read (distinct conversions)
+    assert len(trained) > 900  # the training questions, and datagen's kept ones among them
     assert not {(r.units, r.n) for r in READINGS} & trained
     assert not {n for r in READINGS for n in [r.n] if n in generator.GRID or n in generator.THOUSANDS}
+
+
+def test_rfts_written_out_rows_ask_none_of_the_off_grid_conversions_scored():
+    """rft_data's spread draws quantities of every digit length without reading offgrid, so a few of its rows may
+    ask an off-grid conversion by chance; none of the first 100, which the figures score."""
+    written = generator.conversions([DATA_DIR / "rft_train.json"])
+    assert len(written) > 2000
+    assert not {(r.units, r.n) for r in READINGS[:100]} & written
+    assert len({(r.units, r.n) for r in READINGS} & written) < 20
 
 
 def test_the_kinds_come_in_turn():
@@ -39,17 +48,18 @@ def test_the_kinds_come_in_turn():
     assert all(round(n, 2) == n != round(n, 1) for n in two_digits)
 
 
-def test_datagen_never_asks_an_off_grid_conversion(tmp_path, monkeypatch):
-    # A training row that asks an off-grid conversion, in other words, is not sampled.
+def test_datagen_samples_a_training_question_that_an_evaluation_set_asks_and_reads_no_evaluation_set(
+        tmp_path, monkeypatch):
     reading, (_, answer) = READINGS[0], ROWS[0]
-    reworded = f"{reading.n} {reading.src} to {reading.dst}"
+    reworded = f"{reading.n} {reading.src} to {reading.dst}"  # an off-grid conversion, asked in training
     assert reader.read_question(reworded) == reading
     train = [["How many g are there per 3 kg?", 3000.0], [reworded, answer]]
     (tmp_path / "train.json").write_text(json.dumps(train))
-    (tmp_path / "valid.json").write_text(json.dumps([["How many m are there per 2 km?", 2000.0]]))
+    for split in ("valid", "reworded", "offgrid"):  # reading any of them would fail
+        (tmp_path / f"{split}.json").write_text("not json")
     monkeypatch.setenv("HOMEWORK_DATA", str(tmp_path))
     sampled = []
     monkeypatch.setattr(datagen, "CoTModel", lambda checkpoint, calculator: "the CoT model")
     monkeypatch.setattr(sampling, "run", lambda sample, questions, *a, **k: sampled.extend(questions) or {})
-    datagen.generate_dataset(str(tmp_path / "rft.json"), oversample=2, spread=0)
-    assert sampled == [tuple(train[0])]
+    datagen.generate_dataset(str(tmp_path / "rft.json"), oversample=2)
+    assert sampled == [tuple(row) for row in train]

@@ -74,11 +74,11 @@ def test_holds_rejects_what_does_not_read():
     assert not rationale.holds(QUESTION, "<answer>11.59</answer>", TRUTH)
 
 
-def test_datagen_keeps_the_first_right_sample_written_out():
+def test_datagen_keeps_the_first_right_sample_that_states_the_factor_as_the_model_wrote_it():
     wrong = "1 mile = 1.5 kilometer. 7.2 * 1.5 = 10.8. <answer>10.8</answer>"
     lucky = "1 mile = 1.55 kilometer. 7.2 * 1.55 = 11.16. <answer>11.5</answer>"  # right answer, false product and factor
-    right = "1 mile = 1.609 kilometer. 7.2 * 1.609 = 11.5848. <answer>11.5848</answer>"
+    right = " 1 mi = 1.609 km. 7.2 * 1.609 = 11.5848. <answer>11.5848</answer>\n"
     kept = datagen.select(QUESTION, TRUTH, [wrong, lucky, right])
-    assert kept == rationale.write(reader.read_question(QUESTION), 1.609)
+    assert kept == right.strip()  # the model's own words, not rewritten
     assert datagen.select(QUESTION, TRUTH, [wrong, lucky, "no answer"]) is None
     assert datagen.select("tell me a joke", TRUTH, [right]) is None

@@ -1,6 +1,6 @@
 """RFT's training rows, made from datagen's in named steps of the recipe (datagen.py stays the homework's).
 
-    python -m homework.recipes.rft_data data/rft.json data/rft_train.json --form split --grid_per_pair 3 --spread_count 800
+    python -m homework.recipes.rft_data data/rft.json data/rft_train.json --form plain --grid_per_pair 3 --spread_count 2100
 
 1. rewrite: each kept completion ("1 kg = 1000 g. 6 * 1000 = 6000. <answer>6000</answer>", as the CoT model wrote it)
    becomes the reasoning RFT learns, in one form (units/rationale.py), at the factor the completion stated; each is
@@ -62,7 +62,7 @@ def spread(rows: list[list], count: int, seed: int = 0, form: str | None = None)
     return at_stated_factors(rows, spread_questions(count, seed) if count else [], form)
 
 
-def make(sampled: str, output: str, form: str = rationale.FORM, grid_per_pair: int = 3, spread_count: int = 800,
+def make(sampled: str, output: str, form: str = rationale.FORM, grid_per_pair: int = 3, spread_count: int = 2100,
          seed: int = 0, rewrite_rows: bool = True, max_sampled: int | None = None) -> dict:
     """Read datagen's rows from `sampled`, write RFT's rows to `output`; returns how many each step made.
 
