@@ -206,7 +206,10 @@ def test_rft_data_rewrites_each_completion_and_writes_the_sampled_factors_out_on
     assert len(spread) > 20 and all(reader.read_question(q).units in pairs for q, *_ in spread)
     for question, answer, reasoning in made:
         assert rationale.holds(question, reasoning, answer, "split"), reasoning
-    rft_data.make(str(sampled), str(out), rewrite_rows=False)  # without the steps: the completions as sampled
+    with pytest.raises(DataError, match="exists: pass --overwrite"):  # never replaced unasked
+        rft_data.make(str(sampled), str(out), rewrite_rows=False)
+    assert json.loads(out.read_text()) == made
+    rft_data.make(str(sampled), str(out), rewrite_rows=False, overwrite=True)  # no step: the completions as sampled
     assert json.loads(out.read_text()) == rows
 
 

@@ -218,7 +218,7 @@ def main(
                          seed=seed, overwrite=True)),
         "rft_data": (rft_data.make, "homework.recipes.rft_data", [sampled, data],
                      dict(form=sizes["form"], grid_per_pair=sizes["grid"], spread_count=sizes["spread"], seed=seed,
-                          rewrite_rows=sizes["rewrite"])),
+                          rewrite_rows=sizes["rewrite"], overwrite=True)),
         "sft": (sft.train, "homework.sft train", [],
                 dict(output_dir=package / "sft_model", more_wordings=sizes["sft_wordings"], epochs=sizes["sft_epochs"],
                      **training)),

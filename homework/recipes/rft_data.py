@@ -1,6 +1,6 @@
 """RFT's training rows, made from datagen's in named steps of the recipe (datagen.py stays the homework's).
 
-    python -m homework.recipes.rft_data data/rft.json data/rft_train.json --form plain --grid_per_pair 3 --spread_count 2100
+    python -m homework.recipes.rft_data data/rft.json data/rft_train.json --form plain --grid_per_pair 3 --spread_count 2100 --overwrite
 
 1. rewrite: each kept completion ("1 kg = 1000 g. 6 * 1000 = 6000. <answer>6000</answer>", as the CoT model wrote it)
    becomes the reasoning RFT learns, in one form (units/rationale.py), at the factor the completion stated; each is
@@ -16,7 +16,7 @@ datagen writes them.
 from pathlib import Path
 
 from ..cli import check_flags, cli, is_count
-from ..data import read_rows, write_json
+from ..data import DataError, read_rows, write_json
 from ..units import rationale
 from ..units.generator import on_grid, spread as spread_questions
 from ..units.reader import read_question
@@ -63,7 +63,7 @@ def spread(rows: list[list], count: int, seed: int = 0, form: str | None = None)
 
 
 def make(sampled: str, output: str, form: str = rationale.FORM, grid_per_pair: int = 3, spread_count: int = 2100,
-         seed: int = 0, rewrite_rows: bool = True, max_sampled: int | None = None) -> dict:
+         seed: int = 0, rewrite_rows: bool = True, max_sampled: int | None = None, overwrite: bool = False) -> dict:
     """Read datagen's rows from `sampled`, write RFT's rows to `output`; returns how many each step made.
 
     Args:
@@ -74,11 +74,14 @@ def make(sampled: str, output: str, form: str = rationale.FORM, grid_per_pair: i
         spread_count: the generator's questions to write out (0: none)
         seed: of the grid's wordings and the generator's questions
         rewrite_rows: rewrite the completions into `form`; off: the completions as sampled, and no other step
-        max_sampled: only the first this many of datagen's rows (a smaller slice, for learning curves)"""
+        max_sampled: only the first this many of datagen's rows (a smaller slice, for learning curves)
+        overwrite: replace an existing output (without it, an existing file is refused)"""
     check_flags([("form", form, form in rationale.FORMS, " or ".join(rationale.FORMS)),
                  ("grid_per_pair", grid_per_pair, is_count(grid_per_pair, 0), "0 for none, or more"),
                  ("spread_count", spread_count, is_count(spread_count, 0), "0 for none, or more"),
                  ("max_sampled", max_sampled, max_sampled is None or is_count(max_sampled), "1 or more, or none")])
+    if Path(output).exists() and not overwrite:
+        raise DataError(f"{output} exists: pass --overwrite to replace it")
     rows = read_rows(Path(sampled), reasoning=True)[:max_sampled]
     kept = rewrite(rows, form) if rewrite_rows else rows
     on_grid = grid(kept, grid_per_pair, seed, form) if rewrite_rows else []
