@@ -109,8 +109,8 @@ def train_lora(llm: BaseLLM, examples: list[tuple[str, str]], output_dir: str | 
     return trainer
 
 
-def train(output_dir: str = str(MODEL_DIR), max_question: int = 100, more_wordings: int = 4,
-          checkpoint: str = loader.DEFAULT_CHECKPOINT, learning_rate: float = 5e-4, epochs: float = 2,
+def train(output_dir: str = str(MODEL_DIR), max_question: int = 100, more_wordings: int = 6,
+          checkpoint: str = loader.DEFAULT_CHECKPOINT, learning_rate: float = 5e-4, epochs: float = 3,
           batch_size: int = 8, max_steps: int = -1, lora_r: int | None = None, lora_alpha: int | None = None,
           lora_dropout: float = 0.0, seed: int = 0, curve_every: int = 0):
     """Train on the training set, each question also asked with other quantities, save the adapter, then print the
