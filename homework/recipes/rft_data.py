@@ -1,6 +1,7 @@
 """RFT's training rows, made from datagen's in named steps of the recipe (datagen.py stays the homework's).
 
-    python -m homework.recipes.rft_data data/rft.json data/rft_train.json --form plain --grid_per_pair 3 --spread_count 2100 --overwrite
+    python -m homework.recipes.rft_data data/rft.json data/rft_train.json --overwrite   # the shipped sizes
+    python -m homework.recipes.rft_data data/rft.json runs/small.json --grid_per_pair 0 --spread_count 200
 
 1. rewrite: each kept completion ("1 kg = 1000 g. 6 * 1000 = 6000. <answer>6000</answer>", as the CoT model wrote it)
    becomes the reasoning RFT learns, in one form (units/rationale.py), at the factor the completion stated; each is
