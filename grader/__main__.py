@@ -331,7 +331,7 @@ def main(argv=None) -> int:
 def bad_flags(args) -> str | None:
     """What is wrong with the grader's own flags or HOMEWORK_DATA, if anything: refused before grading, not scored as
     the submission's."""
-    from homework.data import DATA_ENV_VAR
+    from homework.settings import DATA as DATA_ENV_VAR
 
     if os.environ.get(DATA_ENV_VAR):
         try:
@@ -422,7 +422,7 @@ def refuse(path, reason, log) -> int:
 
 def grade(args, log, tally: dict) -> int:
     """Grade args.path and log the report, keeping `tally` (points, of how many) up to date; the exit status."""
-    from homework import loader  # the repo's device policy: the course's limits assume a GPU
+    from homework import loader, settings  # the repo's device policy: the course's limits assume a GPU
 
     enforce = args.enforce_timeouts or loader.policy().enforce_time_limits
     if enforce:
@@ -440,7 +440,7 @@ def grade(args, log, tally: dict) -> int:
     with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-") as tmp:
         try:
             workdir, package = prepare(Path(args.path), Path(tmp))
-            data = Path(os.environ.get(loader.DATA_ENV_VAR) or workdir / "data")
+            data = Path(os.environ.get(settings.DATA) or workdir / "data")
             # the answers to check against, read before the submission runs: it may rewrite the files in its reach
             truth = read_truth(data)
         except SubmissionError as e:

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from . import loader
-from .engine import threads
+from .settings import UsageError
 
 
 def lora_rank(model, budget_bytes: float = 20e6, largest: int = 32) -> int:
@@ -30,7 +30,7 @@ def save(peft_model, output_dir: Path):
     the model we evaluate now is exactly the one that will be reloaded."""
     lora = [p for n, p in peft_model.named_parameters() if "lora_" in n]
     if not all(torch.isfinite(p).all() for p in lora):  # a diverged training: keep the adapter already there
-        raise loader.CheckpointError(f"the trained weights are not finite (the training diverged): nothing saved to "
+        raise UsageError(f"the trained weights are not finite (the training diverged): nothing saved to "
                                      f"{output_dir}; lower --learning_rate")
     dtype = lora[0].dtype
     for p in lora:
@@ -67,18 +67,17 @@ def load(path: str | Path, model_class, merge: bool = True, **kwargs):
 
     path = require(path)
     base = PeftConfig.from_pretrained(path).base_model_name_or_path
-    with threads.fitted():  # fewer threads while other processes keep cores busy
-        llm = model_class(base, quantize=False, **kwargs)  # int8 layers take no LoRA: quantized after the merge
-        if llm.model.name_or_path != base:
-            raise loader.CheckpointError(
-                f"the adapter in {path} was trained on {base}, but the base model loaded is {llm.model.name_or_path}"
-            )
-        try:
-            llm.model = PeftModel.from_pretrained(llm.model, path).eval()
-            if merge:
-                llm.model = loader.quantized(llm.model.merge_and_unload())
-        except RuntimeError as e:  # shape mismatch: a base model of another size under the same name
-            raise loader.CheckpointError(
-                f"the adapter in {path} does not fit the base model {base}: {str(e).splitlines()[0]}"
-            ) from None
+    llm = model_class(base, quantize=False, **kwargs)  # int8 layers take no LoRA: quantized after the merge
+    if llm.model.name_or_path != base:
+        raise loader.CheckpointError(
+            f"the adapter in {path} was trained on {base}, but the base model loaded is {llm.model.name_or_path}"
+        )
+    try:
+        llm.model = PeftModel.from_pretrained(llm.model, path).eval()
+        if merge:
+            llm.model = loader.quantized(llm.model.merge_and_unload())
+    except RuntimeError as e:  # shape mismatch: a base model of another size under the same name
+        raise loader.CheckpointError(
+            f"the adapter in {path} does not fit the base model {base}: {str(e).splitlines()[0]}"
+        ) from None
     return llm

@@ -4,11 +4,11 @@
 
 `batched_generate` is the homework's: the prompts tokenized with left padding, `model.generate`, the new tokens
 decoded, then grouped by prompt for `num_return_sequences`. `BaseLLM` runs the same decoding on our
-continuous-batching engine (homework/engine) by default, which is faster on a CPU; `HOMEWORK_ENGINE=off` (or
-`BaseLLM.engine = False`) runs the homework's path. Under greedy decoding in fp32 both write the same tokens.
+continuous-batching engine (homework/engine) by default, which is faster on a CPU; `HOMEWORK_ENGINE=off` (read at
+each call) or `BaseLLM.engine = False` runs the homework's path. Under greedy decoding in fp32 both write the same
+tokens.
 """
 import math
-import os
 import re
 
 import torch
@@ -16,7 +16,8 @@ from tqdm import tqdm
 
 from . import loader
 from .cli import cli
-from .engine.batching import Engine
+from .engine import Engine, micro_batch_size
+from .settings import ENGINE, read
 from .units.numbers import NUMBER
 
 STRICT = re.compile(rf"<answer>\s*([-+]?{NUMBER})\s*</answer>")  # the tag holds a number and nothing else
@@ -37,9 +38,8 @@ def parse_answer(text: str) -> float:
 class BaseLLM:
     max_new_tokens = 64
     stop_strings = ["</answer>"]  # a row that has closed its answer is done
-    micro_batch_size = 32  # prompts per model.generate call on the homework's path
-    batch_size: int | None = None  # the engine's rows at once; None: sized to the device
-    engine = os.environ.get(loader.ENGINE_ENV_VAR, "on") != "off"  # off: the homework's model.generate path
+    batch_size: int | None = None  # prompts generated for at once, on either path; None: `prompts_at_once` sizes it
+    engine: bool | None = None  # False: the homework's model.generate path; None: HOMEWORK_ENGINE says, at each call
 
     def __init__(self, checkpoint: str = loader.DEFAULT_CHECKPOINT, model=None, tokenizer=None, dtype=None,
                  calculator: bool = False, quantize: bool | None = None):
@@ -66,12 +66,11 @@ class BaseLLM:
                          temperature: float = 0) -> list[str] | list[list[str]]:
         """A completion per prompt, or a list of `num_return_sequences` per prompt if that is set. temperature=0 is
         greedy decoding, anything above it samples."""
-        if self.engine or self.calculator:
+        if self.uses_engine() or self.calculator:
             return self.engine_generate(prompts, num_return_sequences, temperature)
-        if len(prompts) > self.micro_batch_size:
-            return [text for i in tqdm(range(0, len(prompts), self.micro_batch_size), desc="generate", leave=False)
-                    for text in self.batched_generate(prompts[i : i + self.micro_batch_size], num_return_sequences,
-                                                      temperature)]
+        if len(prompts) > (size := self.prompts_at_once(num_return_sequences or 1)):
+            return [text for i in tqdm(range(0, len(prompts), size), desc="generate", leave=False)
+                    for text in self.batched_generate(prompts[i : i + size], num_return_sequences, temperature)]
         n = num_return_sequences or 1
         if temperature > 0:
             sampling = {"do_sample": True, "temperature": temperature, "num_return_sequences": n}
@@ -93,6 +92,14 @@ class BaseLLM:
         if num_return_sequences is None:
             return texts
         return [texts[i : i + n] for i in range(0, len(texts), n)]
+
+    def uses_engine(self) -> bool:
+        return self.engine if self.engine is not None else read(ENGINE, ("on", "off")) != "off"
+
+    def prompts_at_once(self, n: int = 1, length: int = 512) -> int:
+        """batch_size, else as many prompts of `length` tokens, `n` samples each, as the device runs well at once: 64
+        rows on a CPU, what half the free memory holds on a GPU (engine.micro_batch_size)."""
+        return self.batch_size or micro_batch_size(self.model, length, n)
 
     def engine_generate(self, prompts: list[str], num_return_sequences: int | None = None,
                         temperature: float = 0) -> list[str] | list[list[str]]:

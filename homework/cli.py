@@ -7,9 +7,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .data import DataError
-from .engine.threads import ThreadsError
-from .loader import ENVIRONMENT, CheckpointError
+from .data import Dataset
+from .settings import ENVIRONMENT, UsageError
 
 
 def unknown_flags(function, args: list[str]) -> list[str]:
@@ -92,14 +91,14 @@ def cli(commands, settings: dict | None = None):
         sys.exit(f"error: {function.__name__} takes no {', '.join(unknown)} (it takes {known})")
     try:
         fire.Fire(commands)
-    except (CheckpointError, DataError, ThreadsError) as e:
+    except UsageError as e:  # DataError and CheckpointError are its kinds
         sys.exit(f"error: {e}")
 
 
 def check_flags(checks: list[tuple[str, object, bool, str]]):
-    """One CheckpointError naming every (flag, value, ok, what it must be) that is not ok."""
+    """One UsageError naming every (flag, value, ok, what it must be) that is not ok."""
     if bad := [f"--{name} {value!r} ({want})" for name, value, ok, want in checks if not ok]:
-        raise CheckpointError("bad values: " + "; ".join(bad))
+        raise UsageError("bad values: " + "; ".join(bad))
 
 
 def check_training(output_dir, learning_rate, epochs, batch_size, max_steps, lora_r, lora_dropout, seed, max_question):
@@ -138,7 +137,40 @@ def check_output_dir(path) -> Path:
     """`path` as a folder this process can write in (made if missing), or a one-line error before a model loads."""
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise CheckpointError(f"--output_dir {path} is a file, not a folder")
+        raise UsageError(f"--output_dir {path} is a file, not a folder")
     if problem := write_problem(path):
-        raise CheckpointError(f"can't write in --output_dir {path}: {problem}")
+        raise UsageError(f"can't write in --output_dir {path}: {problem}")
     return path
+
+
+def check_output_file(output: Path, overwrite: bool):
+    """A one-line error, before the model loads, for an output that is a folder, exists, or can't be written."""
+    if output.is_dir():
+        raise UsageError(f"{output} is a folder: name the rows' file")
+    if output.exists() and not overwrite:
+        raise UsageError(f"{output} exists: pass --overwrite to replace it")
+    if problem := write_problem(output.parent):
+        raise UsageError(f"can't write {output}: {problem}")
+
+
+# Each CoT example asks the question's own words again: a 10,000-character question made a prompt of 17,197
+# tokens, past the model's 8,192-token context.
+MAX_QUESTION_CHARS = 1000
+
+
+def checked_question(question) -> str:
+    """The question as text (Fire passes `ask 42` as an int), or a UsageError if it is empty or too long for a prompt.
+    The `ask` commands call it before they load a model."""
+    question = str(question).strip()
+    if not question:
+        raise UsageError("the question is empty")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise UsageError(f"the question is {len(question)} characters long; at most {MAX_QUESTION_CHARS}")
+    return question
+
+
+def checked_test(max_question, split: str) -> tuple[int, str]:
+    """A `test` command's flags, or a one-line error before the model loads: a count of 1 or more, a known split."""
+    check_flags([("max_question", max_question, is_count(max_question), "1 or more")])
+    Dataset(split)  # a MissingData error if there is no such split
+    return max_question, split

@@ -12,9 +12,9 @@ The examples come from the training set (units/fewshot.py): four of the question
 """
 from . import loader
 from .base_llm import BaseLLM
-from .cli import cli
+from .cli import checked_question, checked_test, cli
 from .data import Dataset
-from .evaluation import ask as ask_model, checked_question, checked_test, evaluate
+from .evaluation import ask as ask_model, evaluate
 from .units.fewshot import FewShot
 from .units.reader import plain_numbers
 

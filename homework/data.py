@@ -1,6 +1,7 @@
 """Datasets, the grading rule, and `benchmark`, which scores any model with an `answer(*questions)` method.
 
-As the course's data.py, it imports nothing of the package.
+As the course's data.py, it imports nothing of the package but settings.py (where the variable HOMEWORK_DATA is
+named).
 """
 import json
 import math
@@ -8,14 +9,14 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .settings import DATA, UsageError, read
+
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"  # ours, made by python -m homework.units.generator
-# loader.ENVIRONMENT lists this variable with the others
-DATA_ENV_VAR = "HOMEWORK_DATA"
 
 
 def data_dir() -> Path:
     """The data folder every stage reads: $HOMEWORK_DATA if set, else the repo's data/."""
-    return Path(os.environ.get(DATA_ENV_VAR) or DATA_DIR).expanduser()
+    return Path(read(DATA) or DATA_DIR).expanduser()
 
 
 def rft_data() -> Path:
@@ -37,7 +38,7 @@ def write_json(path: Path, obj: list | dict):
     os.replace(tmp, path)  # readers see the old file or the new one, never half of one
 
 
-class DataError(ValueError):
+class DataError(UsageError):
     """A data file that can't be read as [question, answer] rows. The CLIs print it as one line."""
 
 

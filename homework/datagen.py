@@ -16,10 +16,9 @@ from pathlib import Path
 
 from . import loader, sampling
 from .base_llm import parse_answer
-from .cli import check_flags, cli, is_count, write_problem
+from .cli import check_flags, check_output_file, cli, is_count
 from .cot import CoTModel
-from .data import DataError, Dataset, is_answer_valid, rft_data, write_json
-from .engine.batching import CPU_ROWS
+from .data import Dataset, is_answer_valid, rft_data, write_json
 from .units import rationale
 from .units.reader import read_question, readable
 
@@ -73,11 +72,11 @@ def generate_dataset(output_json: str | None = None, oversample: int = 10, tempe
                  ("max_question", max_question, max_question is None or is_count(max_question), "1 or more, or none"),
                  ("seed", seed, is_count(seed, 0), "a whole number, 0 or more")])
     output = Path(output_json) if output_json else rft_data()
-    check_output(output, overwrite)
+    check_output_file(output, overwrite)
     questions = [tuple(row) for row, *_ in readable(Dataset("train").data[:max_question], "datagen")]
     sampling.start(seed)
     model = CoTModel(checkpoint, calculator=True)
-    first_chunk = -(-CPU_ROWS // oversample)  # questions whose samples fill a CPU batch; then sized by pace
+    first_chunk = -(-model.prompts_at_once() // oversample)  # questions whose samples fill a batch; then by pace
     results = sampling.run(lambda batch: sample(model, batch, oversample, temperature), questions, output,
                            first_chunk, save_every)
     if results is None:
@@ -87,16 +86,6 @@ def generate_dataset(output_json: str | None = None, oversample: int = 10, tempe
     write_json(output, sampled)
     sampling.clean(output)
     print(f"wrote {len(sampled)} rows to {output}: a kept completion for {len(sampled)} of {len(questions)} questions")
-
-
-def check_output(output: Path, overwrite: bool):
-    """A one-line error, before the model loads, for an output that is a folder, exists, or can't be written."""
-    if output.is_dir():
-        raise DataError(f"{output} is a folder: name the rows' file")
-    if output.exists() and not overwrite:
-        raise DataError(f"{output} exists: pass --overwrite to replace it")
-    if problem := write_problem(output.parent):
-        raise DataError(f"can't write {output}: {problem}")
 
 
 if __name__ == "__main__":

@@ -5,8 +5,8 @@ import math
 import time
 from collections import Counter, defaultdict
 
-from .cli import check_flags, is_count
-from .data import BenchmarkResult, DataError, Dataset, is_answer_valid
+from .cli import checked_question
+from .data import BenchmarkResult, Dataset, is_answer_valid
 from .units.rationale import STATEMENT, states_the_factor
 from .units.reader import category, read_question
 from .units.table import convert
@@ -81,22 +81,6 @@ def evaluate(model, max_question: int = 100, split: str = "valid", show_misses: 
     return result
 
 
-# Each CoT example asks the question's own words again: a 10,000-character question made a prompt of 17,197
-# tokens, past the model's 8,192-token context.
-MAX_QUESTION_CHARS = 1000
-
-
-def checked_question(question) -> str:
-    """The question as text (Fire passes `ask 42` as an int), or a DataError if it is empty or too long for a prompt.
-    The `ask` commands call it before they load a model."""
-    question = str(question).strip()
-    if not question:
-        raise DataError("the question is empty")
-    if len(question) > MAX_QUESTION_CHARS:
-        raise DataError(f"the question is {len(question)} characters long; at most {MAX_QUESTION_CHARS}")
-    return question
-
-
 def ask(model, question: str, show_prompt: bool = False) -> float:
     """Answer one question and print what the model wrote, the parsed answer and, if the question reads
     as a conversion, pint's answer."""
@@ -115,10 +99,3 @@ def ask(model, question: str, show_prompt: bool = False) -> float:
         verdict = "right" if is_answer_valid(answer, truth) else "wrong"
         print(f"true answer: {truth:g} ({reading.n:g} {reading.src} in {reading.dst}, by pint): {verdict}")
     return answer
-
-
-def checked_test(max_question, split: str) -> tuple[int, str]:
-    """A `test` command's flags, or a one-line error before the model loads: a count of 1 or more, a known split."""
-    check_flags([("max_question", max_question, is_count(max_question), "1 or more")])
-    Dataset(split)  # a MissingData error if there is no such split
-    return max_question, split

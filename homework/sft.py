@@ -12,13 +12,14 @@ so the model learns conversions, not sentences. Each training question is also a
 """
 from pathlib import Path
 
+import torch
 from transformers import AutoTokenizer
 
 from . import adapters, loader, training
 from .base_llm import BaseLLM
-from .cli import check_flags, check_training, cli, is_count
+from .cli import check_flags, check_training, checked_question, checked_test, cli, is_count
 from .data import DataError, Dataset
-from .evaluation import ask as ask_model, checked_question, checked_test, evaluate
+from .evaluation import ask as ask_model, evaluate
 from .units.generator import reword
 from .units.numbers import fmt, round_answer
 from .units.reader import plain_numbers, read_question
@@ -58,11 +59,33 @@ def tokenize(tokenizer, prompt: str, completion: str) -> dict:
     return {"input_ids": prompt_ids + completion_ids, "labels": [-100] * len(prompt_ids) + completion_ids}
 
 
-def train_lora(llm: BaseLLM, examples: list[tuple[str, str]], output_dir: str | Path, learning_rate: float = 5e-4,
-               epochs: float = 2, batch_size: int = 8, max_steps: int = -1, lora_r: int | None = None,
-               lora_alpha: int | None = None, lora_dropout: float = 0.0, seed: int = 0, curve_every: int = 0):
-    """LoRA-train llm on (prompt, completion) pairs and save the adapter; returns the Trainer. curve_every: score the
-    model every this many steps on the first 100 valid and offgrid questions, into output_dir/curve.json."""
+def collate(examples: list[dict], pad_token_id: int, pad_to: int | None = None) -> dict:
+    """Right-pad to the longest example of the batch; padding gets label -100. The logits (a 49k-wide matmul a token)
+    are computed only from the end of the shortest prompt on (`logits_to_keep`): every earlier label is -100.
+    pad_to: every batch padded to this length, with the logits of every position (the plain baseline, for the bench)."""
+    length = pad_to or max(len(e["input_ids"]) for e in examples)
+    pad = [length - len(e["input_ids"]) for e in examples]
+    batch = {
+        "input_ids": torch.tensor([e["input_ids"] + [pad_token_id] * p for e, p in zip(examples, pad)]),
+        "labels": torch.tensor([e["labels"] + [-100] * p for e, p in zip(examples, pad)]),
+        "attention_mask": torch.tensor([[1] * len(e["input_ids"]) + [0] * p for e, p in zip(examples, pad)]),
+    }
+    if pad_to:
+        return batch
+    first_label = min(next(i for i, label in enumerate(e["labels"]) if label != -100) for e in examples)
+    start = max(first_label - 1, 0)
+    batch["labels"] = batch["labels"][:, start:]  # the first label is predicted from the position before it
+    batch["logits_to_keep"] = torch.arange(start, length)
+    return batch
+
+
+def train_lora(llm: BaseLLM, examples: list[tuple[str, str]], output_dir: str | Path, *, learning_rate: float,
+               epochs: float, batch_size: int, max_steps: int, lora_r: int | None, lora_alpha: int | None,
+               lora_dropout: float, seed: int, curve_every: int = 0, data_collator=collate):
+    """LoRA-train llm on (prompt, completion) pairs and save the adapter; returns the Trainer. The settings are the
+    flags of `train` here and in rft.py, whose defaults they are. curve_every: score the model every this many steps on
+    the first 100 valid and offgrid questions, into output_dir/curve.json. data_collator(examples, pad_token_id) makes
+    a batch (collate: labels -100 on the prompt and the padding)."""
     from peft import LoraConfig, get_peft_model  # here: loading a trained model (a graded case) needs neither
     from transformers import Trainer, TrainingArguments, set_seed
 
@@ -97,7 +120,7 @@ def train_lora(llm: BaseLLM, examples: list[tuple[str, str]], output_dir: str | 
     watch = training.stop_when_not_finite()
     curve = training.learning_curve(llm, curve_every, Path(output_dir) / "curve.json") if curve_every else None
     trainer = Trainer(model=model, args=args, train_dataset=data, callbacks=[watch] + [curve] * bool(curve),
-                      data_collator=lambda batch: training.collate(batch, llm.tokenizer.pad_token_id))  # prompts -100
+                      data_collator=lambda batch: data_collator(batch, llm.tokenizer.pad_token_id))
     trainer.train()
     watch.check(output_dir)  # a NaN or infinite loss: nothing is saved over the adapter there
     training.report_ranks(args, trainer)
@@ -127,8 +150,10 @@ def train(output_dir: str = str(MODEL_DIR), max_question: int = 100, more_wordin
     rows = Dataset("train").data
     rows = rows + reword(rows, seed, more_wordings)
     llm = SFTModel(checkpoint, dtype=loader.policy().train_dtype)
-    trainer = train_lora(llm, [(plain_question(q), answer_text(a)) for q, a in rows], output_dir, learning_rate,
-                         epochs, batch_size, max_steps, lora_r, lora_alpha, lora_dropout, seed, curve_every)
+    trainer = train_lora(llm, [(plain_question(q), answer_text(a)) for q, a in rows], output_dir,
+                         learning_rate=learning_rate, epochs=epochs, batch_size=batch_size, max_steps=max_steps,
+                         lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout, seed=seed,
+                         curve_every=curve_every)
     if max_question and trainer.is_world_process_zero():
         evaluate(llm, max_question)
     return trainer.throughput

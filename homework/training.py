@@ -1,32 +1,21 @@
-"""The Trainer's plumbing under sft.train_lora: batches padded to their longest example with the logits of the
-prompt left out, batches grouped by length, and a stop when the loss goes NaN or infinite."""
+"""The Trainer's plumbing under sft.train_lora: batches grouped by length, a stop when the loss goes NaN or infinite,
+learning curves and the training speed."""
 import inspect
 import math
 import time
 
 import torch
 
-from .loader import CheckpointError
+from .settings import UsageError
 
 
-def collate(examples: list[dict], pad_token_id: int, pad_to: int | None = None) -> dict:
-    """Right-pad to the longest example of the batch; padding gets label -100. The logits (a 49k-wide matmul a token)
-    are computed only from the end of the shortest prompt on (`logits_to_keep`): every earlier label is -100.
-    pad_to: every batch padded to this length, with the logits of every position (the plain baseline, for the bench)."""
-    length = pad_to or max(len(e["input_ids"]) for e in examples)
-    pad = [length - len(e["input_ids"]) for e in examples]
-    batch = {
-        "input_ids": torch.tensor([e["input_ids"] + [pad_token_id] * p for e, p in zip(examples, pad)]),
-        "labels": torch.tensor([e["labels"] + [-100] * p for e, p in zip(examples, pad)]),
-        "attention_mask": torch.tensor([[1] * len(e["input_ids"]) + [0] * p for e, p in zip(examples, pad)]),
-    }
-    if pad_to:
-        return batch
-    first_label = min(next(i for i, label in enumerate(e["labels"]) if label != -100) for e in examples)
-    start = max(first_label - 1, 0)
-    batch["labels"] = batch["labels"][:, start:]  # the first label is predicted from the position before it
-    batch["logits_to_keep"] = torch.arange(start, length)
-    return batch
+FLAGS = ("learning_rate", "epochs", "batch_size", "max_steps", "lora_r", "lora_alpha", "lora_dropout", "seed")
+
+
+def defaults(train) -> dict:
+    """A `train` command's (sft.train, rft.train) training flags at their defaults: what sft.train_lora takes."""
+    parameters = inspect.signature(train).parameters
+    return {name: parameters[name].default for name in FLAGS}
 
 
 def by_length(training_arguments) -> dict:
@@ -50,7 +39,7 @@ def stop_when_not_finite():
 
         def check(self, output_dir):
             if self.diverged is not None:
-                raise CheckpointError(f"the loss went NaN or infinite by step {self.diverged}: nothing saved to "
+                raise UsageError(f"the loss went NaN or infinite by step {self.diverged}: nothing saved to "
                                       f"{output_dir}; lower --learning_rate")
 
     return StopWhenNotFinite()

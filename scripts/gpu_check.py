@@ -27,11 +27,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def prepare_model(args, work: Path) -> Path:
     """A model folder in a fresh cache, where the package finds its embedded model, then HOMEWORK_CHECKPOINT=embedded."""
-    from homework import loader
+    from homework import loader, settings
 
     usual = loader.embedded_path()
-    given = os.environ.get(loader.ENV_VAR)
-    os.environ[loader.CACHE_ENV_VAR] = str(work / "cache")
+    given = os.environ.get(settings.CHECKPOINT)
+    os.environ[settings.CACHE] = str(work / "cache")
     target = loader.embedded_path()
     target.parent.mkdir(parents=True)
     if args.tiny:  # a random 2-layer Llama with the real tokenizer (from the usual cache)
@@ -49,7 +49,7 @@ def prepare_model(args, work: Path) -> Path:
         target.symlink_to(Path(given).resolve(), target_is_directory=True)
     else:
         sys.exit("error: give --gguf PATH, HOMEWORK_CHECKPOINT=/path/to/model_folder, or --tiny")
-    os.environ[loader.ENV_VAR] = "embedded"
+    os.environ[settings.CHECKPOINT] = "embedded"
     return target
 
 
@@ -95,13 +95,13 @@ def compare_with_cpu(count: int) -> dict:
 
 
 def run_sft(work: Path, steps: int) -> dict:
-    from homework import loader, sft
+    from homework import loader, sft, training
     from homework.base_llm import BaseLLM
     from homework.data import Dataset
 
     examples = [(q, sft.answer_text(a)) for q, a in Dataset("train").data[: steps * 8]]
     llm = BaseLLM("embedded", dtype=loader.policy().train_dtype)
-    trainer = sft.train_lora(llm, examples, work / "sft", max_steps=steps)
+    trainer = sft.train_lora(llm, examples, work / "sft", **{**training.defaults(sft.train), "max_steps": steps})
     losses = [log["loss"] for log in trainer.state.log_history if "loss" in log]
     final = trainer.state.log_history[-1]
     return {"ok": len(losses) > 1 and losses[-1] < losses[0], "steps": steps, "first_loss": losses[0] if losses else None,

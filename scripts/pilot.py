@@ -1,7 +1,7 @@
 """A pilot of a reasoning form and prompt: train the RFT model on rows written in that form, then score it.
 
     python scripts/pilot.py --form plain --one_shot             # what the recipe ships: one worked row, then the question
-    python scripts/pilot.py --form steps                        # rationale.steps, the question alone
+    python scripts/pilot.py --form steps                        # `steps` below, the question alone
     python scripts/pilot.py --form plain --init_adapter homework/sft_model   # on the SFT adapter, merged
 
 The rows are our generator's questions at quantities of every digit length (generator.spread), each written at the
@@ -11,17 +11,72 @@ docs/RECIPE.md gives the figures of each pilot run.
 import sys
 import tempfile
 import time
+from decimal import Decimal
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from homework import adapters, loader, rft, sft  # noqa: E402
+from homework import adapters, loader, rft, sft, training  # noqa: E402
 from homework.cli import cli  # noqa: E402
 from homework.units import rationale  # noqa: E402
+from homework.units.numbers import fmt  # noqa: E402
 from homework.evaluation import evaluate  # noqa: E402
 from homework.units.generator import spread  # noqa: E402
 from homework.units.reader import read_question  # noqa: E402
 from homework.sft import plain_question  # noqa: E402
+
+
+FACTOR_DIGITS = 3
+
+
+def scientific(x: float, digits: int | None = None) -> tuple[int, int]:
+    """(m, e) with x = m * 10**e, m a whole number without trailing zeros; x rounded to `digits` significant digits
+    first if given. scientific(7.2) = (72, -1), scientific(250) = (25, 1), scientific(1.609344, 3) = (161, -2)."""
+    exact = Decimal(f"{x:.{digits}g}" if digits else repr(float(x))).normalize()
+    sign, figures, exponent = exact.as_tuple()
+    return int("".join(map(str, figures))), int(exponent)
+
+
+def sci(m: int, e: int) -> str:
+    return f"{m}e{e}"
+
+
+def product_steps(a: int, b: int) -> str:
+    """`a * b = ...` down to the product: one digit's partial products, added one at a time."""
+    if min(a, b) < 10:
+        return f"{a} * {b} = {a * b}"
+    split, other = (a, b) if sum(d != "0" for d in str(a)) <= sum(d != "0" for d in str(b)) else (b, a)
+    places = [int(d) * 10**i for i, d in enumerate(reversed(str(split))) if d != "0"][::-1]
+    text = f"{a} * {b} = " + " + ".join(f"{other} * {p}" for p in places)
+    partial = [other * p for p in places]
+    if len(partial) > 1:
+        text += " = " + " + ".join(map(str, partial))
+    total = partial[0]
+    for k, p in enumerate(partial[1:], 1):
+        total += p
+        text += f" = {total}" + "".join(f" + {q}" for q in partial[k + 1 :])
+    return text
+
+
+def steps(n: float, src: str, dst: str, factor: float) -> str:
+    """The rationale for n src in dst at `factor` (how many dst make one src), src and dst as the reader names them."""
+    (a, ea), (b, eb) = scientific(n), scientific(factor, FACTOR_DIGITS)
+    answer = sci(a * b, ea + eb)
+    return (
+        f"1 {src} = {sci(b, eb)} {dst}. {sci(a, ea)} * {sci(b, eb)}. {product_steps(a, b)}. "
+        f"{ea} + {eb} = {ea + eb}. <answer>{answer}</answer>"
+    )
+
+
+def rounded(n: float, src: str, dst: str, factor: float) -> str:
+    """The one-product form, the factor and the product to 3 significant digits ("1 mile = 1.61 kilometer. 7.2 * 1.61 =
+    11.6."): the leading digits, which a model gets right far more often than the last ones, and no more."""
+    f = float(f"{factor:.3g}")
+    product = fmt(float(f"{n * f:.3g}"))
+    return f"1 {src} = {fmt(f)} {dst}. {fmt(n)} * {fmt(f)} = {product}. <answer>{product}</answer>"
+
+
+rationale.FORMS.update(steps=steps, rounded=rounded)  # `--form steps`: rationale.write and holds know them
 
 
 class QuestionAlone(rft.RFTModel):
@@ -43,7 +98,8 @@ def main(form: str = "plain", one_shot: bool = False, rows: int = 1500, epochs: 
         from peft import PeftModel
 
         llm.model = PeftModel.from_pretrained(llm.model, init_adapter).merge_and_unload()
-    sft.train_lora(llm, rft.examples(llm, data), out, learning_rate=learning_rate, epochs=epochs, seed=seed)
+    settings = {**training.defaults(rft.train), "learning_rate": learning_rate, "epochs": epochs, "seed": seed}
+    sft.train_lora(llm, rft.examples(llm, data), out, **settings)
     trained = time.time() - start
     model = adapters.load(out, model_class)
     for split in ("offgrid", "valid"):

@@ -5,14 +5,14 @@ import pytest
 import torch
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-from homework import loader
+from homework import loader, settings
 from homework.engine import threads
 
 
 # Kept from the shell: HOMEWORK_DTYPE picks the path the whole suite runs on (HOMEWORK_DTYPE=float32 python -m pytest:
 # the path of a CPU without native bf16), HOMEWORK_CACHE says where the embedded model is. Every other HOMEWORK_*
 # variable would change what the tests load or read.
-SUITE_SETTINGS = {loader.DTYPE_ENV_VAR, loader.CACHE_ENV_VAR}
+SUITE_SETTINGS = {settings.DTYPE, settings.CACHE}
 
 
 def set_homework_variables() -> list[str]:
@@ -35,7 +35,7 @@ def clean_environment(monkeypatch):
     the fitting itself)."""
     for name in set_homework_variables():
         monkeypatch.delenv(name)
-    monkeypatch.setenv(threads.ENV_VAR, "fixed")
+    monkeypatch.setenv(settings.THREADS, "fixed")
     monkeypatch.setattr(threads, "_fitter", None)
 
 
@@ -90,8 +90,8 @@ def tiny_base(tmp_path, tokenizer):
 def fp32_policy(monkeypatch):
     """Models loaded by path come in fp32, unquantized, whatever the machine (or HOMEWORK_DTYPE) says: for tests
     that compare outputs token for token across a save and a reload."""
-    monkeypatch.setenv(loader.DTYPE_ENV_VAR, "float32")
-    monkeypatch.setenv(loader.QUANT_ENV_VAR, "none")
+    monkeypatch.setenv(settings.DTYPE, "float32")
+    monkeypatch.setenv(settings.QUANT, "none")
     loader.policy.cache_clear()
     yield
     loader.policy.cache_clear()
@@ -100,8 +100,8 @@ def fp32_policy(monkeypatch):
 def lora_train(examples, output_dir, checkpoint=None, llm=None, **settings):
     """(the llm, the Trainer) after sft.train_lora on (prompt, completion) examples: `llm`, else a BaseLLM of
     `checkpoint` in the training dtype."""
-    from homework import sft
+    from homework import sft, training
     from homework.base_llm import BaseLLM
 
     llm = llm or BaseLLM(checkpoint, dtype=loader.policy().train_dtype)
-    return llm, sft.train_lora(llm, examples, output_dir, **settings)
+    return llm, sft.train_lora(llm, examples, output_dir, **{**training.defaults(sft.train), **settings})

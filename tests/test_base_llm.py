@@ -4,6 +4,7 @@ import pytest
 import torch
 from transformers import DynamicCache
 
+from homework import settings
 from homework.base_llm import BaseLLM
 from homework.engine.batching import Engine, chunk
 from homework.engine.kv_cache import left_aligned, stems
@@ -39,11 +40,22 @@ def test_the_homework_path_and_the_engine_write_the_same_tokens(tiny_model, toke
 
 def test_the_homework_path_samples_num_return_sequences_per_prompt(tiny_model, tokenizer):
     llm = BaseLLM(model=tiny_model, tokenizer=tokenizer)
-    llm.engine, llm.max_new_tokens, llm.micro_batch_size = False, 6, 2  # two calls of model.generate
+    llm.engine, llm.max_new_tokens, llm.batch_size = False, 6, 2  # two calls of model.generate
     torch.manual_seed(0)
     groups = llm.batched_generate(PROMPTS[:3], num_return_sequences=4, temperature=1.0)
     assert [len(g) for g in groups] == [4, 4, 4] and all(isinstance(t, str) for g in groups for t in g)
     assert len({t for g in groups for t in g}) > 3  # samples, not one greedy completion repeated
+
+
+def test_the_engine_switch_is_read_when_generating(tiny_model, tokenizer, monkeypatch):
+    llm = BaseLLM(model=tiny_model, tokenizer=tokenizer)
+    llm.max_new_tokens = 4
+    monkeypatch.setattr(llm, "engine_generate", lambda *args, **kwargs: pytest.fail("the engine ran"))
+    monkeypatch.setenv(settings.ENGINE, "OFF")  # set after the model was made, in capitals
+    assert isinstance(llm.generate(PROMPTS[0]), str)
+    monkeypatch.setenv(settings.ENGINE, "sideways")
+    with pytest.raises(settings.UsageError, match="HOMEWORK_ENGINE='sideways': use on or off"):
+        llm.generate(PROMPTS[0])
 
 
 def test_batched_greedy_equals_sequential(tiny_model, tokenizer):

@@ -6,6 +6,7 @@ import pytest
 
 from homework.base_llm import parse_answer
 from homework.cot import CoTModel
+from homework.units import fewshot
 from homework.units.fewshot import worked_answer as rationale
 from homework.units.numbers import fmt, leading_digit, rounded, shaped
 from homework.units.reader import plain_numbers
@@ -23,7 +24,7 @@ def test_prompt_is_a_chat_ending_with_the_generation_prompt(cot):
     prompt = cot.format_prompt(question)
     assert prompt.startswith("<|im_start|>system\n")
     assert prompt.endswith(f"<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n")
-    assert prompt.count("<|im_start|>assistant\n") == cot.fewshot.style.examples + 1
+    assert prompt.count("<|im_start|>assistant\n") == fewshot.EXAMPLES + 1
     assert "<answer>" in prompt and "concise" in prompt
 
 
@@ -33,7 +34,7 @@ def test_every_example_answer_is_correct(cot):
 
     for question, _ in Dataset("valid").data[:200] + Dataset("reworded").data[:100]:
         examples = cot.fewshot.examples(question)
-        assert len(examples) == cot.fewshot.style.examples
+        assert len(examples) == fewshot.EXAMPLES
         for example_question, worked in examples:
             assert is_answer_valid(parse_answer(worked), convert(*read_question(example_question))), worked
             # and the arithmetic the example shows agrees with its answer
@@ -48,7 +49,7 @@ def test_no_example_is_the_question_itself_in_other_words(cot):
     questions = [q for q, _ in Dataset("valid").data[:300] + Dataset("reworded").data[:100]]
     assert "Please turn 2 gallon into cm**3." in questions
     asked = [(read_question(q), [read_question(e) for e, _ in model.fewshot.examples(q)]) for q in questions]
-    assert all(len(examples) == model.fewshot.style.examples for _, examples in asked)
+    assert all(len(examples) == fewshot.EXAMPLES for _, examples in asked)
     assert not [r for r, examples in asked if (r.units, r.n) in {(e.units, e.n) for e in examples}]
     # and each still shows its own pair, at another quantity: the closest example (borrowed, in the question's
     # words, where that pair's training rows all ask the question's quantity: "Please turn 2 gallon into cm**3.")
@@ -75,7 +76,7 @@ def test_example_quantities_take_the_question_shape(cot, question, shape):
     worked: 2.5 -> 1.5, 7.5, ...; 1,500 -> 2500, 7500; 37 -> 27, 77."""
     examples = cot.fewshot.examples(question)
     quantities = [read_question(q).n for q, _ in examples]
-    assert len(set(quantities)) == cot.fewshot.style.examples and all(shape(n) for n in quantities), quantities
+    assert len(set(quantities)) == fewshot.EXAMPLES and all(shape(n) for n in quantities), quantities
 
 
 def test_a_pair_whose_training_rows_all_ask_10_still_gives_the_closest_example(cot):
@@ -127,7 +128,7 @@ def test_the_question_reaches_the_model_without_thousands_separators(cot):
 def test_examples_prefer_the_same_unit_pair_then_the_same_category(cot):
     for question in ["How many gram are there per 6 kg?", "how many grammes in 2.5 kilos"]:  # any wording
         examples = cot.fewshot.examples(question)
-        assert len(examples) == cot.fewshot.style.examples
+        assert len(examples) == fewshot.EXAMPLES
         assert all(read_question(q).units == ("kilogram", "gram") for q, _ in examples)
 
 
@@ -152,7 +153,7 @@ def test_a_pair_no_training_row_converts_borrows_the_factor_from_the_others(cot)
     assert cot.fewshot.factor(pair) == pytest.approx(convert(1, "lb", "tonne"), rel=1e-4)
     question = "How many tonnes in 3 lbs?"
     examples = cot.fewshot.examples(question)
-    assert len(examples) == cot.fewshot.style.examples
+    assert len(examples) == fewshot.EXAMPLES
     for q, worked in examples:
         assert read_question(q).units == pair and q.startswith("How many tonnes in ")
         assert worked.startswith("1 lbs = 0.0004536 tonnes. ")  # factor_digits = 4

@@ -9,8 +9,10 @@ pytest.importorskip("pint", reason="computes the answers these tests check (abse
 
 from homework.units import generator, reader, table as units
 from homework.base_llm import parse_answer
+from homework import settings
 from homework.data import DATA_DIR, DataError, Dataset, benchmark
-from homework.evaluation import checked_question, evaluate, miss_kind, quantity_kind
+from homework.cli import checked_question
+from homework.evaluation import evaluate, miss_kind, quantity_kind
 
 SPLITS = {split: Dataset(split).data for split in ("train", "valid")}
 
@@ -183,7 +185,7 @@ def test_miss_kind_of_a_question_that_does_not_read():
 def test_ask_refuses_a_question_before_it_loads_a_model(stage, question, message, monkeypatch):
     module = importlib.import_module(f"homework.{stage}")
     monkeypatch.setattr(module, "load", lambda *args, **kwargs: pytest.fail("a model was loaded"))
-    with pytest.raises(DataError, match=message):
+    with pytest.raises(settings.UsageError, match=message):
         module.ask(question)
 
 

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from homework import loader, sft
+from homework import loader, settings, sft
 from homework.base_llm import BaseLLM
 
 from tests.conftest import lora_train, make_tiny_model
@@ -13,7 +13,7 @@ from tests.test_sft import EXAMPLES
 @pytest.fixture
 def bf16_policy(monkeypatch):
     """Models loaded by path come in bf16, as on a GPU or a bf16 CPU."""
-    monkeypatch.setenv(loader.DTYPE_ENV_VAR, "bfloat16")
+    monkeypatch.setenv(settings.DTYPE, "bfloat16")
     loader.policy.cache_clear()
     yield
     loader.policy.cache_clear()

@@ -6,7 +6,7 @@ from peft import LoraConfig, get_peft_model
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from homework import loader
+from homework import loader, settings
 from homework.units import rationale
 from homework.recipes import grpo
 from homework.base_llm import BaseLLM
@@ -109,7 +109,7 @@ def test_a_few_grpo_steps_raise_the_reward_and_leave_the_base_weights(tokenizer,
     ({"max_steps": 0}, "--max_steps 0"),
 ])
 def test_bad_grpo_flags_are_refused_before_a_model_loads(flags, message, tmp_path):
-    with pytest.raises(loader.CheckpointError, match=re.escape(message)):
+    with pytest.raises(settings.UsageError, match=re.escape(message)):
         grpo.train(output_dir=str(tmp_path), **flags)
 
 

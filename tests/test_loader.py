@@ -3,7 +3,7 @@ import sys
 import pytest
 import torch
 
-from homework import loader
+from homework import loader, settings
 from homework.cli import cli
 from homework.base_llm import BaseLLM
 
@@ -29,7 +29,7 @@ def test_reachable_hub_loads_by_name_when_nothing_local_can_serve(offline, monke
     monkeypatch.setattr(loader, "_hub_reachable", lambda timeout=2.0: True)
     monkeypatch.setattr(loader, "embedded_ready", lambda: False)
     assert loader.resolve() == (loader.DEFAULT_CHECKPOINT, False)
-    monkeypatch.setenv(loader.ENV_VAR, loader.DEFAULT_CHECKPOINT)  # asked for by name: the hub, embedded or not
+    monkeypatch.setenv(settings.CHECKPOINT, loader.DEFAULT_CHECKPOINT)  # asked for by name: the hub, embedded or not
     monkeypatch.setattr(loader, "embedded_ready", lambda: True)
     assert loader.resolve() == (loader.DEFAULT_CHECKPOINT, False)
 
@@ -50,7 +50,7 @@ def test_a_cached_hub_model_loads_without_network(offline, monkeypatch):
 def test_an_unwritable_cache_reads_the_gguf_as_it_is(monkeypatch, tmp_path):
     # a graded case writes nothing: the embedded model is read from its GGUF file, and nothing is left behind
     (tmp_path / "cache").mkdir()
-    monkeypatch.setenv(loader.CACHE_ENV_VAR, str(tmp_path / "cache" / "sub"))
+    monkeypatch.setenv(settings.CACHE, str(tmp_path / "cache" / "sub"))
     monkeypatch.setattr(loader, "convert_gguf", lambda gguf, target: (_ for _ in ()).throw(PermissionError("no writes")))
     path = loader.embedded_dir()
     assert path.suffix == ".gguf" and path.is_file() and not (tmp_path / "cache" / "sub").exists()
@@ -58,17 +58,17 @@ def test_an_unwritable_cache_reads_the_gguf_as_it_is(monkeypatch, tmp_path):
 
 @pytest.mark.parametrize("value", ["embedded", loader.EMBEDDED])
 def test_env_var_forces_the_embedded_model(offline, monkeypatch, value):
-    monkeypatch.setenv(loader.ENV_VAR, value)
+    monkeypatch.setenv(settings.CHECKPOINT, value)
     assert loader.resolve("HuggingFaceTB/SmolLM2-1.7B-Instruct") == (str(loader.embedded_path()), True)
 
 
 def test_env_var_forces_a_local_directory(offline, monkeypatch, tiny_base):
-    monkeypatch.setenv(loader.ENV_VAR, str(tiny_base))
+    monkeypatch.setenv(settings.CHECKPOINT, str(tiny_base))
     assert loader.resolve() == (str(tiny_base), True)
 
 
 def test_forced_hub_name_that_cannot_load_does_not_fall_back(offline, monkeypatch):
-    monkeypatch.setenv(loader.ENV_VAR, "HuggingFaceTB/SmolLM2-360M-Instruct")
+    monkeypatch.setenv(settings.CHECKPOINT, "HuggingFaceTB/SmolLM2-360M-Instruct")
     with pytest.raises(loader.CheckpointError, match="hub is unreachable"):
         loader.resolve()
 
@@ -176,8 +176,8 @@ def test_the_policy_picks_the_dtype_the_hardware_runs(monkeypatch, tmp_path, fla
     monkeypatch.setattr(loader, "CPUINFO", cpuinfo)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: bf16)
-    monkeypatch.delenv(loader.DTYPE_ENV_VAR, raising=False)
-    monkeypatch.delenv(loader.QUANT_ENV_VAR, raising=False)
+    monkeypatch.delenv(settings.DTYPE, raising=False)
+    monkeypatch.delenv(settings.QUANT, raising=False)
     loader.policy.cache_clear()
     try:
         chosen = loader.policy()
@@ -192,7 +192,7 @@ def test_the_policy_picks_the_dtype_the_hardware_runs(monkeypatch, tmp_path, fla
 
 @pytest.mark.parametrize("value,dtype", [("float32", torch.float32), ("bfloat16", torch.bfloat16), ("float16", torch.float16)])
 def test_homework_dtype_overrides_the_inference_dtype(monkeypatch, value, dtype):
-    monkeypatch.setenv(loader.DTYPE_ENV_VAR, value)
+    monkeypatch.setenv(settings.DTYPE, value)
     loader.policy.cache_clear()
     try:
         chosen = loader.policy()
@@ -204,10 +204,10 @@ def test_homework_dtype_overrides_the_inference_dtype(monkeypatch, value, dtype)
 
 
 def test_a_bad_homework_dtype_is_a_one_line_error(monkeypatch):
-    monkeypatch.setenv(loader.DTYPE_ENV_VAR, "int8")
+    monkeypatch.setenv(settings.DTYPE, "int8")
     loader.policy.cache_clear()
     try:
-        with pytest.raises(loader.CheckpointError, match="use float32, bfloat16 or float16"):
+        with pytest.raises(settings.UsageError, match="use float32, bfloat16 or float16"):
             loader.policy()
     finally:
         loader.policy.cache_clear()
@@ -226,7 +226,7 @@ def test_embedded_model_loads_and_batched_equals_sequential(offline, fp32_policy
 
 @pytest.mark.slow
 def test_the_embedded_model_loads_from_its_gguf_where_nothing_can_be_written(monkeypatch, tmp_path):
-    monkeypatch.setenv(loader.CACHE_ENV_VAR, str(tmp_path / "cache"))
+    monkeypatch.setenv(settings.CACHE, str(tmp_path / "cache"))
     monkeypatch.setattr(loader, "convert_gguf", lambda gguf, target: (_ for _ in ()).throw(PermissionError("no writes")))
     model, tokenizer = loader.load("embedded", torch.float32)
     assert model.name_or_path == loader.EMBEDDED and model.config.num_hidden_layers == 30

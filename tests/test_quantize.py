@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from homework import loader, sft
+from homework import loader, settings, sft
 from homework.engine import quant
 from homework.base_llm import BaseLLM
 from homework.engine.quant import Int8Linear, quantize
@@ -19,7 +19,7 @@ cpu_only = pytest.mark.skipif(torch.cuda.is_available(), reason="int8 is a CPU p
 
 
 def policy_with(monkeypatch, dtype: str | None, quant: str | None):
-    for name, value in ((loader.DTYPE_ENV_VAR, dtype), (loader.QUANT_ENV_VAR, quant)):
+    for name, value in ((settings.DTYPE, dtype), (settings.QUANT, quant)):
         if value is None:
             monkeypatch.delenv(name, raising=False)
         else:
@@ -35,8 +35,8 @@ def policy_with(monkeypatch, dtype: str | None, quant: str | None):
 def int8_policy(monkeypatch):
     if torch.cuda.is_available():
         pytest.skip("int8 is a CPU path")
-    monkeypatch.setenv(loader.DTYPE_ENV_VAR, "float32")
-    monkeypatch.setenv(loader.QUANT_ENV_VAR, "int8")
+    monkeypatch.setenv(settings.DTYPE, "float32")
+    monkeypatch.setenv(settings.QUANT, "int8")
     loader.policy.cache_clear()
     yield
     loader.policy.cache_clear()
@@ -128,7 +128,7 @@ def test_an_adapter_trains_under_the_int8_policy_and_is_quantized_after_the_merg
     int8 = sft.load(out)
     assert set().union(*layer_kinds(int8.model).values()) == {"int8"}
     assert not any("lora" in name for name, _ in int8.model.named_modules())  # merged, then quantized
-    monkeypatch.setenv(loader.QUANT_ENV_VAR, "none")
+    monkeypatch.setenv(settings.QUANT, "none")
     loader.policy.cache_clear()
     prompt = EXAMPLES[0][0]
     tuned, base, approx = last_logits(sft.load(out), prompt), last_logits(BaseLLM(str(tiny_base)), prompt), last_logits(int8, prompt)
@@ -140,9 +140,9 @@ def test_int8_is_the_fp32_cpu_default_and_none_turns_it_off(monkeypatch):
     assert policy_with(monkeypatch, "float32", None).quantize == "int8"
     assert policy_with(monkeypatch, "float32", "none").quantize == "none"
     assert policy_with(monkeypatch, "bfloat16", None).quantize == "none"  # bf16 runs as it was
-    with pytest.raises(loader.CheckpointError, match="float32 only"):
+    with pytest.raises(settings.UsageError, match="float32 only"):
         policy_with(monkeypatch, "bfloat16", "int8")
-    with pytest.raises(loader.CheckpointError, match="use none or int8"):
+    with pytest.raises(settings.UsageError, match="use none or int8"):
         policy_with(monkeypatch, "float32", "int4")
 
 
@@ -154,7 +154,7 @@ def test_without_the_kernel_the_policy_falls_back_to_fp32(monkeypatch):
 
 
 def test_quantized_leaves_the_model_alone_when_the_policy_says_none(tokenizer, monkeypatch):
-    monkeypatch.setenv(loader.QUANT_ENV_VAR, "none")
+    monkeypatch.setenv(settings.QUANT, "none")
     loader.policy.cache_clear()
     try:
         model = make_tiny_model(tokenizer)

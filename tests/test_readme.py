@@ -1,7 +1,7 @@
 import re
 from pathlib import Path
 
-from homework import loader
+from homework import settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -15,9 +15,9 @@ def test_ci_runs_the_readme_commands():
 
 
 def test_every_homework_variable_is_listed_once_and_in_the_readme():
-    # loader.ENVIRONMENT is the one list; the table in docs/RUNNING.md gives the same names
+    # settings.ENVIRONMENT is the one list; the table in docs/RUNNING.md gives the same names
     named = {m for folder in ("homework", "grader", "scripts") for path in (ROOT / folder).rglob("*.py")
              for m in re.findall(r"\bHOMEWORK_[A-Z]+\b", path.read_text())}
-    assert named <= set(loader.ENVIRONMENT), named - set(loader.ENVIRONMENT)
+    assert named <= set(settings.ENVIRONMENT), named - set(settings.ENVIRONMENT)
     table = {m for m in re.findall(r"^\| `(HOMEWORK_[A-Z]+)` \|", (ROOT / "docs/RUNNING.md").read_text(), re.M)}
-    assert table == set(loader.ENVIRONMENT)
+    assert table == set(settings.ENVIRONMENT)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from homework import datagen, loader, rft, sft
+from homework import datagen, loader, rft, settings, sft
 from homework.recipes import recipe, rft_data
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,14 +90,14 @@ def test_stop_after_ends_the_run_after_that_stage_and_the_next_run_goes_on(tmp_p
     second = Stages(monkeypatch)
     recipe.main(quick=True, output_dir=str(tmp_path))
     assert second.ran == ["rft_data", "rft", "evaluate", "grade"]
-    with pytest.raises(loader.CheckpointError, match="--stop_after 'train': one of datagen, sft"):
+    with pytest.raises(settings.UsageError, match="--stop_after 'train': one of datagen, sft"):
         recipe.main(quick=True, output_dir=str(tmp_path), stop_after="train")
 
 
 def test_a_run_of_another_seed_is_refused(tmp_path, monkeypatch):
     Stages(monkeypatch)
     recipe.main(quick=True, output_dir=str(tmp_path), seed=1)
-    with pytest.raises(loader.CheckpointError, match="holds a run of another base model, seed or size"):
+    with pytest.raises(settings.UsageError, match="holds a run of another base model, seed or size"):
         recipe.main(quick=True, output_dir=str(tmp_path), seed=2)
 
 
@@ -155,7 +155,7 @@ def test_a_stage_stopped_midway_counts_its_seconds_when_it_goes_on(tmp_path, mon
 def test_a_record_that_is_not_a_recipes_is_a_one_line_error(tmp_path, monkeypatch):
     stages = Stages(monkeypatch)
     (tmp_path / "recipe.json").write_text('{"settings": [1]}')
-    with pytest.raises(loader.CheckpointError, match="is not a recipe's record"):
+    with pytest.raises(settings.UsageError, match="is not a recipe's record"):
         recipe.main(quick=True, output_dir=str(tmp_path))
     assert stages.ran == []
 
@@ -163,9 +163,9 @@ def test_a_record_that_is_not_a_recipes_is_a_one_line_error(tmp_path, monkeypatc
 def test_bad_outputs_and_flags_are_one_line_errors(tmp_path, monkeypatch):
     stages = Stages(monkeypatch)
     (tmp_path / "a_file").write_text("")
-    with pytest.raises(loader.CheckpointError, match="is a file"):
+    with pytest.raises(settings.UsageError, match="is a file"):
         recipe.main(quick=True, output_dir=str(tmp_path / "a_file"))
-    with pytest.raises(loader.CheckpointError, match="not with --quick"):
+    with pytest.raises(settings.UsageError, match="not with --quick"):
         recipe.main(quick=True, ship=True, output_dir=str(tmp_path / "x"))
     assert stages.ran == [] and not (tmp_path / "x").exists()
 

@@ -6,7 +6,7 @@ from collections import Counter
 import pytest
 import torch
 
-from homework import data, datagen, evaluation, loader, adapters, rft, sampling
+from homework import adapters, data, datagen, evaluation, rft, sampling, settings
 from homework.data import DataError
 from homework.units import generator, rationale, reader
 from homework.base_llm import parse_answer
@@ -146,7 +146,7 @@ def test_rft_without_data_is_a_clear_error(tmp_path):
 @pytest.mark.slow
 def test_datagen_end_to_end_on_ten_questions(tmp_path, monkeypatch):
     out = tmp_path / "rft.json"
-    monkeypatch.setenv(loader.ENV_VAR, "embedded")
+    monkeypatch.setenv(settings.CHECKPOINT, "embedded")
     datagen.generate_dataset(str(out), oversample=2, temperature=0.7, max_question=10)
     rows = json.loads(out.read_text())
     assert rows and not (tmp_path / "rft.json.partial").exists()
@@ -180,7 +180,7 @@ def test_datagen_samples_every_training_question_and_keeps_a_completion_as_writt
     assert sampled == [tuple(x) for x in Dataset("train").data[:200]]  # every one, none left out
     rows = json.loads(out.read_text())
     assert rows == [[q, a, worked(a, reader.read_question(q).n)] for i, (q, a) in enumerate(sampled) if i % 3]
-    with pytest.raises(DataError, match="exists: pass --overwrite"):  # never replaced unasked
+    with pytest.raises(settings.UsageError, match="exists: pass --overwrite"):  # never replaced unasked
         datagen.generate_dataset(str(out), oversample=2, max_question=20, seed=3)
 
 
@@ -206,7 +206,7 @@ def test_rft_data_rewrites_each_completion_and_writes_the_sampled_factors_out_on
     assert len(spread) > 20 and all(reader.read_question(q).units in pairs for q, *_ in spread)
     for question, answer, reasoning in made:
         assert rationale.holds(question, reasoning, answer, "split"), reasoning
-    with pytest.raises(DataError, match="exists: pass --overwrite"):  # never replaced unasked
+    with pytest.raises(settings.UsageError, match="exists: pass --overwrite"):  # never replaced unasked
         rft_data.make(str(sampled), str(out), rewrite_rows=False)
     assert json.loads(out.read_text()) == made
     rft_data.make(str(sampled), str(out), rewrite_rows=False, overwrite=True)  # no step: the completions as sampled
@@ -217,14 +217,14 @@ def test_rft_data_rewrites_each_completion_and_writes_the_sampled_factors_out_on
                                           ({"temperature": -1}, "--temperature -1"), ({"seed": -2}, "--seed -2")])
 def test_datagen_refuses_bad_flags_before_a_model_loads(flags, named, tmp_path, monkeypatch):
     monkeypatch.setattr(datagen, "CoTModel", lambda *args, **kwargs: pytest.fail("a model was loaded"))
-    with pytest.raises(loader.CheckpointError, match=named):
+    with pytest.raises(settings.UsageError, match=named):
         datagen.generate_dataset(str(tmp_path / "rft.json"), **flags)
     assert not any(tmp_path.iterdir())
 
 
 def test_datagen_refuses_a_folder_as_its_output(tmp_path, monkeypatch):
     monkeypatch.setattr(datagen, "CoTModel", lambda *args, **kwargs: pytest.fail("a model was loaded"))
-    with pytest.raises(DataError, match="is a folder"):
+    with pytest.raises(settings.UsageError, match="is a folder"):
         datagen.generate_dataset(str(tmp_path), overwrite=True)
 
 
@@ -232,7 +232,7 @@ def test_datagen_refuses_a_folder_as_its_output(tmp_path, monkeypatch):
 def test_datagen_refuses_a_count_that_is_not_one_or_more(max_question, tmp_path):
     out = tmp_path / "rft.json"
     out.write_text('[["q", 1.0, "r"]]')
-    with pytest.raises(loader.CheckpointError, match="--max_question"):
+    with pytest.raises(settings.UsageError, match="--max_question"):
         datagen.generate_dataset(str(out), max_question=max_question, overwrite=True)
     assert out.read_text() == '[["q", 1.0, "r"]]'  # left as it was
 
@@ -252,5 +252,5 @@ def test_progress_is_saved_about_every_save_every_seconds(tmp_path, monkeypatch,
 def test_datagen_into_a_folder_it_cannot_write_is_refused_before_a_model_loads(tmp_path, monkeypatch):
     (tmp_path / "a_file").write_text("")
     monkeypatch.setattr(datagen, "CoTModel", lambda *args, **kwargs: pytest.fail("a model was loaded"))
-    with pytest.raises(DataError, match="can't write .*a_file/rft.json"):
+    with pytest.raises(settings.UsageError, match="can't write .*a_file/rft.json"):
         datagen.generate_dataset(str(tmp_path / "a_file" / "rft.json"), max_question=2)

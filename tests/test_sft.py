@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from homework import adapters, loader, sft, training
+from homework import adapters, loader, settings, sft, training
 from homework.cli import FLAG_HELP
 from homework.units import numbers, table as units
 from homework.base_llm import BaseLLM
@@ -68,7 +68,7 @@ def test_labels_are_masked_on_the_prompt_and_padding(tokenizer):
     assert short["labels"][prompt_len:] == short["input_ids"][prompt_len:]
     assert tokenizer.decode(short["input_ids"][prompt_len:]) == " <answer>12</answer><|im_end|>"
 
-    batch = training.collate([short, long], pad_token_id=tokenizer.pad_token_id)
+    batch = sft.collate([short, long], pad_token_id=tokenizer.pad_token_id)
     n, width = len(short["input_ids"]), len(long["input_ids"])
     assert batch["input_ids"].shape == batch["attention_mask"].shape == (2, width)
     assert batch["input_ids"][0, :n].tolist() == short["input_ids"] and (batch["attention_mask"][0, n:] == 0).all()
@@ -80,8 +80,8 @@ def test_labels_are_masked_on_the_prompt_and_padding(tokenizer):
 
 def test_trimmed_logits_give_the_same_loss(tiny_model, tokenizer):
     examples = [sft.tokenize(tokenizer, q, a) for q, a in EXAMPLES[:2] + [("Please turn 2 gallon into cm**3, now.", sft.answer_text(7570.8))]]
-    full = training.collate(examples, tokenizer.pad_token_id, pad_to=max(len(e["input_ids"]) for e in examples))
-    trimmed = training.collate(examples, tokenizer.pad_token_id)
+    full = sft.collate(examples, tokenizer.pad_token_id, pad_to=max(len(e["input_ids"]) for e in examples))
+    trimmed = sft.collate(examples, tokenizer.pad_token_id)
     assert len(trimmed["logits_to_keep"]) < full["input_ids"].shape[1]
     on_device = lambda batch: {k: v.to(tiny_model.device) if torch.is_tensor(v) else v for k, v in batch.items()}
     with torch.no_grad():
@@ -100,7 +100,11 @@ def test_round_answer_stays_inside_the_tolerance():
 
 def test_training_changes_lora_only_and_lowers_the_loss(tiny_model, tokenizer, tmp_path):
     base_before = {k: v.clone() for k, v in tiny_model.state_dict().items()}
-    llm, trainer = lora_train(EXAMPLES, tmp_path / "adapter", max_steps=30, batch_size=4, learning_rate=5e-2, lora_r=8, lora_alpha=32, llm=BaseLLM(model=tiny_model, tokenizer=tokenizer))
+    batches = []  # the collator passed is the one the Trainer batches with
+    collator = lambda examples, pad_token_id: batches.append(len(examples)) or sft.collate(examples, pad_token_id)
+    llm, trainer = lora_train(EXAMPLES, tmp_path / "adapter", max_steps=30, batch_size=4, learning_rate=5e-2, lora_r=8,
+                              lora_alpha=32, llm=BaseLLM(model=tiny_model, tokenizer=tokenizer), data_collator=collator)
+    assert len(batches) >= 30 and set(batches) <= {1, 2, 3, 4}
     state = llm.model.state_dict()
     lora_b = [v for k, v in state.items() if "lora_B" in k]
     assert lora_b and all(v.abs().sum() > 0 for v in lora_b)  # lora_B starts at zero
@@ -171,10 +175,10 @@ def test_load_errors_on_a_mismatched_base(tiny_base, tmp_path, tokenizer, monkey
     bigger.save_pretrained(other)
     tokenizer.save_pretrained(other)
 
-    monkeypatch.setenv(loader.ENV_VAR, str(other))  # the user forces another base model
+    monkeypatch.setenv(settings.CHECKPOINT, str(other))  # the user forces another base model
     with pytest.raises(loader.CheckpointError, match="was trained on"):
         sft.load(out)
-    monkeypatch.delenv(loader.ENV_VAR)
+    monkeypatch.delenv(settings.CHECKPOINT)
 
     config = json.loads((out / "adapter_config.json").read_text())
     (out / "adapter_config.json").write_text(json.dumps({**config, "base_model_name_or_path": str(other)}))
@@ -189,7 +193,7 @@ def test_two_processes_train_one_adapter(tiny_base, tmp_path):
     out = tmp_path / "adapter"
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
                "-m", "homework.sft", "train", "--output_dir", str(out), "--max_steps", "2", "--batch_size", "2", "--max_question", "0"]
-    env = {**os.environ, loader.ENV_VAR: str(tiny_base), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, settings.CHECKPOINT: str(tiny_base), "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert (out / "adapter_config.json").is_file()
@@ -215,7 +219,7 @@ def test_bad_training_values_are_refused_before_a_model_loads(flags, message, mo
     monkeypatch.setattr(sft, "SFTModel", lambda *args, **kwargs: pytest.fail("a model was loaded"))
     monkeypatch.setattr(rft, "RFTModel", lambda *args, **kwargs: pytest.fail("a model was loaded"))
     for train in (sft.train, rft.train):
-        with pytest.raises(loader.CheckpointError, match=re.escape(message)):
+        with pytest.raises(settings.UsageError, match=re.escape(message)):
             train(output_dir=str(tmp_path / "out"), **flags)
     assert not (tmp_path / "out").exists()
 
@@ -228,24 +232,26 @@ def test_train_help_shows_every_training_setting_with_its_help_line():
     for flag in ("learning_rate", "epochs", "batch_size", "max_steps", "lora_r", "lora_alpha", "lora_dropout", "seed"):
         assert f"--{flag}=" in shown and " ".join(FLAG_HELP[flag].split()) in shown, flag
     assert "Default: 0.001" in shown  # RFT's own learning rate
-    assert all(name in shown for name in loader.ENVIRONMENT)
+    assert all(name in shown for name in settings.ENVIRONMENT)
 
 
 def test_flags_reach_the_trainer(monkeypatch, tmp_path):
     seen = {}
     monkeypatch.setattr(sft, "SFTModel", lambda *args, **kwargs: seen.update(checkpoint=args[0]))
-    monkeypatch.setattr(sft, "train_lora", lambda llm, examples, out, *settings: seen.update(settings=settings))
+    monkeypatch.setattr(sft, "train_lora", lambda llm, examples, out, **settings: seen.update(settings=settings))
     with pytest.raises(AttributeError):  # the fake trainer returns nothing to evaluate with
         sft.train(output_dir=str(tmp_path), max_question=1, more_wordings=0, epochs=0.5, lora_r=4, checkpoint="somewhere",
                   curve_every=50)
-    assert seen == {"checkpoint": "somewhere", "settings": (5e-4, 0.5, 8, -1, 4, None, 0.0, 0, 50)}
+    assert seen == {"checkpoint": "somewhere", "settings": dict(learning_rate=5e-4, epochs=0.5, batch_size=8, max_steps=-1,
+                                                                lora_r=4, lora_alpha=None, lora_dropout=0.0, seed=0,
+                                                                curve_every=50)}
 
 
 def test_a_training_that_goes_non_finite_keeps_the_adapter_there(tiny_base, tmp_path, fp32_policy):
     out = tmp_path / "adapter"
     lora_train(EXAMPLES, out, checkpoint=str(tiny_base), max_steps=2, batch_size=4)
     before = {f.name: f.read_bytes() for f in out.iterdir() if f.is_file()}
-    with pytest.raises(loader.CheckpointError, match="NaN or infinite .* nothing saved"):
+    with pytest.raises(settings.UsageError, match="NaN or infinite .* nothing saved"):
         lora_train(EXAMPLES, out, checkpoint=str(tiny_base), max_steps=12, batch_size=4, learning_rate=1e30)
     assert {f.name: f.read_bytes() for f in out.iterdir() if f.is_file()} == before
 
@@ -257,7 +263,7 @@ def test_an_output_dir_that_is_a_file_is_refused_before_a_model_loads(stage, tmp
     module = {"sft": sft, "rft": rft}[stage]
     monkeypatch.setattr(module, {"sft": "SFTModel", "rft": "RFTModel"}[stage], lambda *a, **k: pytest.fail("loaded"))
     (tmp_path / "a_file").write_text("keep me")
-    with pytest.raises(loader.CheckpointError, match="is a file, not a folder"):
+    with pytest.raises(settings.UsageError, match="is a file, not a folder"):
         module.train(output_dir=str(tmp_path / "a_file"))
     assert (tmp_path / "a_file").read_text() == "keep me"
 
@@ -269,7 +275,7 @@ def test_a_test_of_no_questions_is_refused_before_a_model_loads(stage, max_quest
 
     module = importlib.import_module(f"homework.{stage}")
     monkeypatch.setattr(module, "load", lambda *a, **k: pytest.fail("a model was loaded"))
-    with pytest.raises(loader.CheckpointError, match=f"--max_question {max_question!r}"):
+    with pytest.raises(settings.UsageError, match=f"--max_question {max_question!r}"):
         module.test(max_question=max_question)
 
 

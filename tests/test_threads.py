@@ -6,6 +6,7 @@ import time
 import pytest
 import torch
 
+from homework import settings
 from homework.engine import threads
 from homework.base_llm import BaseLLM
 
@@ -13,7 +14,7 @@ from homework.base_llm import BaseLLM
 @pytest.fixture(autouse=True)
 def adaptive(monkeypatch):
     """The fitting on, as outside the suite (conftest turns it off for every other test)."""
-    monkeypatch.delenv(threads.ENV_VAR)
+    monkeypatch.delenv(settings.THREADS)
 
 
 @pytest.fixture
@@ -76,13 +77,13 @@ def test_a_fitted_block_gives_torch_its_own_count_back_when_the_outermost_ends(t
 
 
 def test_fixed_leaves_the_count_alone(two_threads, monkeypatch):
-    monkeypatch.setenv(threads.ENV_VAR, "fixed")
+    monkeypatch.setenv(settings.THREADS, "fixed")
     assert counts(fitter_seeing([1] * 5), 5) == [2] * 5
 
 
 def test_a_bad_value_is_refused(monkeypatch):
-    monkeypatch.setenv(threads.ENV_VAR, "4")
-    with pytest.raises(threads.ThreadsError, match="HOMEWORK_THREADS='4': use adaptive or fixed"):
+    monkeypatch.setenv(settings.THREADS, "4")
+    with pytest.raises(settings.UsageError, match="HOMEWORK_THREADS='4': use adaptive or fixed"):
         threads.Fitter()
 
 

@@ -1,4 +1,10 @@
-"""Speed, kept apart from the homework's code: the continuous-batching engine (batching.py) over its KV cache
+"""Speed, apart from the homework's code: the continuous-batching engine (batching.py) over its KV cache
 (kv_cache.py), int8 weights for decode steps (quant.py), torch's threads fitted to the machine's load (threads.py)
-and the opt-in calculator (calculator.py). `BaseLLM` runs on it by default; `HOMEWORK_ENGINE=off` runs the
-homework's `model.generate` path instead."""
+and the opt-in calculator (calculator.py). The homework's files reach it only through the names below: base_llm.py
+generates on `Engine` (`HOMEWORK_ENGINE=off` runs the homework's `model.generate` path instead), loader.py quantizes
+and fits the threads while a model loads."""
+from .batching import Engine, micro_batch_size
+from .quant import quantize
+from .threads import fitted
+
+__all__ = ["Engine", "micro_batch_size", "quantize", "fitted"]

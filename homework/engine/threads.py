@@ -22,12 +22,7 @@ from pathlib import Path
 
 import torch
 
-ENV_VAR = "HOMEWORK_THREADS"
-
-
-class ThreadsError(ValueError):
-    """A HOMEWORK_THREADS value that is neither adaptive nor fixed. The CLIs print it as one line."""
-
+from ..settings import THREADS, read
 
 LOADAVG, OWN_TASKS = Path("/proc/loadavg"), Path("/proc/self/task")
 
@@ -67,10 +62,7 @@ class Fitter:
         self.cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         # /proc/loadavg counts the whole machine (the host's, in a container): tasks fill the CPUs we may not use first
         self.elsewhere = max(0, (os.cpu_count() or self.cores) - self.cores)
-        mode = os.environ.get(ENV_VAR) or "adaptive"
-        if mode not in ("adaptive", "fixed"):
-            raise ThreadsError(f"{ENV_VAR}={mode!r}: use adaptive or fixed")
-        self.enabled = mode == "adaptive"
+        self.enabled = (read(THREADS, ("adaptive", "fixed")) or "adaptive") == "adaptive"  # or a UsageError
 
     def fit(self):
         if not self.enabled:

@@ -139,17 +139,16 @@ def bench_datagen(cot, rows, k: int, temperature: float = 0.6) -> dict:
 
 
 def bench_sft(checkpoint, steps: int, batch: int) -> dict:
-    from unittest import mock
-
     from .. import sft, training
 
     examples = [(q, sft.answer_text(a)) for q, a in Dataset("train").data[: steps * batch]]
     result = {}
-    dynamic, fixed = training.collate, lambda batch, pad_token_id: dynamic(batch, pad_token_id, pad_to=128)
+    dynamic, fixed = sft.collate, lambda batch, pad_token_id: sft.collate(batch, pad_token_id, pad_to=128)
     for name, collate in [("dynamic", dynamic), ("fixed_128", fixed)]:
-        with tempfile.TemporaryDirectory() as out, mock.patch.object(training, "collate", collate):
+        with tempfile.TemporaryDirectory() as out:
             llm = BaseLLM(checkpoint, dtype=loader.policy().train_dtype)
-            trainer = sft.train_lora(llm, examples, out, max_steps=steps, batch_size=batch)
+            settings = {**training.defaults(sft.train), "max_steps": steps, "batch_size": batch}
+            trainer = sft.train_lora(llm, examples, out, **settings, data_collator=collate)
         result[name] = {"samples_per_s": trainer.state.log_history[-1]["train_samples_per_second"]}
     result["speedup"] = result["dynamic"]["samples_per_s"] / result["fixed_128"]["samples_per_s"]
     return result

@@ -30,6 +30,7 @@ from ..cli import check_flags, cli, is_count
 from ..data import Dataset, is_answer_valid
 from ..engine.batching import finished
 from ..evaluation import evaluate
+from ..settings import UsageError
 from ..rft import RFTModel
 from ..units import rationale
 from ..units.generator import spread as spread_questions
@@ -155,7 +156,7 @@ def trainer_for(
         import datasets
         from trl import GRPOConfig, GRPOTrainer
     except ImportError:
-        raise loader.CheckpointError("GRPO needs trl: pip install -r requirements.txt") from None
+        raise UsageError("GRPO needs trl: pip install -r requirements.txt") from None
     policy = loader.policy()
     args = GRPOConfig(
         output_dir=str(output_dir),
@@ -318,7 +319,7 @@ def show(
     llm = rft.load(path)
     rows = prompts(llm, None, spread, seed)
     if not 0 <= index < len(rows):
-        raise loader.CheckpointError(f"there are {len(rows)} GRPO prompts: no prompt {index}")
+        raise UsageError(f"there are {len(rows)} GRPO prompts: no prompt {index}")
     row = rows[index]
     print(row["prompt"])
     completions = llm.batched_generate([row["prompt"]], num_return_sequences=num_generations, temperature=temperature)[

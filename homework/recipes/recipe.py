@@ -16,6 +16,7 @@ of each file made.
 """
 
 import hashlib
+import inspect
 import json
 import os
 import platform
@@ -33,24 +34,33 @@ from ..cli import check_output_dir, cli
 from ..cot import CoTModel
 from ..data import Dataset, write_json
 from ..evaluation import evaluate
+from ..settings import CHECKPOINT, UsageError
 from ..units import rationale
 from ..units.reader import readable
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository
 SPLITS = ["valid", "reworded", "offgrid"]
+
+
+def default(function, flag: str):
+    """The default of a stage's flag: each size of the full run is written once, in the command that takes it."""
+    return inspect.signature(function).parameters[flag].default
+
+
 # datagen: training questions sampled and samples each; rft_data: the reasoning's form is rationale.FORM, the grid's
 # quantities a pair and the spread's questions; sft, rft: epochs (or steps) and how often the learning curve scores;
-# evaluate, grade: questions. docs/RECIPE.md gives the curves behind each figure.
+# evaluate, grade: questions. The full run's training sizes are the commands' own defaults; docs/RECIPE.md gives the
+# curves behind each.
 SIZES = {
     "full": dict(
         max_question=None,
-        oversample=10,
+        oversample=default(datagen.generate_dataset, "oversample"),
         rewrite=True,
-        grid=10,
-        spread=2100,
-        sft_wordings=6,
-        sft_epochs=3,
-        rft_epochs=1.75,
+        grid=default(rft_data.make, "grid_per_pair"),
+        spread=default(rft_data.make, "spread_count"),
+        sft_wordings=default(sft.train, "more_wordings"),
+        sft_epochs=default(sft.train, "epochs"),
+        rft_epochs=default(rft.train, "epochs"),
         max_steps=-1,
         curve_every=250,
         test_questions=100,
@@ -193,11 +203,11 @@ def main(
         ship: then copy the data, the adapters and the report over what this repository ships (not with --quick)
         stop_after: end the run after this stage (a later run goes on from the next one)"""
     if ship and quick:
-        raise loader.CheckpointError("--ship copies a full run: not with --quick")
+        raise UsageError("--ship copies a full run: not with --quick")
     if stop_after is not None and stop_after not in STAGES:
-        raise loader.CheckpointError(f"--stop_after {stop_after!r}: one of {', '.join(STAGES)}")
+        raise UsageError(f"--stop_after {stop_after!r}: one of {', '.join(STAGES)}")
     if ship and stop_after:
-        raise loader.CheckpointError("--ship copies a whole run: not with --stop_after")
+        raise UsageError("--ship copies a whole run: not with --stop_after")
     sizes = {**SIZES["quick" if quick else "full"], "form": rationale.FORM}
     out = check_output_dir(output_dir or ROOT / "runs" / ("recipe-quick" if quick else "recipe"))
     run = {"quick": quick, "checkpoint": checkpoint, "seed": seed}
@@ -207,7 +217,7 @@ def main(
     try:
         (out / "data").mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise loader.CheckpointError(f"can't write {out}: {e.strerror or e}") from None
+        raise UsageError(f"can't write {out}: {e.strerror or e}") from None
     package = out / "package" / "homework"  # the adapters trained here, and a copy of the code to grade them with
     sampled, data = out / "data" / "rft.json", out / "data" / "rft_train.json"
     training = {"max_question": 0, "max_steps": sizes["max_steps"], "curve_every": sizes["curve_every"],
@@ -295,11 +305,11 @@ def read_state(path: Path, run: dict, sizes: dict) -> dict:
         if not isinstance(settings, dict) or not isinstance(stages, dict):
             raise TypeError
     except (ValueError, KeyError, TypeError):
-        raise loader.CheckpointError(
+        raise UsageError(
             f"{path} is not a recipe's record: remove it or name another --output_dir"
         ) from None
     if {k: settings.get(k) for k in run} != run:
-        raise loader.CheckpointError(
+        raise UsageError(
             f"{path.parent} holds a run of another base model, seed or size ({path}): name another --output_dir"
         )
     return state
@@ -323,12 +333,12 @@ def grade(package: Path, checkpoint: str, questions: int) -> dict:
     )
     command = [sys.executable, "-m", "grader", str(package), "--disable_color", "--max_question", str(questions)]
     forced = (
-        {} if checkpoint == loader.DEFAULT_CHECKPOINT else {loader.ENV_VAR: checkpoint}
+        {} if checkpoint == loader.DEFAULT_CHECKPOINT else {CHECKPOINT: checkpoint}
     )  # BaseLLM() loads this base too
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env={**os.environ, **forced})
     lines = result.stdout.strip().splitlines()
     if result.returncode or not lines:
-        raise loader.CheckpointError(f"the grader failed: {(result.stderr or result.stdout).strip()[-500:]}")
+        raise UsageError(f"the grader failed: {(result.stderr or result.stdout).strip()[-500:]}")
     return {
         "grade": lines[-1].strip(),
         "cases": [line.strip() for line in lines if line.strip().startswith(("-", "*", "+"))] or lines[-8:-1],

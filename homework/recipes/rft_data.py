@@ -16,8 +16,8 @@ datagen writes them.
 """
 from pathlib import Path
 
-from ..cli import check_flags, cli, is_count
-from ..data import DataError, read_rows, write_json
+from ..cli import check_flags, check_output_file, cli, is_count
+from ..data import read_rows, write_json
 from ..units import rationale
 from ..units.generator import on_grid, spread as spread_questions
 from ..units.reader import read_question
@@ -63,7 +63,7 @@ def spread(rows: list[list], count: int, seed: int = 0, form: str | None = None)
     return at_stated_factors(rows, spread_questions(count, seed) if count else [], form)
 
 
-def make(sampled: str, output: str, form: str = rationale.FORM, grid_per_pair: int = 3, spread_count: int = 2100,
+def make(sampled: str, output: str, form: str = rationale.FORM, grid_per_pair: int = 10, spread_count: int = 2100,
          seed: int = 0, rewrite_rows: bool = True, max_sampled: int | None = None, overwrite: bool = False) -> dict:
     """Read datagen's rows from `sampled`, write RFT's rows to `output`; returns how many each step made.
 
@@ -81,8 +81,7 @@ def make(sampled: str, output: str, form: str = rationale.FORM, grid_per_pair: i
                  ("grid_per_pair", grid_per_pair, is_count(grid_per_pair, 0), "0 for none, or more"),
                  ("spread_count", spread_count, is_count(spread_count, 0), "0 for none, or more"),
                  ("max_sampled", max_sampled, max_sampled is None or is_count(max_sampled), "1 or more, or none")])
-    if Path(output).exists() and not overwrite:
-        raise DataError(f"{output} exists: pass --overwrite to replace it")
+    check_output_file(Path(output), overwrite)
     rows = read_rows(Path(sampled), reasoning=True)[:max_sampled]
     kept = rewrite(rows, form) if rewrite_rows else rows
     on_grid = grid(kept, grid_per_pair, seed, form) if rewrite_rows else []

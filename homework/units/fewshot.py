@@ -5,8 +5,6 @@ question's, and never the question's own quantity; each is worked as "1 kg = 100
 <answer>6000</answer>".
 """
 
-from dataclasses import dataclass
-
 from .numbers import fmt, leading_digit, rounded, shaped
 from .reader import Reading, plain_numbers, read_with_span, readable, with_quantity
 
@@ -34,36 +32,17 @@ def worked_answer(n: float, src: str, dst: str, answer: float, digits: int | Non
     return f"{per} {src} = {fmt(factor)} {dst}. {product}. <answer>{fmt(answer)}</answer>"
 
 
-@dataclass(frozen=True)
-class PromptStyle:
-    """How a prompt's worked examples are chosen and written."""
-
-    examples: (
-        int  # how many. Each costs about 60 prompt tokens, and the prefill is most of the CoT case's time on a CPU
-    )
-    in_question_words: (
-        bool  # the pair's examples asked in the question's own words and spellings, only the quantity changed
-    )
-    all_of_the_pair: (
-        bool  # every example converts the question's pair (past its rows, its category's, at the pair's factor)
-    )
-    factor_digits: int | None = (
-        4  # factors to this many significant digits (0.4536, not 0.453592); None: as fmt writes them
-    )
-
-
-# CoT: every example the question's pair, asked as the question is, so the model copies a worked answer of the same
-# form and
-# a factor it sees in each example. First 100 valid / reworded, fp32: 3 examples 0.46 / 0.41, 4 0.50 / 0.47, 8 0.50 /
-# 0.47.
-QUESTION_PAIR = PromptStyle(examples=4, in_question_words=True, all_of_the_pair=True)
+# Every example converts the question's pair, asked as the question is, so the model copies a worked answer of the
+# same form and a factor it sees in each example. Each costs about 60 prompt tokens, and the prefill is most of the CoT
+# case's time on a CPU. First 100 valid / reworded, fp32: 3 examples 0.46 / 0.41, 4 0.50 / 0.47, 8 0.50 / 0.47.
+EXAMPLES = 4
+FACTOR_DIGITS = 4  # factors to this many significant digits (0.4536, not 0.453592)
 
 
 class FewShot:
     """The worked examples for any question, from the training rows (read once)."""
 
-    def __init__(self, rows: list[list], style: PromptStyle = QUESTION_PAIR):
-        self.style = style
+    def __init__(self, rows: list[list]):
         # (question, answer, reading, quantity's span) for every training row that reads as a conversion
         self.train = [(q, a, reading, span) for (q, a), reading, span in readable(rows, "CoT")]
         self.factors = {r.units: a / r.n for _, a, r, _ in self.train}  # how many of one unit make one of another
@@ -98,19 +77,14 @@ class FewShot:
         A quantity unlike the training questions' (8.5, 40, 1,500) is matched: each example's quantity takes the
         question's shape with the row's first digit in front (3.5, 70, 2,500 from a row that asks 3, 7, 2), so the
         examples show multiplications like the one the question needs. Past the pair's own rows, the category's rows
-        convert the pair, at the factor the training answers give (`factor`): always in a style with all_of_the_pair
-        (QUESTION_PAIR, the one in use), and otherwise only where the pair has no row to show."""
+        are asked as the pair, at the factor the training answers give (`factor`)."""
         pair, cat = (reading.units, reading.category) if reading else (None, "unknown")
         like = reading is not None and not simple(reading.n)
 
         def quantity(r) -> float:
             return shaped(reading.n, leading_digit(r.n)) if like else r.n
 
-        fill_with_pair = reading is not None and (
-            self.style.all_of_the_pair
-            or not any(r.units == pair and quantity(r) != reading.n for _, _, r, _ in self.train)
-        )
-        pair_factor = self.factor(pair) if fill_with_pair else None
+        pair_factor = self.factor(pair) if reading is not None else None
         chosen, seen = [], set()
         for row in sorted(
             self.train, key=lambda row: (row[2].units != pair, row[2].category != cat)
@@ -119,16 +93,9 @@ class FewShot:
             n, as_pair = quantity(r), pair_factor is not None and r.category == cat
             if q == question or n in seen or ((as_pair or r.units == pair) and n == reading.n):
                 continue
-            chosen.append(
-                (
-                    row,
-                    n,
-                    pair_factor if as_pair else a / r.n,
-                    as_pair or (self.style.in_question_words and r.units == pair),
-                )
-            )
+            chosen.append((row, n, pair_factor if as_pair else a / r.n, as_pair or r.units == pair))
             seen.add(n)
-            if len(chosen) == self.style.examples:
+            if len(chosen) == EXAMPLES:
                 break
         return chosen
 
@@ -149,4 +116,4 @@ class FewShot:
             q, r = with_quantity(question, at, n), r._replace(src=reading.src, dst=reading.dst)
         elif n != r.n:
             q = with_quantity(q, span, n)
-        return plain_numbers(q), worked_answer(n, r.src, r.dst, factor * n, self.style.factor_digits)
+        return plain_numbers(q), worked_answer(n, r.src, r.dst, factor * n, FACTOR_DIGITS)

@@ -4,12 +4,10 @@ datagen keeps a sampled completion only if its answer is right and its first sen
 (`states_the_factor`); what it keeps is that factor written out (`write`) in one of FORMS, and verified step by step
 (`holds`). GRPO rewards a completion that is `consistent`; the miss counts (`miss_kind`) use `STATEMENT`.
 
-    plain:    1 mile = 1.609 kilometer. 7.2 * 1.609 = 11.5848. <answer>11.5848</answer>     (FORM, what RFT learns)
-    rounded:  1 mile = 1.61 kilometer. 7.2 * 1.61 = 11.6. <answer>11.6</answer>
-    steps:    1 mile = 161e-2 kilometer. 72e-1 * 161e-2. 72 * 161 = 161 * 70 + 161 * 2 = 11270 + 322 = 11592.
-              -1 + -2 = -3. <answer>11592e-3</answer>
+    plain:  1 mile = 1.609 kilometer. 7.2 * 1.609 = 11.5848. <answer>11.5848</answer>     (FORM, what RFT learns)
+    split:  1 mile = 1.61 kilometer. 7.2 * 1.61 = 7 * 1.61 + 0.2 * 1.61 = 11.27 + 0.322 = 11.592. <answer>11.592</answer>
 
-docs/RECIPE.md gives each form's pilot scores.
+scripts/pilot.py adds the forms only its pilots use; docs/RECIPE.md gives each form's scores.
 """
 
 import math
@@ -20,60 +18,10 @@ from .numbers import NUMBER, fmt
 from .reader import Reading, read_question
 from .table import unit_name
 
-FACTOR_DIGITS = 3
-
-
-def scientific(x: float, digits: int | None = None) -> tuple[int, int]:
-    """(m, e) with x = m * 10**e, m a whole number without trailing zeros; x rounded to `digits` significant digits
-    first if given. scientific(7.2) = (72, -1), scientific(250) = (25, 1), scientific(1.609344, 3) = (161, -2)."""
-    exact = Decimal(f"{x:.{digits}g}" if digits else repr(float(x))).normalize()
-    sign, figures, exponent = exact.as_tuple()
-    return int("".join(map(str, figures))), int(exponent)
-
-
-def sci(m: int, e: int) -> str:
-    return f"{m}e{e}"
-
-
-def product_steps(a: int, b: int) -> str:
-    """`a * b = ...` down to the product: one digit's partial products, added one at a time."""
-    if min(a, b) < 10:
-        return f"{a} * {b} = {a * b}"
-    split, other = (a, b) if sum(d != "0" for d in str(a)) <= sum(d != "0" for d in str(b)) else (b, a)
-    places = [int(d) * 10**i for i, d in enumerate(reversed(str(split))) if d != "0"][::-1]
-    text = f"{a} * {b} = " + " + ".join(f"{other} * {p}" for p in places)
-    partial = [other * p for p in places]
-    if len(partial) > 1:
-        text += " = " + " + ".join(map(str, partial))
-    total = partial[0]
-    for k, p in enumerate(partial[1:], 1):
-        total += p
-        text += f" = {total}" + "".join(f" + {q}" for q in partial[k + 1 :])
-    return text
-
-
-def steps(n: float, src: str, dst: str, factor: float) -> str:
-    """The rationale for n src in dst at `factor` (how many dst make one src), src and dst as the reader names them."""
-    (a, ea), (b, eb) = scientific(n), scientific(factor, FACTOR_DIGITS)
-    answer = sci(a * b, ea + eb)
-    return (
-        f"1 {src} = {sci(b, eb)} {dst}. {sci(a, ea)} * {sci(b, eb)}. {product_steps(a, b)}. "
-        f"{ea} + {eb} = {ea + eb}. <answer>{answer}</answer>"
-    )
-
-
 def plain(n: float, src: str, dst: str, factor: float) -> str:
     """The one-product form of the CoT prompt's examples: "1 mile = 1.609 kilometer. 7.2 * 1.609 = 11.5848."."""
     f = float(f"{factor:.4g}")
     return f"1 {src} = {fmt(f)} {dst}. {fmt(n)} * {fmt(f)} = {fmt(n * f)}. <answer>{fmt(n * f)}</answer>"
-
-
-def rounded(n: float, src: str, dst: str, factor: float) -> str:
-    """The one-product form, the factor and the product to 3 significant digits ("1 mile = 1.61 kilometer. 7.2 * 1.61 =
-    11.6."): the leading digits, which a model gets right far more often than the last ones, and no more."""
-    f = float(f"{factor:.3g}")
-    product = fmt(float(f"{n * f:.3g}"))
-    return f"1 {src} = {fmt(f)} {dst}. {fmt(n)} * {fmt(f)} = {product}. <answer>{product}</answer>"
 
 
 def dec(x: Decimal) -> str:
@@ -98,7 +46,7 @@ def split(n: float, src: str, dst: str, factor: float) -> str:
     return text + f"{answer}. <answer>{answer}</answer>"
 
 
-FORMS = {"steps": steps, "plain": plain, "rounded": rounded, "split": split}
+FORMS = {"plain": plain, "split": split}
 FORM = "plain"  # what datagen writes and RFT learns; the pilots of each form: docs/RECIPE.md
 
 
