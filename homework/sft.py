@@ -13,6 +13,7 @@ so the model learns conversions, not sentences. Each training question is also a
 from pathlib import Path
 
 import torch
+from peft import LoraConfig, get_peft_model
 from transformers import AutoTokenizer
 
 from . import adapters, loader, training
@@ -86,8 +87,7 @@ def train_lora(llm: BaseLLM, examples: list[tuple[str, str]], output_dir: str | 
     flags of `train` here and in rft.py, whose defaults they are. curve_every: score the model every this many steps on
     the first 100 valid and offgrid questions, into output_dir/curve.json. data_collator(examples, pad_token_id) makes
     a batch (collate: labels -100 on the prompt and the padding)."""
-    from peft import LoraConfig, get_peft_model  # here: loading a trained model (a graded case) needs neither
-    from transformers import Trainer, TrainingArguments, set_seed
+    from transformers import Trainer, TrainingArguments, set_seed  # seconds to import: not for a graded load
 
     set_seed(seed)  # the LoRA weights' init: the Trainer seeds only the data order, after the model is made
     rank = lora_r or adapters.lora_rank(llm.model)  # 32 for the 135M model, 16 for the 360M one: under 20 MB

@@ -194,7 +194,7 @@ def test_reworded_answers_agree_with_pint():
         assert answer == pytest.approx(expected, rel=1e-12), q
 
 
-# --- training questions asked in other words (generator.reword, for datagen --more_wordings) ---
+# --- training questions asked in other words (generator.reword, for sft train --more_wordings) ---
 
 
 def test_reword_asks_the_same_conversion_in_the_generators_phrasings():
