@@ -68,7 +68,7 @@ def test_python_dash_m_runs_a_module_once():
 
 
 # The layers of the package, lowest first: a module imports only its own layer or those below it
-LAYERS = [["data"], ["units"], ["engine"], ["loader"], ["cli"], ["adapters", "evaluation", "sampling", "training"], ["base_llm"],
+LAYERS = [["settings"], ["data"], ["units"], ["engine"], ["loader"], ["cli"], ["adapters", "evaluation", "sampling", "training"], ["base_llm"],
           ["cot", "sft"], ["datagen", "rft"], ["recipes"]]
 
 
@@ -115,3 +115,12 @@ def test_no_module_imports_upward_or_in_a_circle():
 
     for module in graph:
         visit(module)
+
+
+def test_the_homework_reaches_the_engine_at_one_seam():
+    """Only base_llm (generation) and loader (quantizing, threads) import the engine, and only its package's names."""
+    graph = package_imports()
+    users = {m: {d for d in deps if d.startswith("homework.engine")} for m, deps in graph.items()
+             if not m.startswith(("homework.engine", "homework.recipes"))}
+    assert {m: deps for m, deps in users.items() if deps} == {"homework.base_llm": {"homework.engine"},
+                                                             "homework.loader": {"homework.engine"}}

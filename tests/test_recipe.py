@@ -1,6 +1,7 @@
 """The recipe (homework.recipes): every stage in turn, resumable, with a report whose checksums are the files'."""
 import hashlib
 import json
+import math
 import os
 import re
 import subprocess
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from homework import datagen, loader, rft, settings, sft
+from homework import adapters, datagen, loader, rft, settings, sft
 from homework.recipes import recipe, rft_data
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -191,21 +192,30 @@ def test_quick_runs_every_stage_on_the_embedded_model_and_leaves_the_shipped_fil
 
 @pytest.mark.slow
 def test_quick_runs_on_a_model_shaped_like_the_courses(tmp_path):
-    """SmolLM2-360M-Instruct's shapes (960 hidden, 32 layers, 15 heads, 5 KV heads), random weights: every stage runs,
-    generation and training work at those shapes, and the adapter stays under the homework's 20 MB."""
+    """SmolLM2-360M-Instruct's widths and heads (960 hidden, 15 heads, 5 KV heads) at 2 of its 32 layers, random weights:
+    every stage runs, generation and training work at those shapes. The adapter of all 32 layers stays under the
+    homework's 20 MB, by arithmetic: the saved LoRA bytes a layer, at the rank lora_rank picks for 32 layers."""
+    import torch
+    from safetensors import safe_open
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     tokenizer = AutoTokenizer.from_pretrained(loader.resolve("embedded")[0])
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=960, intermediate_size=2560, num_hidden_layers=32,
-                         num_attention_heads=15, num_key_value_heads=5, max_position_embeddings=8192, tie_word_embeddings=True,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    shape = dict(vocab_size=len(tokenizer), hidden_size=960, intermediate_size=2560, num_attention_heads=15,
+                 num_key_value_heads=5, max_position_embeddings=8192, tie_word_embeddings=True,
+                 bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                 pad_token_id=tokenizer.pad_token_id)
+    with torch.device("meta"):  # the whole model's shapes, no weights
+        rank = adapters.lora_rank(LlamaForCausalLM(LlamaConfig(num_hidden_layers=32, **shape)))
     base = tmp_path / "smollm2-360m-shaped"
-    LlamaForCausalLM(config).save_pretrained(base)
+    LlamaForCausalLM(LlamaConfig(num_hidden_layers=2, **shape)).save_pretrained(base)
     tokenizer.save_pretrained(base)
     result = run_quick(tmp_path, str(base))
     assert result.returncode == 0, result.stderr[-3000:]
     state = json.loads((tmp_path / "run" / "recipe.json").read_text())
     assert list(state["stages"]) == recipe.STAGES
     for name in ("sft_model", "rft_model"):
-        adapter = tmp_path / "run" / "package" / "homework" / name / "adapter_model.safetensors"
-        assert 0 < adapter.stat().st_size < 20e6
+        with safe_open(tmp_path / "run" / "package" / "homework" / name / "adapter_model.safetensors", "pt") as f:
+            tensors = {key: f.get_slice(key) for key in f.keys()}
+            trained_rank = next(t.get_shape()[0] for key, t in tensors.items() if "lora_A" in key)
+            per_rank_per_layer = sum(2 * math.prod(t.get_shape()) for t in tensors.values()) / trained_rank / 2
+        assert rank == 16 and 0 < rank * per_rank_per_layer * 32 < 20e6
