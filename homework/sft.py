@@ -83,10 +83,10 @@ def collate(examples: list[dict], pad_token_id: int, pad_to: int | None = None) 
 def train_lora(llm: BaseLLM, examples: list[tuple[str, str]], output_dir: str | Path, *, learning_rate: float,
                epochs: float, batch_size: int, max_steps: int, lora_r: int | None, lora_alpha: int | None,
                lora_dropout: float, seed: int, curve_every: int = 0, data_collator=collate):
-    """LoRA-train llm on (prompt, completion) pairs and save the adapter; returns the Trainer. The settings are the
-    flags of `train` here and in rft.py, whose defaults they are. curve_every: score the model every this many steps on
-    the first 100 valid and offgrid questions, into output_dir/curve.json. data_collator(examples, pad_token_id) makes
-    a batch (collate: labels -100 on the prompt and the padding)."""
+    """LoRA-train llm on (prompt, completion) pairs and save the adapter; returns the Trainer. The settings come from
+    a `train` command (here, or in rft.py), whose signature holds their defaults. curve_every: score the model every
+    this many steps on the first 100 valid and offgrid questions, into output_dir/curve.json.
+    data_collator(examples, pad_token_id) makes a batch (collate: labels -100 on the prompt and the padding)."""
     from transformers import Trainer, TrainingArguments, set_seed  # seconds to import: not for a graded load
 
     set_seed(seed)  # the LoRA weights' init: the Trainer seeds only the data order, after the model is made

@@ -24,6 +24,9 @@ class Oracle:
     def format_prompt(self, question):
         return question
 
+    def prompts_at_once(self, n=1, length=512):
+        return 64  # a CPU's rows: datagen's first chunk is this over the samples a question
+
     def batched_generate(self, prompts, num_return_sequences, temperature):
         if self.crash_after is not None and len(self.seen) >= self.crash_after:
             raise KeyboardInterrupt("killed")

@@ -63,14 +63,16 @@ def load_rft(): return Oracle(0.75)
 
 
 def write_package(root: Path, init: str, name: str = "homework", data: str | None = None, modules: bool = False) -> Path:
-    """A fake submission: `init` as __init__.py, beside the course's data module (the repo's data.py, or
-    `data` as its text), and with `modules` the repo's other modules too."""
+    """A fake submission: `init` as __init__.py, beside the course's data module (the repo's data.py and the
+    settings.py it reads HOMEWORK_DATA's name from, or `data` as its text), and with `modules` the repo's other modules
+    too."""
     package = root / name
     package.mkdir(parents=True)
     if modules:  # the package's code, without its adapters
         shutil.copytree(ROOT / "homework", package, dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns("*_model", "__pycache__"))
     (package / "data.py").write_text(data if data is not None else (ROOT / "homework" / "data.py").read_text())
+    shutil.copy(ROOT / "homework" / "settings.py", package / "settings.py")
     (package / "__init__.py").write_text(init)
     return package
 
@@ -213,7 +215,8 @@ def test_bundle_then_grade_the_zip_gives_the_same_scores(tmp_path, capsys, monke
     monkeypatch.chdir(tmp_path)
     result = subprocess.run([sys.executable, str(ROOT / "bundle.py"), str(package), "abc123"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert zipfile.ZipFile(tmp_path / "abc123.zip").namelist() == ["homework/__init__.py", "homework/data.py"]
+    assert sorted(zipfile.ZipFile(tmp_path / "abc123.zip").namelist()) == [
+        "homework/__init__.py", "homework/data.py", "homework/settings.py"]
     _, from_folder = grade(package, capsys)
     _, from_zip = grade(tmp_path / "abc123.zip", capsys)
     strip_times = lambda out: [l.split("  (")[0] for l in out.splitlines()]
@@ -499,7 +502,8 @@ def test_grader_cleans_up_its_temporary_directory(tmp_path, capsys, monkeypatch)
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "t"))
     (tmp_path / "t").mkdir()
-    members = {"homework/__init__.py": GOOD, "homework/data.py": (ROOT / "homework" / "data.py").read_text()}
+    members = {"homework/__init__.py": GOOD, "homework/data.py": (ROOT / "homework" / "data.py").read_text(),
+               "homework/settings.py": (ROOT / "homework" / "settings.py").read_text()}
     _, out = grade(make_zip(tmp_path / "s.zip", members), capsys)
     assert total(out) == 66
     assert list((tmp_path / "t").iterdir()) == []

@@ -1,5 +1,6 @@
 import collections
 import json
+from types import SimpleNamespace
 
 import pytest
 
@@ -59,7 +60,7 @@ def test_datagen_samples_a_training_question_that_an_evaluation_set_asks_and_rea
         (tmp_path / f"{split}.json").write_text("not json")
     monkeypatch.setenv("HOMEWORK_DATA", str(tmp_path))
     sampled = []
-    monkeypatch.setattr(datagen, "CoTModel", lambda checkpoint, calculator: "the CoT model")
+    monkeypatch.setattr(datagen, "CoTModel", lambda checkpoint, calculator: SimpleNamespace(prompts_at_once=lambda: 64))
     monkeypatch.setattr(sampling, "run", lambda sample, questions, *a, **k: sampled.extend(questions) or {})
     datagen.generate_dataset(str(tmp_path / "rft.json"), oversample=2)
     assert sampled == [tuple(row) for row in train]

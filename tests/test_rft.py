@@ -2,13 +2,14 @@ import json
 import os
 import re
 from collections import Counter
+from types import SimpleNamespace
 
 import pytest
 import torch
 
 from homework import adapters, data, datagen, evaluation, rft, sampling, settings
 from homework.data import DataError
-from homework.units import generator, rationale, reader
+from homework.units import rationale, reader
 from homework.base_llm import parse_answer
 from homework.data import DATA_DIR, Dataset
 
@@ -168,7 +169,7 @@ def test_show_brackets_the_rationale_and_nothing_of_the_prompt(tmp_path, tiny_ba
 
 def test_datagen_samples_every_training_question_and_keeps_a_completion_as_written(tmp_path, monkeypatch):
     sampled = []
-    monkeypatch.setattr(datagen, "CoTModel", lambda checkpoint, calculator: "the CoT model")
+    monkeypatch.setattr(datagen, "CoTModel", lambda checkpoint, calculator: SimpleNamespace(prompts_at_once=lambda: 64))
 
     def fake_run(sample, questions, output, first_chunk, save_every):
         sampled.extend(questions)

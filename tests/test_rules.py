@@ -135,7 +135,7 @@ def test_bundle_packs_no_hidden_or_temporary_folder(tmp_path):
     subprocess.run([sys.executable, str(Path(__file__).parent.parent / "bundle.py"), str(package), "abc"],
                    cwd=tmp_path, capture_output=True, check=True)
     names = zipfile.ZipFile(tmp_path / "abc.zip").namelist()
-    assert sorted(names) == ["homework/__init__.py", "homework/data.py"]
+    assert sorted(names) == ["homework/__init__.py", "homework/data.py", "homework/settings.py"]
 
 
 @pytest.mark.parametrize("flags, message", [(["--max_question", "-1"], "--max_question -1"),
