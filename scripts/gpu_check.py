@@ -111,7 +111,7 @@ def run_sft(work: Path, steps: int) -> dict:
 
 def run_grader(args) -> dict:
     command = [sys.executable, "-m", "grader", "homework", "--enforce_timeouts", "--disable_color"]
-    result = subprocess.run(command + (["--max_question", "4"] if args.tiny else []), cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run(command + (["--max_question", "2"] if args.tiny else []), cwd=ROOT, capture_output=True, text=True)
     lines = result.stdout.strip().splitlines()
     return {"ok": result.returncode == 0 and bool(lines) and lines[-1].startswith("Total"), "report": lines, "stderr": result.stderr[-2000:]}
 
