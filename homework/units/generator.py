@@ -99,7 +99,6 @@ TEMPLATES = [
 ]
 
 GRID = [*range(1, 11), *(i + 0.5 for i in range(10))]  # 1 to 10 and 0.5 to 9.5: the quantities people ask most
-THOUSANDS = [500 * i for i in range(2, 20)]  # 1000 to 9500: "1,500 ft", counted in thousands in the prompt
 # Quantities off that grid, by kind: data/offgrid.json asks each unit pair at some of them
 OFF_GRID = {
     "one decimal": [i / 10 for i in range(1, 100) if i % 5],  # 0.1 to 9.9, no halves
