@@ -125,7 +125,7 @@ def chunk(lengths: list[int], budget: int | None) -> int:
 
 
 class Engine:
-    """One call's decoding for `llm` (a BaseLLM): its model, tokenizer, max_new_tokens, stop_strings, batch_size and
+    """One call's decoding for `llm` (a BaseLLM): its model, tokenizer, max_new_tokens, stop_strings, prompts_at_once and
     calculator switch. `generate_ids` is the entry point; `tokens_processed` counts what the model ran."""
 
     # On a CPU, the prompts admitted at once are prefilled in chunks of about this many tokens, by the model's dtype:
@@ -137,7 +137,8 @@ class Engine:
 
     def __init__(self, llm):
         self.model, self.tokenizer, self.device = llm.model, llm.tokenizer, llm.model.device
-        self.max_new_tokens, self.stop_strings, self.batch_size = llm.max_new_tokens, llm.stop_strings, llm.batch_size
+        self.max_new_tokens, self.stop_strings = llm.max_new_tokens, llm.stop_strings
+        self.prompts_at_once = llm.prompts_at_once  # BaseLLM.batch_size, else the device's (micro_batch_size)
         self.calculator = llm.calculator
         # tokens the model ran (padding not counted): a cost that does not depend on the machine, beside the seconds
         self.tokens_processed = {"prefill": 0, "decode": 0}
@@ -147,7 +148,7 @@ class Engine:
         EOS token where it wrote one (GRPO's rollouts, grpo.py, train on these tokens as they were sampled)."""
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]), reverse=True)  # see _generate
         columns = max(map(len, prompts), default=0) + 2 * self.max_new_tokens
-        size = min(self.batch_size or micro_batch_size(self.model, columns, n), len(prompts))  # no idle rows
+        size = min(self.prompts_at_once(n, columns), len(prompts))  # no idle rows
         outputs = self._generate([prompts[i] for i in order], n, temperature, rows=max(size, 1) * n, columns=columns)
         results = [None] * len(prompts)
         for j, i in enumerate(order):

@@ -19,7 +19,6 @@ from ..base_llm import BaseLLM, parse_answer
 from ..cli import check_output_dir, cli
 from ..cot import CoTModel
 from ..data import Dataset, is_answer_valid
-from ..engine.batching import micro_batch_size
 
 SIZES = {  # sequential prompts, batch sizes, datagen (questions, samples each), SFT steps and batch
     "quick": dict(sequential=4, batch_sizes=[4, 16], datagen=(4, 4), sft_steps=2, sft_batch=8, new_tokens=24),
@@ -101,7 +100,7 @@ def bench_generation(llm, questions, sequential: int, batch_sizes: list[int]) ->
 @torch.inference_mode()
 def plain_hf_samples(llm, prompts, k, temperature):
     """The baseline: HF generate with num_return_sequences, in file order, no shared prefill, no early stop."""
-    size = llm.batch_size or micro_batch_size(llm.model, 512, k)
+    size = llm.prompts_at_once(k)
     out = []
     for i in range(0, len(prompts), size):
         inputs = llm.tokenizer(prompts[i : i + size], padding=True, return_tensors="pt").to(llm.device)
