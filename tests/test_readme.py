@@ -83,9 +83,9 @@ def resolves(owner: str, name: str) -> bool:
 def test_every_module_name_the_docs_and_comments_name_exists():
     owners = "|".join(sorted(MODULES.keys() | CLASSES.keys(), key=len, reverse=True))
     pattern = re.compile(rf"(?<![\w./-])({owners})\.([A-Za-z_]\w*)")
-    missing = sorted({f"{where}: {owner}.{name}" for where, text in TEXTS.items()
+    missing = sorted({f"{where}: {owner}.{name}" for where, text in TEXTS.items() for own in [aliases(where)]
                       for owner, name in pattern.findall(text)
-                      if name not in FILE_SUFFIXES and not resolves(aliases(where).get(owner, owner), name)})
+                      if name not in FILE_SUFFIXES and not resolves(own.get(owner, owner), name)})
     assert not missing, "\n".join(missing)
 
 
