@@ -193,7 +193,8 @@ def test_rft_data_rewrites_each_completion_and_writes_the_sampled_factors_out_on
     rows[0][2] = "no factor stated. <answer>1</answer>"  # a completion with no factor: dropped by the rewrite
     sampled, out = tmp_path / "rft.json", tmp_path / "rft_train.json"
     sampled.write_text(json.dumps(rows))
-    figures = rft_data.make(str(sampled), str(out), form="split", grid_per_pair=2, spread_count=300, seed=1)
+    figures = rft_data.make(str(sampled), str(out), form="split", grid_per_pair=2, halves_per_pair=1,
+                            spread_count=300, seed=1)
     made = json.loads(out.read_text())
     assert figures["sampled"] == 300 and figures["rewritten"] == 299 and figures["rows"] == len(made)
     assert [r[:2] for r in made[:299]] == [r[:2] for r in rows[1:]]
@@ -201,9 +202,11 @@ def test_rft_data_rewrites_each_completion_and_writes_the_sampled_factors_out_on
     pairs = {reader.read_question(q).units for q, _ in train[1:]}
     asked = {(reader.read_question(q).units, reader.read_question(q).n) for q, _ in train[1:]}
     readings = [reader.read_question(q) for q, *_ in grid]
-    assert len(grid) > 100 and all(r.units in pairs and r.n in range(1, 11) and (r.units, r.n) not in asked
-                                   for r in readings)
-    assert max(Counter(r.units for r in readings).values()) <= 2  # grid_per_pair
+    halves = [r for r in readings if r.n % 1]
+    assert len(grid) > 100 and all(r.units in pairs and r.n in rft_data.WHOLES + rft_data.HALVES
+                                   and (r.units, r.n) not in asked for r in readings)
+    assert max(Counter(r.units for r in readings if not r.n % 1).values()) == 2  # grid_per_pair
+    assert len(halves) > 50 and max(Counter(r.units for r in halves).values()) == 1  # halves_per_pair
     assert len(spread) > 20 and all(reader.read_question(q).units in pairs for q, *_ in spread)
     for question, answer, reasoning in made:
         assert rationale.holds(question, reasoning, answer, "split"), reasoning
