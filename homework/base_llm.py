@@ -16,8 +16,7 @@ from tqdm import tqdm
 
 from . import loader
 from .cli import cli
-from .engine import Engine, micro_batch_size
-from .settings import ENGINE, read
+from .engine import Engine, enabled, micro_batch_size
 from .units.numbers import NUMBER
 
 STRICT = re.compile(rf"<answer>\s*([-+]?{NUMBER})\s*</answer>")  # the tag holds a number and nothing else
@@ -94,7 +93,7 @@ class BaseLLM:
         return [texts[i : i + n] for i in range(0, len(texts), n)]
 
     def uses_engine(self) -> bool:
-        return self.engine if self.engine is not None else read(ENGINE, ("on", "off")) != "off"
+        return self.engine if self.engine is not None else enabled()
 
     def prompts_at_once(self, n: int = 1, length: int = 512) -> int:
         """batch_size, else as many prompts of `length` tokens, `n` samples each, as the device runs well at once: 64

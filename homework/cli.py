@@ -11,23 +11,53 @@ from .data import Dataset
 from .settings import ENVIRONMENT, UsageError
 
 
-def unknown_flags(function, args: list[str]) -> list[str]:
-    """The `--flags` in args that `function` does not take (`--x=1`, `--x 1`, `--nox` for a boolean x). Fire would
-    pass them to what the command returned and complain only after the command has run: a whole training run."""
+def flag_name(arg: str) -> str | None:
+    """The parameter a `--flag`, `-flag` or `--flag=value` names (dashes as underscores), or None for a value (`-1`)."""
+    body = arg.lstrip("-")
+    return body.split("=", 1)[0].replace("-", "_") if arg.startswith("-") and (body[:1].isalpha() or body[:1] == "_") \
+        else None
+
+
+def bad_args(function, args: list[str]) -> str | None:
+    """Why Fire must not run `function` on `args`, or None. Fire passes a flag or a value it can't bind to what the
+    command returned, and complains only after the command has run (a whole training run), and it takes any value
+    for a boolean (`--quick=nope` is true). So, as Fire reads them: `--name value`, `--name=value`, `-name` and `-n`
+    (one letter: the one parameter it begins), `--noname` for a boolean; the values left over fill the parameters
+    not named, in order."""
     parameters = inspect.signature(function).parameters
     if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
-        return []
-    unknown = []
-    for arg in args[: args.index("--")] if "--" in args else args:  # after a lone --, Fire's own flags
-        name = arg[2:].split("=", 1)[0].replace("-", "_")
-        if (
-            arg.startswith("--")
-            and name != "help"
-            and name not in parameters
-            and name.removeprefix("no") not in parameters
-        ):
-            unknown.append(arg.split("=", 1)[0])
-    return unknown
+        return None
+    named, values, i = set(), [], 0
+    args = args[: args.index("--")] if "--" in args else args  # after a lone --, Fire's own flags
+    while i < len(args):
+        arg, i = args[i], i + 1
+        if (name := flag_name(arg)) is None:
+            values.append(arg)
+            continue
+        if name == "help" or arg == "-h":
+            return None
+        if len(name) == 1 and len((matches := [p for p in parameters if p.startswith(name)])) == 1:
+            name = matches[0]
+        boolean = name in parameters and isinstance(parameters[name].default, bool)
+        if name not in parameters and name.startswith("no") and isinstance(
+                getattr(parameters.get(name[2:]), "default", None), bool):
+            named.add(name[2:])
+            continue
+        if name not in parameters:
+            return f"takes no {arg.split('=', 1)[0]}"
+        named.add(name)
+        if "=" in arg:
+            value = arg.split("=", 1)[1]
+        elif i < len(args) and flag_name(args[i]) is None:
+            value, i = args[i], i + 1
+        else:
+            value = None  # a flag alone: True
+        if boolean and value not in (None, "True", "False"):
+            return f"--{name} {value!r}: a switch is --{name}, --no{name}, or --{name}=True or False"
+    free = [p for name, p in parameters.items() if name not in named and p.kind is not p.VAR_KEYWORD]
+    if not any(p.kind is p.VAR_POSITIONAL for p in free) and len(values) > len(free):
+        return f"takes no {' '.join(values[len(free):])!r} (too many values)"
+    return None
 
 
 def is_count(x, least: int = 1) -> bool:
@@ -78,21 +108,27 @@ def documented(function, settings: dict | None = None):
 
 
 def cli(commands, settings: dict | None = None):
-    """fire.Fire, with our own errors printed as one line instead of a traceback, an unknown flag refused before the
-    command starts, and every flag's help line, `settings` and the environment in `--help` (`documented`)."""
+    """fire.Fire, with our own errors and Ctrl-C printed as one line instead of a traceback, an unknown flag, a stray
+    value or a boolean that is not one refused before the command starts (`bad_args`), and every flag's help line,
+    `settings` and the environment in `--help` (`documented`). A command stopped by Ctrl-C says what it kept by raising
+    KeyboardInterrupt("what was kept"); every file is written whole or not at all (data.write_json, adapters.save)."""
     import fire
 
     for function in commands.values() if isinstance(commands, dict) else [commands]:
         documented(function, settings)
     args = sys.argv[1:]
     function, flags = (commands.get(args[0]), args[1:]) if isinstance(commands, dict) and args else (commands, args)
-    if callable(function) and (unknown := unknown_flags(function, flags)):
-        known = " ".join(f"--{name}" for name in inspect.signature(function).parameters)
-        sys.exit(f"error: {function.__name__} takes no {', '.join(unknown)} (it takes {known})")
+    if callable(function) and (problem := bad_args(function, flags)):
+        known = " ".join(f"[{p.name} ...]" if p.kind is p.VAR_POSITIONAL else f"--{p.name}"
+                         for p in inspect.signature(function).parameters.values())
+        sys.exit(f"error: {function.__name__} {problem} (it takes {known})")
     try:
         fire.Fire(commands)
     except UsageError as e:  # DataError and CheckpointError are its kinds
         sys.exit(f"error: {e}")
+    except KeyboardInterrupt as e:
+        kept = e.args[0] if e.args else "no file was left half-written, and none it would have replaced was"
+        sys.exit(f"stopped (Ctrl-C): {kept}")
 
 
 def check_flags(checks: list[tuple[str, object, bool, str]]):
@@ -133,11 +169,21 @@ def write_problem(folder: Path) -> str | None:
     return None
 
 
-def check_output_dir(path) -> Path:
-    """`path` as a folder this process can write in (made if missing), or a one-line error before a model loads."""
+# What a training's --output_dir holds: the adapter, its tensorboard logs and learning curve (and PEFT's model card)
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "runs", "curve.json", "README.md")
+
+
+def check_output_dir(path, holds: tuple[str, ...] = ADAPTER_FILES) -> Path:
+    """`path` as a folder this process can write in (made if missing), or a one-line error before a model loads. A
+    folder holding anything but what this command writes there (`holds`, glob patterns) is refused: `--output_dir .`
+    would write over a repository's files."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise UsageError(f"--output_dir {path} is a file, not a folder")
+    if path.is_dir() and (others := sorted(p.name for p in path.iterdir() if not any(p.match(h) for h in holds))):
+        shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        raise UsageError(f"--output_dir {path} holds what this command does not write ({shown}): name a new or empty "
+                         "folder, or one of its own earlier runs")
     if problem := write_problem(path):
         raise UsageError(f"can't write in --output_dir {path}: {problem}")
     return path

@@ -39,7 +39,13 @@ def resumable(
         while i < len(todo):
             batch, start = todo[i : i + size], time.perf_counter()
             i += len(batch)
-            done.update(sample(batch))
+            try:
+                done.update(sample(batch))
+            except KeyboardInterrupt:
+                if progress is None:
+                    raise
+                raise KeyboardInterrupt(f"{progress} keeps {len(done)} of {len(questions)} questions sampled; the "
+                                        "same command goes on from there") from None
             if progress:
                 write_json(progress, done)
             if chunk is None:

@@ -82,6 +82,12 @@ def test_regeneration_is_byte_identical(tmp_path, monkeypatch):
     generator.main("train", "valid", "reworded")
     for split in ("train", "valid", "reworded"):  # offgrid.json left out the conversions of an earlier data/rft.json
         assert (tmp_path / f"{split}.json").read_bytes() == (DATA_DIR / f"{split}.json").read_bytes(), split
+    (tmp_path / "valid.json").write_text("[]\n")  # a file of the user's: replaced only with --overwrite
+    with pytest.raises(DataError, match=f"{tmp_path / 'train.json'}, {tmp_path / 'valid.json'} exist: pass --overwrite"):
+        generator.main("train", "valid")
+    assert (tmp_path / "valid.json").read_text() == "[]\n"
+    generator.main("valid", overwrite=True)
+    assert (tmp_path / "valid.json").read_bytes() == (DATA_DIR / "valid.json").read_bytes()
 
 
 def test_benchmark_scores_what_the_model_answers():

@@ -123,9 +123,15 @@ def test_cli_prints_bad_checkpoint_as_one_line(offline):
 
 
 @pytest.mark.parametrize("argv, unknown", [
-    (["train", "--bogus", "1"], "--bogus"),
-    (["test", "/nonexistent", "--max_questions", "5"], "--max_questions"),  # a typo of --max_question
-    (["train", "--max-steps=3", "--nope=2"], "--nope"),
+    (["train", "--bogus", "1"], "takes no --bogus"),
+    (["test", "/nonexistent", "--max_questions", "5"], "takes no --max_questions"),  # a typo of --max_question
+    (["train", "--max-steps=3", "--nope=2"], "takes no --nope"),
+    (["test", "-z"], "takes no -z"),  # a single dash: Fire would hand it to what the command returned
+    (["test", "-bogus=1"], "takes no -bogus"),
+    (["test", "p", "5", "extra"], "takes no 'extra' \\(too many values\\)"),
+    (["test", "--max_question", "3", "p", "q"], "takes no 'q' \\(too many values\\)"),
+    (["train", "--bf16=nope"], "--bf16 'nope': a switch is --bf16, --nobf16, or --bf16=True or False"),
+    (["train", "--bf16", "1"], "--bf16 '1': a switch is"),
 ])
 def test_an_unknown_flag_is_refused_before_the_command_runs(argv, unknown, monkeypatch):
     pytest.importorskip("fire")
@@ -138,12 +144,14 @@ def test_an_unknown_flag_is_refused_before_the_command_runs(argv, unknown, monke
         ran.append(path)
 
     monkeypatch.setattr(sys, "argv", ["prog", *argv])
-    with pytest.raises(SystemExit, match=f"error: {argv[0]} takes no {unknown} \\(it takes --"):
+    with pytest.raises(SystemExit, match=f"error: {argv[0]} {unknown}.* \\(it takes --"):
         cli({"train": train, "test": test})
     assert ran == []
 
 
-@pytest.mark.parametrize("argv", [["train", "--max-steps=3", "--nobf16"], ["train", "--output-dir=o", "--bf16"], ["test", "p", "--max_question", "2"]])
+@pytest.mark.parametrize("argv", [["train", "--max-steps=3", "--nobf16"], ["train", "--output-dir=o", "--bf16"],
+                                  ["test", "p", "--max_question", "2"], ["test", "-m", "2", "p"], ["test", "p", "2"],
+                                  ["train", "--bf16=False", "--max_steps", "-1"], ["train", "-b", "True"]])
 def test_known_flags_run(argv, monkeypatch):
     pytest.importorskip("fire")
     ran = []
@@ -151,6 +159,17 @@ def test_known_flags_run(argv, monkeypatch):
     cli({"train": lambda output_dir="out", max_steps=-1, bf16=False: ran.append((max_steps, bf16)),
                 "test": lambda path="x", max_question=100: ran.append((path, max_question))})
     assert len(ran) == 1
+
+
+def test_ctrl_c_prints_one_line_with_what_was_kept(monkeypatch):
+    pytest.importorskip("fire")
+
+    def train(output_dir: str = "out"):
+        raise KeyboardInterrupt("out/progress.json keeps 3 of 9 questions")
+
+    monkeypatch.setattr(sys, "argv", ["prog", "train"])
+    with pytest.raises(SystemExit, match="^stopped \\(Ctrl-C\\): out/progress.json keeps 3 of 9 questions$"):
+        cli({"train": train})
 
 
 def test_the_policy_is_decided_once(capsys):

@@ -73,8 +73,13 @@ LAYERS = [["settings"], ["data"], ["units"], ["engine"], ["loader"], ["cli"], ["
 
 
 def package_imports() -> dict[str, set[str]]:
-    """{module: the package's modules it imports}, module-level and inside functions, as dotted names under homework."""
+    """{module: the package's modules it imports}, module-level and inside functions, as dotted names under homework.
+    A module's command line (its `if __name__ == "__main__":` block) is left out: nothing imports it, and it may use
+    cli.py from any layer."""
     import ast
+
+    def main_block(node) -> bool:
+        return isinstance(node, ast.If) and ast.unparse(node.test) in ("__name__ == '__main__'", "'__main__' == __name__")
 
     graph = {}
     for path in sorted((ROOT / "homework").rglob("*.py")):
@@ -82,7 +87,9 @@ def package_imports() -> dict[str, set[str]]:
         name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
         package = parts[:-1]
         graph[name] = set()
-        for node in ast.walk(ast.parse(path.read_text())):
+        tree = ast.parse(path.read_text())
+        tree.body = [node for node in tree.body if not main_block(node)]
+        for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.level:
                 base = package[: len(package) - node.level + 1]
                 target = ".".join(base + ((node.module,) if node.module else ()))

@@ -142,7 +142,8 @@ def test_the_report_holds_each_learning_curve_as_a_table_and_a_plot(tmp_path, mo
 
 def test_a_stage_stopped_midway_counts_its_seconds_when_it_goes_on(tmp_path, monkeypatch):
     Stages(monkeypatch, fail="datagen")
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt, match="recipe.json keeps the stages done and datagen its progress; the same "
+                                                "command goes on from the datagen stage"):
         recipe.main(quick=True, output_dir=str(tmp_path))
     state = json.loads((tmp_path / "recipe.json").read_text())
     state["interrupted"]["datagen"] = 100.0  # as if the stopped run had sampled for 100 s
@@ -153,12 +154,22 @@ def test_a_stage_stopped_midway_counts_its_seconds_when_it_goes_on(tmp_path, mon
     assert state["stages"]["datagen"]["seconds"] >= 100 and not state["interrupted"]
 
 
-def test_a_record_that_is_not_a_recipes_is_a_one_line_error(tmp_path, monkeypatch):
+SETTINGS = '"settings": {"quick": true, "checkpoint": "embedded", "seed": 0}'
+
+
+@pytest.mark.parametrize("record", [
+    '{"settings": [1]}', "{not json", "[]", '{"settings": {}}',
+    '{' + SETTINGS + ', "stages": {"datagen": 5}}',  # a stage that is not a record
+    '{' + SETTINGS + ', "stages": {"datagen": {"seconds": "soon", "command": "x"}}}',
+    '{' + SETTINGS + ', "stages": {"nonsense": {"seconds": 1, "command": "x"}}}',
+    '{' + SETTINGS + ', "stages": {}, "interrupted": {"datagen": null}}',
+])
+def test_a_record_that_is_not_a_recipes_is_a_one_line_error(record, tmp_path, monkeypatch):
     stages = Stages(monkeypatch)
-    (tmp_path / "recipe.json").write_text('{"settings": [1]}')
+    (tmp_path / "recipe.json").write_text(record)
     with pytest.raises(settings.UsageError, match="is not a recipe's record"):
         recipe.main(quick=True, output_dir=str(tmp_path))
-    assert stages.ran == []
+    assert stages.ran == [] and (tmp_path / "recipe.json").read_text() == record
 
 
 def test_bad_outputs_and_flags_are_one_line_errors(tmp_path, monkeypatch):
@@ -168,6 +179,11 @@ def test_bad_outputs_and_flags_are_one_line_errors(tmp_path, monkeypatch):
         recipe.main(quick=True, output_dir=str(tmp_path / "a_file"))
     with pytest.raises(settings.UsageError, match="not with --quick"):
         recipe.main(quick=True, ship=True, output_dir=str(tmp_path / "x"))
+    (tmp_path / "repo").mkdir()
+    (tmp_path / "repo" / "README.md").write_text("a repository's own file")
+    with pytest.raises(settings.UsageError, match=r"holds what this command does not write \(README.md\)"):
+        recipe.main(quick=True, output_dir=str(tmp_path / "repo"))  # --output_dir . from a repository's root
+    assert [p.name for p in (tmp_path / "repo").iterdir()] == ["README.md"]
     assert stages.ran == [] and not (tmp_path / "x").exists()
 
 

@@ -69,7 +69,7 @@ class FakeSampler:
 def test_a_killed_run_resumes_without_duplicates(tmp_path):
     questions = Dataset("train").data[:10]
     progress = tmp_path / "rft.json.partial"
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt, match=f"^{progress} keeps 6 of 10 questions sampled; the same command"):
         sampling.resumable(sampled_by(FakeSampler(questions, crash_after=2), 3), questions, 3, progress, chunk=3)
     assert len(json.loads(progress.read_text())) == 6  # two chunks were saved before the crash
     resumed = FakeSampler(questions)

@@ -266,6 +266,10 @@ def test_an_output_dir_that_is_a_file_is_refused_before_a_model_loads(stage, tmp
     with pytest.raises(settings.UsageError, match="is a file, not a folder"):
         module.train(output_dir=str(tmp_path / "a_file"))
     assert (tmp_path / "a_file").read_text() == "keep me"
+    # a folder of other files (`--output_dir .` in a repository) is not an adapter's: refused, nothing written there
+    with pytest.raises(settings.UsageError, match=r"holds what this command does not write \(a_file\): name a new"):
+        module.train(output_dir=str(tmp_path))
+    assert [p.name for p in tmp_path.iterdir()] == ["a_file"]
 
 
 @pytest.mark.parametrize("stage", ["cot", "sft", "rft"])

@@ -190,7 +190,7 @@ def plot(rows: list[dict], path: Path, device: str):
 def main(quick: bool = False, checkpoint: str = loader.DEFAULT_CHECKPOINT, output_dir: str = "bench"):
     """Generation (fp32 weights beside the policy's model), datagen, the reader and SFT, ours beside the plain way;
     writes OUTPUT_DIR/results.json and a plot."""
-    out = check_output_dir(output_dir)
+    out = check_output_dir(output_dir, ("results.json", "tokens_per_second.png"))
     device = loader.policy().device
     sizes = SIZES["quick" if quick else device.type if device.type == "cuda" else "cpu"]
     valid, train = Dataset("valid").data, Dataset("train").data

@@ -84,6 +84,7 @@ SIZES = {
     ),
 }
 STAGES = ["datagen", "sft", "rft_data", "rft", "evaluate", "grade"]
+RUN_FILES = ("recipe.json", "recipe.json.tmp", "report.md", "curves.png", "data", "package")
 # What each stage's output depends on: its sizes, and the stages whose output it reads. A stage runs again when its
 # sizes change or a stage it reads ran again; the base model, the seed and --quick hold for the whole folder.
 STAGE_SIZES = {
@@ -211,7 +212,7 @@ def main(
     if ship and stop_after:
         raise UsageError("--ship copies a whole run: not with --stop_after")
     sizes = {**SIZES["quick" if quick else "full"], "form": rationale.FORM}
-    out = check_output_dir(output_dir or ROOT / "runs" / ("recipe-quick" if quick else "recipe"))
+    out = check_output_dir(output_dir or ROOT / "runs" / ("recipe-quick" if quick else "recipe"), RUN_FILES)
     run = {"quick": quick, "checkpoint": checkpoint, "seed": seed}
     state_path = out / "recipe.json"
     state = read_state(state_path, run, sizes)
@@ -271,7 +272,8 @@ def main(
             interrupted = state.setdefault("interrupted", {})
             interrupted[stage] = round(interrupted.get(stage, 0) + time.time() - start, 1)
             write_json(state_path, state)
-            raise
+            kept = f"{state_path} keeps the stages done" + (" and datagen its progress" if stage == "datagen" else "")
+            raise KeyboardInterrupt(f"{kept}; the same command goes on from the {stage} stage") from None
         if stage == "datagen":
             figures = {"rows": len(json.loads(sampled.read_text()))}
             if not figures["rows"] and quick:  # an untrained model keeps no sample; the smoke run still trains RFT
@@ -298,14 +300,21 @@ def main(
         ship_run(out)
 
 
+def number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
 def read_state(path: Path, run: dict, sizes: dict) -> dict:
     """The run's recipe.json, or a new one; a one-line error for one that is not a recipe's or is another run's."""
     if not path.is_file():
         return {"settings": {**run, **sizes}, "stages": {}}
     try:
         state = json.loads(path.read_text())
-        settings, stages = state["settings"], state["stages"]
-        if not isinstance(settings, dict) or not isinstance(stages, dict):
+        settings, stages, interrupted = state["settings"], state["stages"], state.get("interrupted", {})
+        if not (isinstance(settings, dict) and isinstance(stages, dict) and isinstance(interrupted, dict)
+                and set(stages) | set(interrupted) <= set(STAGES)
+                and all(isinstance(s, dict) and number(s.get("seconds")) and isinstance(s.get("command"), str)
+                        for s in stages.values()) and all(map(number, interrupted.values()))):
             raise TypeError
     except (ValueError, KeyError, TypeError):
         raise UsageError(

@@ -287,11 +287,17 @@ def on_grid(
     return out
 
 
-def main(*splits: str, seed: int = 0):
-    """Write the data sets named (train, valid, reworded, offgrid; all four if none), each in data/<split>.json."""
+def main(*splits: str, seed: int = 0, overwrite: bool = False):
+    """Write the data sets named (train, valid, reworded, offgrid; all four if none), each in data/<split>.json.
+
+    Args:
+        seed: of the questions, their quantities and wordings
+        overwrite: replace the data files that exist (without it, nothing is written if one does)"""
     splits = splits or tuple(SIZES)
     if unknown := set(splits) - set(SIZES):
         raise DataError(f"no split {', '.join(sorted(unknown))} (the splits are {', '.join(SIZES)})")
+    if not overwrite and (there := [str(DATA_DIR / f"{s}.json") for s in splits if (DATA_DIR / f"{s}.json").exists()]):
+        raise DataError(f"{', '.join(there)} {'exists' if len(there) == 1 else 'exist'}: pass --overwrite to replace")
     made = {}
     if {"train", "valid"} & set(splits):
         rows = train_and_valid(seed, SIZES["train"] + SIZES["valid"])
@@ -304,11 +310,6 @@ def main(*splits: str, seed: int = 0):
 
 
 if __name__ == "__main__":
-    import sys
+    from ..cli import cli
 
-    import fire
-
-    try:
-        fire.Fire(main)
-    except DataError as e:
-        sys.exit(f"error: {e}")
+    cli(main)
