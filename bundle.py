@@ -3,7 +3,8 @@
     python bundle.py homework <id>        # writes <id>.zip, holding the folder homework/
 
 Hidden and temporary files and folders (a name starting with "." or "~", ending in .tmp or .partial), caches,
-checkpoints and logs are left out. A zip over the course's 50 MB (10^6 bytes each, as the grader counts) is refused.
+checkpoints, logs, zips, keys and links are left out. It warns where the course's grader would fail what ours passes:
+a folder not named homework, adapters trained on another base model than the course's SmolLM2-360M-Instruct. A zip over the course's 50 MB (10^6 bytes each, as the grader counts) is refused.
 """
 import os
 import re
@@ -11,20 +12,27 @@ import sys
 import zipfile
 from pathlib import Path
 
-from grader.submission import LIMIT_BYTES, LIMIT_MB
+from grader.submission import LIMIT_BYTES, LIMIT_MB, course_problems
 
 WARN_BYTES = 40 * 10**6
 SKIP_DIRS = {"__pycache__", ".ipynb_checkpoints", "runs"}  # runs/: tensorboard logs
+SKIP_SUFFIXES = {".pyc", ".ipynb", ".log", ".zip", ".pem", ".key"}  # caches, notebooks, logs, zips, keys
 
 
 def skipped(path: Path) -> bool:
-    """Caches, checkpoints, logs, and anything hidden or temporary (an interrupted save, an editor's backup)."""
+    """Caches, checkpoints, logs, zips, keys, and anything hidden or temporary (an interrupted save, an editor's
+    backup, a .env)."""
     return (
         any(part in SKIP_DIRS or part.startswith(("checkpoint-", ".", "~")) or part.endswith((".tmp", ".partial"))
             for part in path.parts)
-        or path.suffix in (".pyc", ".ipynb")
+        or path.suffix in SKIP_SUFFIXES
         or path.name.startswith("events.out.tfevents")
     )
+
+
+def linked(root: Path, path: Path) -> bool:
+    """A link, or a file under a linked folder: what it names may be outside the package."""
+    return any((root / Path(*path.parts[: i + 1])).is_symlink() for i in range(len(path.parts)))
 
 
 def bundle(package: str, utid: str) -> Path:
@@ -36,7 +44,10 @@ def bundle(package: str, utid: str) -> Path:
     output = Path(f"{utid}.zip").resolve()
     if not os.access(output.parent, os.W_OK):
         sys.exit(f"error: can't write {output}: the folder is not writable")
-    files = sorted(p for p in root.rglob("*") if p.is_file() and not skipped(p.relative_to(root)))
+    found = [p for p in root.rglob("*") if not skipped(p.relative_to(root))]
+    if links := sorted(str(p.relative_to(root)) for p in found if p.is_symlink()):
+        print(f"left out {len(links)} link(s), which may name files outside the package: {', '.join(links)}")
+    files = sorted(p for p in found if p.is_file() and not linked(root, p.relative_to(root)))
     tmp = output.with_name(f".{output.name}.partial")
     try:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
@@ -55,6 +66,8 @@ def bundle(package: str, utid: str) -> Path:
     print(f"wrote {output} ({len(files)} files, {size / 1e6:.1f} MB)")
     if size > WARN_BYTES:
         print(f"warning: {size / 1e6:.1f} MB is close to the {LIMIT_MB} MB limit")
+    for problem in course_problems(root):
+        print(f"warning: {problem}")
     return output
 
 

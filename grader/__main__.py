@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from .cases import CASES, RFT_EXTRA_CREDIT, RULES_VAR, case_points, linear
-from .submission import LIMIT_BYTES, LIMIT_MB, SubmissionError, prepare
+from .submission import LIMIT_BYTES, LIMIT_MB, REPO, SubmissionError, course_problems, prepare
 
 CHILD = Path(__file__).resolve().parent / "cases.py"
 IMPORT_SECONDS = 300  # the child's start and the submission's import, before a case's clock starts
@@ -38,10 +38,38 @@ LOSS_NOTE = ("the course's loss is the mean over every position of the left-padd
              "so short answers in a batch of long ones cost loss; the second figure counts real tokens only")
 
 
+LOG_HEADER = "# python -m grader: report"  # a log's first line: a file without it is not replaced
+
+
+def log_path_problem(path: str | None) -> str | None:
+    """Why --log_path can't be written, or None: a folder, a file the grader did not write (never replaced), or a
+    folder that is missing or not writable."""
+    if path is None:
+        return None
+    target = Path(path)
+    if target.is_dir():
+        return f"--log_path {path} is a folder: name a file"
+    if target.exists():
+        try:
+            with open(target, errors="replace") as f:
+                first = f.readline().rstrip("\n")
+        except OSError as e:
+            return f"--log_path {path}: {e.strerror or e}"
+        if first != LOG_HEADER:
+            return f"--log_path {path} exists and is not a grader's report: name a new file"
+    if not target.parent.is_dir():
+        return f"--log_path {path}: no folder {target.parent}"
+    if not os.access(target.parent, os.W_OK):
+        return f"--log_path {path}: the folder is not writable"
+    return None
+
+
 class Log:
     def __init__(self, path: str | None, color: bool):
-        self.file = open(path, "w") if path else None
+        self.file = open(path, "w") if path else None  # log_path_problem has checked it
         self.color = color
+        if self.file:
+            self.file.write(LOG_HEADER + "\n")
 
     def __call__(self, line: str, ok: bool | None = None):
         shown = f"\033[{32 if ok else 31}m{line}\033[0m" if self.color and ok is not None else line
@@ -340,6 +368,8 @@ def bad_flags(args) -> str | None:
             return f"{DATA_ENV_VAR}={os.environ[DATA_ENV_VAR]}: {e}"
     if args.max_question < 0:
         return f"--max_question {args.max_question}: 0 for the course's number of questions, or more"
+    if problem := log_path_problem(args.log_path):
+        return problem
     for name in ("max_case_seconds", "no_progress_seconds"):
         value = getattr(args, name)
         if not math.isfinite(value) or value <= 0:
@@ -440,11 +470,13 @@ def grade(args, log, tally: dict) -> int:
     with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-") as tmp:
         try:
             workdir, package = prepare(Path(args.path), Path(tmp))
-            data = Path(os.environ.get(settings.DATA) or workdir / "data")
+            data = Path(os.environ.get(settings.DATA) or REPO / "data")  # the grader's own, never the submission's
             # the answers to check against, read before the submission runs: it may rewrite the files in its reach
             truth = read_truth(data)
         except SubmissionError as e:
             return refuse(args.path, e, log)
+        for problem in course_problems(workdir / package):
+            log(f"note: {problem}", ok=False)
         if Path(args.path).is_file() and (size := Path(args.path).stat().st_size) > LIMIT_BYTES:
             log(f"warning: the zip is {size / 1e6:.1f} MB, over the {LIMIT_MB} MB limit: bundle.py and the course would "
                 "refuse it", ok=False)

@@ -1,4 +1,5 @@
 """Turning a path into a submission folder to grade, safely: any bad input becomes a SubmissionError with a one-line reason."""
+import json
 import shutil
 import stat
 import sys
@@ -15,27 +16,60 @@ LIMIT_BYTES = LIMIT_MB * 10**6
 READABLE = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}  # what zipfile can unpack
 
 
+# Names a submission's folder can't take: the data folder beside it, and the grader's own modules
+GRADERS_NAMES = {"data", "grader", *(p.stem for p in Path(__file__).parent.glob("*.py"))}
+
+
+# The base model the course's machine loads, and the command that trains adapters on it
+COURSE_MODEL = "HuggingFaceTB/SmolLM2-360M-Instruct"
+COURSE_ADAPTERS = f"python -m homework.recipes --checkpoint {COURSE_MODEL} --output_dir runs/360m --ship (a GPU)"
+
+
+def course_problems(package: Path) -> list[str]:
+    """One line for each thing the course's grader would fail on that ours would not: a folder not named homework,
+    and adapters trained on another base model than the course's (their shapes don't fit it)."""
+    problems = []
+    if package.name != "homework":
+        problems.append(f"the folder is named {package.name!r}: the course imports homework")
+    others = {}
+    for config in sorted(package.glob("*/adapter_config.json")):
+        try:
+            base = json.loads(config.read_text()).get("base_model_name_or_path")
+        except (OSError, ValueError, AttributeError):
+            base = "an unreadable adapter_config.json"
+        if base != COURSE_MODEL:
+            others[config.parent.name] = base
+    if others:
+        adapters = ", ".join(f"{name} ({base})" for name, base in others.items())
+        problems.append(f"adapters trained on another base model than the course's {COURSE_MODEL}: {adapters}; they "
+                        f"would fail online. The course's: {COURSE_ADAPTERS}")
+    return problems
+
+
 class SubmissionError(Exception):
     pass
 
 
 def prepare(path: Path, workdir: Path) -> tuple[Path, str]:
     """(folder to put on sys.path, package name): a copy of the folder `path`, or the one top-level folder
-    of the zip `path`, in workdir, with a data/ folder beside it as in the course starter (the one beside
-    `path` if there is one, else this repo's). Grading a copy keeps whatever the submission writes in a temp dir."""
+    of the zip `path`, in workdir, with a copy of this repo's data/ beside it as in the course starter (never the
+    submission's own: the answers are the grader's). Grading a copy keeps whatever the submission writes in a temp
+    dir."""
     if path.is_dir():
         if not (path / "__init__.py").is_file():
             raise SubmissionError(f"{path} is not a Python package (no __init__.py)")
         path = path.resolve()
         # links are copied as links: a folder that links to itself is not walked forever
         shutil.copytree(path, workdir / path.name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__", "runs", "checkpoint-*"))
-        package, data = workdir / path.name, path.parent / "data"
+        package = workdir / path.name
     else:
-        package, data = unpack(path, workdir), REPO / "data"
+        package = unpack(path, workdir)
     if package.name in sys.stdlib_module_names:  # `import json` would give the standard library's, not the submission
         raise SubmissionError(f"the package is named {package.name!r}, as a standard library module: rename its folder")
-    if not (workdir / "data").exists():
-        shutil.copytree(data if data.is_dir() else REPO / "data", workdir / "data")
+    if package.name in GRADERS_NAMES:
+        raise SubmissionError(f"the package is named {package.name!r}, as the grader's data or one of its modules: "
+                              "the course imports homework")
+    shutil.copytree(REPO / "data", workdir / "data")
     return workdir, package.name
 
 

@@ -173,3 +173,60 @@ def test_a_killed_grades_temp_folder_is_removed_by_the_next(tmp_path, capsys, mo
     (stale / "homework").mkdir(parents=True)
     grade(write_package(tmp_path / "src", GOOD), capsys)
     assert not stale.exists()
+
+
+def test_a_log_path_never_replaces_a_file_the_grader_did_not_write(tmp_path, capsys):
+    from grader.__main__ import LOG_HEADER, main
+
+    package = write_package(tmp_path / "src", GOOD)
+    mine = tmp_path / "notes.py"
+    mine.write_text("a student's own file\n")
+    for path, message in [(mine, "exists and is not a grader's report"), (tmp_path, "is a folder"),
+                          (tmp_path / "no" / "log.txt", "no folder")]:
+        code = main([str(package), "--disable_color", "--log_path", str(path)])
+        captured = capsys.readouterr()
+        assert code == 2 and captured.out == "" and len(captured.err.splitlines()) == 1 and message in captured.err
+    assert mine.read_text() == "a student's own file\n"
+    log = tmp_path / "grade.log"
+    log.write_text(LOG_HEADER + "\nan earlier grade\n")  # a report of the grader's own is replaced
+    code, out = grade(package, capsys, "--log_path", str(log), "--max_question", "1")
+    assert code == 0 and log.read_text().splitlines() == [LOG_HEADER] + out.splitlines()
+
+
+def test_the_answer_key_and_the_module_names_are_the_graders(tmp_path, capsys):
+    from grader.submission import REPO, prepare
+
+    package = write_package(tmp_path / "src", GOOD)
+    (tmp_path / "src" / "data").mkdir()
+    (tmp_path / "src" / "data" / "valid.json").write_text('[["How many gram are there per 6 kg?", 1.0]]')
+    workdir, name = prepare(package, tmp_path / "work")  # the data/ beside a folder is not the answer key
+    assert name == "homework" and (workdir / "data" / "valid.json").read_bytes() == (REPO / "data" / "valid.json").read_bytes()
+    for named in ("data", "rules", "cases"):  # the data folder's name, the grader's modules'
+        code, out = grade(write_package(tmp_path / named, GOOD, name=named), capsys)
+        assert code == 1 and f"the package is named {named!r}, as the grader's data or one of its modules" in out
+
+
+def test_bundle_leaves_out_links_logs_and_zips_and_says_what_the_course_would_fail(tmp_path):
+    import json
+    import subprocess
+    import zipfile
+
+    package = write_package(tmp_path / "src", GOOD, name="hw")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("outside the package")
+    (package / "outside.txt").symlink_to(secret)
+    (package / "train.log").write_text("log")
+    (package / "old.zip").write_bytes(b"PK")
+    (package / "sft_model").mkdir()
+    (package / "sft_model" / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "embedded:x"}))
+    result = subprocess.run([sys.executable, str(Path(__file__).parent.parent / "bundle.py"), str(package), "abc"],
+                            cwd=tmp_path, capture_output=True, text=True, check=True)
+    names = zipfile.ZipFile(tmp_path / "abc.zip").namelist()
+    assert sorted(names) == ["hw/__init__.py", "hw/data.py", "hw/settings.py", "hw/sft_model/adapter_config.json"]
+    assert "left out 1 link(s), which may name files outside the package: outside.txt" in result.stdout
+    warnings = [l for l in result.stdout.splitlines() if l.startswith("warning: ")]
+    assert warnings == ["warning: the folder is named 'hw': the course imports homework",
+                        "warning: adapters trained on another base model than the course's "
+                        "HuggingFaceTB/SmolLM2-360M-Instruct: sft_model (embedded:x); they would fail online. The "
+                        "course's: python -m homework.recipes --checkpoint HuggingFaceTB/SmolLM2-360M-Instruct "
+                        "--output_dir runs/360m --ship (a GPU)"]
