@@ -34,6 +34,7 @@ IMPORT_SECONDS = 300  # the child's start and the submission's import, before a 
 NO_PROGRESS_SECONDS = 120
 MAX_CASE_SECONDS = 3600
 PROGRESS_CPU_SECONDS = 0.05  # CPU time that counts as progress between two looks
+DATA_VAR = "HOMEWORK_DATA"  # a folder of the course's data to grade against, as the package reads it (settings.py)
 LOSS_NOTE = ("the course's loss is the mean over every position of the left-padded batch, padding included, "
              "so short answers in a batch of long ones cost loss; the second figure counts real tokens only")
 
@@ -284,11 +285,16 @@ def one_line(reason: str) -> str:
     return line if len(line) <= MAX_REASON_CHARS else line[: MAX_REASON_CHARS - 3] + "..."
 
 
-def reference_accuracy(answers: list, truth: dict) -> float:
-    """The accuracy that the repo's own `is_answer_valid` gives the model's answers, on the true answers."""
-    from homework.data import is_answer_valid
+def answer_is_right(answer: float, truth: float) -> bool:
+    """The course's check: within 5% of the truth, both rounded to 3 decimals first; NaN is never right. The
+    grader's own copy of the rule, so that nothing a submission ships changes the answer key's verdict."""
+    answer, truth = round(answer, 3), round(truth, 3)
+    return abs(answer - truth) < 0.05 * abs(truth)
 
-    return sum(q in truth and is_answer_valid(a, truth[q]) for q, a in answers) / max(len(answers), 1)
+
+def reference_accuracy(answers: list, truth: dict) -> float:
+    """The accuracy of the model's answers checked against the grader's own answer key."""
+    return sum(q in truth and answer_is_right(a, truth[q]) for q, a in answers) / max(len(answers), 1)
 
 
 def malformed(result: dict) -> str | None:
@@ -359,13 +365,11 @@ def main(argv=None) -> int:
 def bad_flags(args) -> str | None:
     """What is wrong with the grader's own flags or HOMEWORK_DATA, if anything: refused before grading, not scored as
     the submission's."""
-    from homework.settings import DATA as DATA_ENV_VAR
-
-    if os.environ.get(DATA_ENV_VAR):
+    if os.environ.get(DATA_VAR):
         try:
-            read_truth(Path(os.environ[DATA_ENV_VAR]))
+            read_truth(Path(os.environ[DATA_VAR]))
         except SubmissionError as e:
-            return f"{DATA_ENV_VAR}={os.environ[DATA_ENV_VAR]}: {e}"
+            return f"{DATA_VAR}={os.environ[DATA_VAR]}: {e}"
     if args.max_question < 0:
         return f"--max_question {args.max_question}: 0 for the course's number of questions, or more"
     if problem := log_path_problem(args.log_path):
@@ -379,13 +383,17 @@ def bad_flags(args) -> str | None:
 
 def read_truth(folder: Path) -> dict:
     """{question: answer} of folder/valid.json, the answers a case's are checked against; a SubmissionError naming
-    what is wrong if the file can't be read as [question, answer] rows."""
-    from homework.data import DataError, read_rows
-
+    what is wrong if the file can't be read as [question, number] rows. The grader reads it itself."""
+    path = folder / "valid.json"
     try:
-        return {q: a for q, a, *_ in read_rows(folder / "valid.json")}
-    except (DataError, OSError) as e:
-        raise SubmissionError(f"the valid answers can't be read: {e}") from None
+        rows = json.loads(path.read_text())
+    except (OSError, ValueError, RecursionError) as e:
+        raise SubmissionError(f"the valid answers can't be read: {path}: {str(e).splitlines()[0][:200]}") from None
+    if not isinstance(rows, list) or not rows or not all(
+            isinstance(r, list) and len(r) >= 2 and isinstance(r[0], str) and isinstance(r[1], (int, float))
+            and not isinstance(r[1], bool) and math.isfinite(r[1]) for r in rows):
+        raise SubmissionError(f"the valid answers can't be read: {path} is not a list of [question, number] rows")
+    return {q: float(a) for q, a, *_ in rows}
 
 
 TEMP_PREFIX = "grader-"
@@ -470,7 +478,7 @@ def grade(args, log, tally: dict) -> int:
     with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-") as tmp:
         try:
             workdir, package = prepare(Path(args.path), Path(tmp))
-            data = Path(os.environ.get(settings.DATA) or REPO / "data")  # the grader's own, never the submission's
+            data = Path(os.environ.get(DATA_VAR) or REPO / "data")  # the grader's own, never the submission's
             # the answers to check against, read before the submission runs: it may rewrite the files in its reach
             truth = read_truth(data)
         except SubmissionError as e:
