@@ -17,6 +17,7 @@ import os
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -24,6 +25,7 @@ import threading
 import time
 from pathlib import Path
 
+from . import landlock
 from .cases import CASES, RFT_EXTRA_CREDIT, RULES_VAR, case_points, linear
 from .submission import LIMIT_BYTES, LIMIT_MB, REPO, SubmissionError, course_problems, prepare
 
@@ -147,12 +149,14 @@ class Zygote:
 
     def __init__(self, workdir: Path, package: str, verbose: int):
         self.token = f"zygote-{os.getpid()}-{time.monotonic_ns()}"
-        (requests_in, requests), (replies, replies_out) = os.pipe(), os.pipe()
-        self.process = subprocess.Popen([sys.executable, str(CHILD), "--serve", str(workdir), package, str(requests_in), str(replies_out)],
-                                        cwd=workdir, pass_fds=(requests_in, replies_out), **child_streams(verbose), start_new_session=True,
+        # requests go over a socket, which can pass each case the write end of its result pipe; replies over a pipe
+        self.requests, requests_in = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        replies, replies_out = os.pipe()
+        self.process = subprocess.Popen([sys.executable, str(CHILD), "--serve", str(workdir), package, str(requests_in.fileno()), str(replies_out)],
+                                        cwd=workdir, pass_fds=(requests_in.fileno(), replies_out), **child_streams(verbose), start_new_session=True,
                                         env={**os.environ, CASE_TOKEN_VAR: self.token})
-        os.close(requests_in), os.close(replies_out)
-        self.requests, self.replies, self.unread = os.fdopen(requests, "w"), replies, b""
+        requests_in.close(), os.close(replies_out)
+        self.replies, self.unread = replies, b""
         self.pid, self.ready = self.process.pid, False
 
     def reply(self, timeout: float | None) -> dict | None:
@@ -176,17 +180,17 @@ class Zygote:
         self.ready = bool(message and message.get("ready"))
         return message or {"ready": False}  # the zygote died while importing: the cases find out, each in its own process
 
-    def fork(self, **request) -> "Forked":
-        """The process forked for one case (run_case's arguments); OSError if the zygote has ended."""
-        self.requests.write(json.dumps(request) + "\n")
-        self.requests.flush()
+    def fork(self, result_fd: int, **request) -> "Forked":
+        """The process forked for one case (run_case's arguments, its result pipe's write end passed along); OSError
+        if the zygote has ended."""
+        socket.send_fds(self.requests, [json.dumps(request).encode()], [result_fd])
         message = self.reply(None)
         if message is None:
             raise OSError("the zygote ended")
         return Forked(self, message["pid"])
 
     def close(self):
-        for close in (self.requests.close, lambda: os.close(self.replies)):
+        for close in (self.requests.close, lambda: os.close(self.replies)):  # the zygote reads the end of requests
             try:
                 close()
             except OSError:
@@ -218,6 +222,37 @@ class Forked:
         return self.poll(timeout=None)
 
 
+class ResultPipe:
+    """The parent's end of a case's result pipe: `started` once the case's clock starts, `read()` the result once it
+    has come whole (None until then). What arrives is data; the parent scores it."""
+
+    def __init__(self, fd: int):
+        self.fd, self.unread, self.started, self.result = fd, b"", False, None
+
+    def read(self) -> dict | None:
+        while self.result is None:
+            try:
+                chunk = os.read(self.fd, 1 << 16)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            self.unread += chunk
+            while self.result is None and b"\n" in self.unread:
+                line, _, self.unread = self.unread.partition(b"\n")
+                try:
+                    message = json.loads(line)
+                except ValueError:
+                    message = {"error": "the case's result could not be read"}
+                if message == {"started": True}:
+                    self.started = True
+                elif isinstance(message, dict):
+                    self.result = message
+                else:
+                    self.result = {"error": "the case's result could not be read"}
+        return self.result
+
+
 def child_streams(verbose: int) -> dict:
     output = None if verbose >= 2 else subprocess.DEVNULL  # the submission's output is ignored, as online
     return {"stdin": subprocess.DEVNULL, "stdout": output, "stderr": output}
@@ -228,25 +263,30 @@ def run_child(workdir: Path, package: str, case: str, limit: float, verbose: int
     """Run one case in a new process (forked by `zygote` where it is ready) and return what it measured, or {"error":
     reason}. The clock starts once the submission is imported; at `limit` seconds the process (and anything it
     started) is killed, and so it is after `no_progress` seconds in which its processes used no CPU time (None: never)."""
-    with tempfile.TemporaryDirectory(prefix="case-", dir=workdir) as tmp:
-        result_path, started = Path(tmp) / "result.json", Path(tmp) / "result.json.started"
+    results, result_fd = os.pipe()  # the case sends {"started": true}, then its result, one JSON line each
+    os.set_blocking(results, False)
+    pipe = ResultPipe(results)
+    try:
         child = None
         if zygote is not None and zygote.ready:
             token, spare = zygote.token, zygote.pid
             try:
-                child = zygote.fork(case=case, result_path=str(result_path), num_questions=str(num_questions))
+                child = zygote.fork(result_fd, case=case, num_questions=str(num_questions))
             except OSError:  # the zygote has ended since the last case: this one imports the submission itself
                 zygote.ready = False
         if child is None:
-            token, spare = Path(tmp).name, None
-            child = subprocess.Popen([sys.executable, str(CHILD), str(workdir), package, case, str(result_path), str(num_questions)],
-                                     cwd=workdir, **child_streams(verbose), start_new_session=True, env={**os.environ, CASE_TOKEN_VAR: token})
+            token, spare = f"case-{os.getpid()}-{time.monotonic_ns()}", None
+            child = subprocess.Popen([sys.executable, str(CHILD), str(workdir), package, case, str(result_fd), str(num_questions)],
+                                     cwd=workdir, pass_fds=(result_fd,), **child_streams(verbose), start_new_session=True,
+                                     env={**os.environ, CASE_TOKEN_VAR: token})
+        os.close(result_fd)
+        result_fd = None
         begin, clock = time.monotonic(), None
         cpu, progressed, looked = None, None, 0.0  # CPU time at the last progress, when that was, the last look
         try:
-            while child.poll() is None:
+            while child.poll() is None and pipe.read() is None:  # a result sent counts, even if a thread lingers
                 now = time.monotonic()
-                if clock is None and started.exists():
+                if clock is None and pipe.started:
                     clock = progressed = now
                 if clock is not None and now - clock > limit:
                     return {"error": f"Timeout after {now - clock:.0f} s (limit {limit:.0f} s)", "timeout": True}
@@ -267,13 +307,17 @@ def run_child(workdir: Path, package: str, case: str, limit: float, verbose: int
             kill_descendants(token, spare)
             child.wait()
             kill_orphans({zygote.pid} if zygote is not None else set())
-        if result_path.exists():
-            return json.loads(result_path.read_text())
+        if (result := pipe.read()) is not None:
+            return result
         if child.returncode < 0:
             name = signal.Signals(-child.returncode).name
             why = {"SIGSEGV": "a segmentation fault", "SIGKILL": "killed, out of memory?", "SIGABRT": "aborted"}.get(name, "a signal")
             return {"error": f"the process died of {name} ({why})"}
         return {"error": f"the submission ended the process (exit code {child.returncode}) before the case finished"}
+    finally:
+        os.close(results)
+        if result_fd is not None:
+            os.close(result_fd)
 
 
 MAX_REASON_CHARS = 300
@@ -470,6 +514,9 @@ def grade(args, log, tally: dict) -> int:
         log("timeouts: reported, not enforced (no GPU: the course's limits assume one; --enforce_timeouts applies them); "
             f"a case is stopped after {args.no_progress_seconds:.0f} s without progress, or at {args.max_case_seconds:.0f} s")
 
+    if not args.report_rules and not landlock.abi():
+        log("rules: checked by audit hooks alone (this kernel has no Landlock): what no hook sees, a C library's file "
+            "write, a ctypes socket, a signal, gets through here", ok=False)
     remove_stale_folders(Path(tempfile.gettempdir()))
     try:  # the embedded model converted once, here, outside every case: a graded case writes nothing
         loader.embedded_dir()

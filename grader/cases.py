@@ -1,11 +1,12 @@
 """The graded cases, called as the course's grader calls them, each run in a process of its own.
 
-This file is also the child's program: `python grader/cases.py WORKDIR PACKAGE CASE RESULT.json [QUESTIONS]`. It puts
-WORKDIR (and nothing of this repo) on sys.path, imports the submission as the course does, by its folder
-name, runs one case and writes what it measured to RESULT.json. The parent (`grader/__main__.py`) scores it.
-`python grader/cases.py --serve WORKDIR PACKAGE REQUESTS REPLIES` imports the submission once and forks a process
-for each case instead (`serve`). It imports nothing but the standard library and torch, so it runs wherever the
-submission does.
+This file is also the child's program: `python grader/cases.py WORKDIR PACKAGE CASE RESULT_FD [QUESTIONS]`. It puts
+WORKDIR (and nothing of this repo) on sys.path, restricts itself (landlock.py: no file writes, reads only where the
+rules allow, no TCP, no signal out), imports the submission as the course does, by its folder name, runs one case
+and sends what it measured, as data, down the pipe RESULT_FD: a line {"started": true} when the case's clock starts,
+then one line of the result. The parent (`grader/__main__.py`) scores it. `python grader/cases.py --serve WORKDIR
+PACKAGE REQUESTS REPLIES` imports the submission once and forks a process for each case instead (`serve`). It
+imports nothing but the standard library and torch, so it runs wherever the submission does.
 """
 import contextlib
 import importlib
@@ -13,15 +14,19 @@ import json
 import math
 import os
 import signal
+import socket
 import sys
+import tempfile
 import threading
 import time
 import traceback
 from pathlib import Path
 
 if __package__:
+    from . import landlock
     from .rules import Rules
 else:  # run as the child's program: grader/ is on sys.path
+    import landlock
     from rules import Rules
 
 RULES_VAR = "GRADER_RULES"  # enforce (the default) or report: set by the parent for its cases
@@ -142,10 +147,18 @@ def watch(workdir: str, package: str) -> Rules:
     return RULES
 
 
+KERNEL_ABI = 0  # the Landlock ABI this process is restricted by (0: none; the audit hooks alone)
+
+
 def import_submission(workdir: str, package: str) -> dict:
-    """{"module": the submission imported as the course does}, or {"error": why, "import_failed": True}."""
+    """{"module": the submission imported as the course does}, or {"error": why, "import_failed": True}. Enforced,
+    the kernel restricts this process first (landlock.py); the audit hooks then only name what a breach touched."""
+    global KERNEL_ABI
     sys.path[0] = workdir  # the script's own folder gives way to the submission's parent
     rules = watch(workdir, package)
+    if rules.enforce:
+        tempfile.gettempdir()  # found now, while it may be tried: the libraries ask for it later
+        KERNEL_ABI = landlock.restrict(*rules.kernel_paths())
     rules.checking = True
     result = outcome(lambda: {"module": importlib.import_module(package)})
     if "error" in result:
@@ -155,13 +168,19 @@ def import_submission(workdir: str, package: str) -> dict:
     return result
 
 
-def write_result(result_path: Path, result: dict):
+def send(fd: int, message: dict):
+    """One JSON line down the result pipe, whole."""
+    data = (json.dumps(message) + "\n").encode()
+    with grader_acting():
+        while data:
+            data = data[os.write(fd, data):]
+
+
+def write_result(fd: int, result: dict):
     if RULES is not None:
         result["rules"] = list(RULES.breaches)
-    with grader_acting():
-        tmp = result_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(result))
-        tmp.replace(result_path)
+    result["kernel_abi"] = KERNEL_ABI
+    send(fd, result)
 
 
 def grader_acting():
@@ -183,11 +202,10 @@ def tampered() -> list[str]:
     return found
 
 
-def run_case(module, case: str, result_path: str, num_questions: str = "0"):
-    """One case on the imported submission; every outcome the process survives becomes RESULT.json."""
-    result_path = Path(result_path)
-    with grader_acting():
-        Path(f"{result_path}.started").touch()  # the parent's clock for the case starts here
+def run_case(module, case: str, result_fd: int | str, num_questions: str = "0"):
+    """One case on the imported submission; every outcome the process survives goes down the pipe `result_fd`."""
+    result_fd = int(result_fd)
+    send(result_fd, {"started": True})  # the parent's clock for the case starts here
     changed = tampered()  # at import
     start = time.perf_counter()
     result = outcome(lambda: CASE_TABLE[case][1](module, int(num_questions) or None))
@@ -195,17 +213,17 @@ def run_case(module, case: str, result_path: str, num_questions: str = "0"):
     changed += tampered()  # during the case
     if changed and RULES is not None:
         RULES.breaches.extend(changed)
-    write_result(result_path, result)
+    write_result(result_fd, result)
 
 
-def run(workdir: str, package: str, case: str, result_path: str, num_questions: str = "0"):
-    """Import the submission and run one case in this process (an import that fails is marked `import_failed`
-    in RESULT.json: no case can run)."""
+def run(workdir: str, package: str, case: str, result_fd: str, num_questions: str = "0"):
+    """Import the submission and run one case in this process (an import that fails is sent marked `import_failed`:
+    no case can run)."""
     imported = import_submission(workdir, package)
     if "error" in imported:
-        write_result(Path(result_path), imported)
+        write_result(int(result_fd), imported)
     else:
-        run_case(imported["module"], case, result_path, num_questions)
+        run_case(imported["module"], case, result_fd, num_questions)
 
 
 def forkable(probe_seconds: float = 10.0) -> bool:
@@ -244,11 +262,12 @@ def serve(workdir: str, package: str, requests: str, replies: str):
     10 s on 2 cores) and is still a process of its own, which a crash, an exit or a hang takes alone, and which
     changes nothing that the next case sees. Its output goes where the zygote's goes, as a case's process's would.
 
-    The parent talks over two pipes (file descriptors `requests` and `replies`), one JSON line a message. A request is
-    run_case's arguments. Replies: the import's outcome ({"ready": bool}, or the import's error), then for each case
+    The parent sends requests over a UNIX socket (file descriptor `requests`), one message each: run_case's arguments
+    as JSON, with the write end of the case's result pipe passed along (SCM_RIGHTS). Replies go over a pipe
+    (`replies`), one JSON line a message: the import's outcome ({"ready": bool}, or the import's error), then for each case
     {"pid": ...} and, once it has ended, {"returncode": ...}. Not ready (not forkable): the parent runs each case
     by `run`, in a process of its own."""
-    inbox, outbox = os.fdopen(int(requests), "r"), os.fdopen(int(replies), "w")
+    inbox, outbox = socket.socket(fileno=int(requests)), os.fdopen(int(replies), "w")
 
     def reply(message: dict):
         outbox.write(json.dumps(message) + "\n")
@@ -264,8 +283,12 @@ def serve(workdir: str, package: str, requests: str, replies: str):
     handled = (signal.SIGTERM, signal.SIGINT)
     for signum in handled:  # a case that signals its parent signals the grader, as it would without a zygote
         signal.signal(signum, lambda signum, frame: os.kill(os.getppid(), signum))
-    for line in inbox:
-        request = json.loads(line)
+    while True:
+        with grader_acting():
+            message, fds, _, _ = socket.recv_fds(inbox, 1 << 16, 1)
+        if not message or not fds:
+            return  # the parent has closed the socket: the grade is over
+        request = {**json.loads(message), "result_fd": fds[0]}
         sys.stdout.flush(), sys.stderr.flush()  # or the child would write what is buffered here once more
         with grader_acting():
             pid = os.fork()
@@ -281,6 +304,7 @@ def serve(workdir: str, package: str, requests: str, replies: str):
             finally:
                 sys.stdout.flush(), sys.stderr.flush()
                 os._exit(code)
+        os.close(fds[0])  # the case's process holds the result pipe now
         reply({"pid": pid})
         _, status = os.waitpid(pid, 0)
         reply({"returncode": os.waitstatus_to_exitcode(status)})

@@ -42,6 +42,10 @@ READ_SYSTEM = ("/proc", "/sys", "/dev")
 LIBRARY_WORK = {("tempfile.py", "_get_default_tempdir"), ("ctypes/util.py", "find_library"),
                 ("torch/_inductor/runtime/cache_dir_utils.py", "cache_dir"), ("urllib3/util/connection.py", "_has_ipv6")}
 WRITE_ALLOWED = ("/dev/null",)
+# What the kernel's rules (landlock.py) allow beside the hook's: the shared libraries dlopen reads below Python, and
+# the ldconfig that ctypes.util.find_library runs (without it, find_library writes a temp file to ask the compiler)
+SYSTEM_LIBRARIES = ("/lib", "/lib64", "/usr/lib", "/usr/lib64", "/usr/local/lib", "/sbin/ldconfig", "/usr/sbin/ldconfig",
+                    "/sbin/ldconfig.real")
 READ_ETC = ("/etc/ld.so.cache", "/etc/localtime", "/etc/timezone", "/etc/locale.alias", "/etc/nsswitch.conf",
             "/etc/host.conf", "/etc/gai.conf", "/etc/os-release", "/usr/share/zoneinfo", "/usr/lib/locale")
 
@@ -82,6 +86,12 @@ class Rules:
             yield
         finally:
             self.local.own -= 1
+
+    def kernel_paths(self) -> tuple[list[Path], list[Path]]:
+        """(readable, writable) for the kernel's restriction (landlock.py): what the hook lets the submission read,
+        and the system's shared libraries, which the loader reads below Python (no audit event sees them); and the
+        devices it may write: /dev/null, and a GPU's."""
+        return [*self.reads, *map(Path, SYSTEM_LIBRARIES)], [*map(Path, WRITE_ALLOWED), *Path("/dev").glob("nvidia*")]
 
     def install(self):
         sys.dont_write_bytecode = True  # importing the submission writes no __pycache__ beside it

@@ -230,3 +230,69 @@ def test_bundle_leaves_out_links_logs_and_zips_and_says_what_the_course_would_fa
                         "HuggingFaceTB/SmolLM2-360M-Instruct: sft_model (embedded:x); they would fail online. The "
                         "course's: python -m homework.recipes --checkpoint HuggingFaceTB/SmolLM2-360M-Instruct "
                         "--output_dir runs/360m --ship (a GPU)"]
+
+
+KERNEL_PROBES = """
+import ctypes, os, signal, socket, sqlite3, struct, threading, torch
+libc = ctypes.CDLL(None, use_errno=True)
+
+
+def c_connect():
+    fd = libc.socket(socket.AF_INET, socket.SOCK_STREAM, 0)
+    address = struct.pack("=H", socket.AF_INET) + struct.pack("!H4s8x", PORT, socket.inet_aton("127.0.0.1"))
+    if libc.connect(fd, address, len(address)) != 0 or libc.send(fd, b"secret", 6, 0) != 6:
+        raise OSError(ctypes.get_errno(), "refused")
+
+
+PROBES = {
+    "torch.save": lambda: torch.save({"x": 1}, OUT + "/a.pt"),
+    "sqlite3": lambda: sqlite3.connect(OUT + "/b.db").execute("create table t (x)"),
+    "mkfifo": lambda: os.mkfifo(OUT + "/c"),
+    "ctypes connect": c_connect,
+    "signal to the grader": lambda: os.kill(GRADER, signal.SIGCONT),
+}
+outcomes = []
+for name, probe in PROBES.items():
+    try:
+        probe()
+        outcomes.append(f"{name} went through")
+    except Exception:
+        outcomes.append(f"{name} refused")
+raise RuntimeError(", ".join(outcomes))
+"""
+
+
+@pytest.mark.skipif(not __import__("grader.landlock").landlock.abi(), reason="the kernel has no Landlock")
+def test_the_kernel_refuses_what_no_audit_hook_sees(tmp_path, capsys):
+    """C writers (torch, sqlite), a FIFO, ctypes' own socket calls and a signal to the grader: none has an audit event
+    the hooks judge; the kernel's restriction (landlock.py) refuses each."""
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    received = []
+    threading.Thread(target=lambda: received.append(server.accept()[0].recv(100)), daemon=True).start()
+    constants = f"OUT, PORT, GRADER = {str(out_dir)!r}, {server.getsockname()[1]}, {os.getpid()}\n"
+    _, out = grade(write_package(tmp_path / "src", with_cot(constants + KERNEL_PROBES)), capsys, "--max_question", "1")
+    server.close()
+    cot = line(out, "CoT model")
+    assert "[   0 /  25 ]" in cot and "went through" not in cot, cot
+    assert all(f"{name} refused" in cot for name in
+               ("torch.save", "sqlite3", "mkfifo", "ctypes connect", "signal to the grader")), cot
+    assert list(out_dir.iterdir()) == [] and not received
+
+
+def test_a_result_sent_counts_though_a_thread_lingers(tmp_path, capsys):
+    """A non-daemon thread keeps the case's process alive after the case; its result came down the pipe, and counts."""
+    body = "import threading, time\nthreading.Thread(target=time.sleep, args=(3600,)).start()"
+    _, out = grade(write_package(tmp_path / "src", with_cot(body)), capsys, "--max_question", "1")
+    assert "[  25 /  25 ]" in line(out, "CoT model")
+
+
+def test_without_landlock_the_grade_says_so_at_the_top(tmp_path, capsys, monkeypatch):
+    from grader import landlock
+
+    monkeypatch.setattr(landlock, "abi", lambda: 0)
+    _, out = grade(write_package(tmp_path / "src", GOOD), capsys, "--max_question", "1")
+    assert out.splitlines()[1].startswith("rules: checked by audit hooks alone (this kernel has no Landlock)")
