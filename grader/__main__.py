@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from . import landlock
-from .cases import CASES, RFT_EXTRA_CREDIT, RULES_VAR, case_points, linear
+from .cases import CASES, NUM_ACCURACY_QUESTIONS, RFT_EXTRA_CREDIT, RULES_VAR, case_points, linear
 from .submission import LIMIT_BYTES, LIMIT_MB, REPO, SubmissionError, course_problems, prepare
 
 CHILD = Path(__file__).resolve().parent / "cases.py"
@@ -353,8 +353,9 @@ def malformed(result: dict) -> str | None:
     return None if bad is None else f"the submission's benchmark gave a malformed sample: {bad!r}"
 
 
-def score(case: str, result: dict, truth: dict) -> tuple[float, str]:
-    """(fraction of the points, detail) of a case that ran. `truth`: the valid answers, read before any case ran."""
+def score(case: str, result: dict, truth: dict, questions: int = NUM_ACCURACY_QUESTIONS) -> tuple[float, str]:
+    """(fraction of the points, detail) of a case that ran, from the data it sent. `truth`: the valid answers, in
+    order, read before any case ran; `questions`: how many of them an accuracy case asks."""
     *_, (low, high) = CASES[case]
     if "loss" in result:
         return linear(result["loss"], low, high), f"loss={result['loss']:.2f} ({result['real_loss']:.2f} on real tokens only)"
@@ -364,6 +365,11 @@ def score(case: str, result: dict, truth: dict) -> tuple[float, str]:
     reference = reference_accuracy(result["answers"], truth)
     if not math.isclose(reference, result["accuracy"], abs_tol=1e-9):
         detail += f"; but the reference check gives accuracy={reference:.2f}: the submission's data module disagrees"
+    asked, expected = [q for q, _ in result["answers"]], list(truth)[:questions]
+    if asked != expected:
+        same = len(set(asked) & set(expected))
+        detail += (f"; but it asked {len(asked)} questions, {same} of the grader's first {len(expected)}: the "
+                   "submission's Dataset('valid') is not the grader's")
     return linear(result["accuracy"], low, high), detail
 
 
@@ -464,7 +470,8 @@ def interrupted(signum, frame):
     raise Interrupted(signum)
 
 
-def report_case(case: str, result: dict, truth: dict, tally: dict, log, verbose: int, enforced: bool = True):
+def report_case(case: str, result: dict, truth: dict, tally: dict, log, verbose: int, enforced: bool = True,
+                questions: int = NUM_ACCURACY_QUESTIONS):
     """Score one case's result, add it to `tally` and log its line (and the RFT extra credit, from the same run)."""
     title, _, points, limit, _ = CASES[case]
     broken = [one_line(line) for line in result.get("rules") or []]
@@ -476,7 +483,7 @@ def report_case(case: str, result: dict, truth: dict, tally: dict, log, verbose:
         if verbose and "traceback" in result:
             print(result["traceback"], file=sys.stderr)
     else:
-        fraction, detail = score(case, result, truth)
+        fraction, detail = score(case, result, truth, questions)
         over = result["seconds"] > limit
         detail += f"  ({result['seconds']:.0f} s" + (f", over the {limit} s GPU limit, not enforced)" if over else ")")
     earned = case_points(fraction, points)
@@ -545,7 +552,8 @@ def grade(args, log, tally: dict) -> int:
                 result = run_child(workdir, package, case, cap, args.verbose, args.max_question, no_progress, zygote)
                 if result.get("import_failed"):  # without a zygote, the first case finds it: no case can run
                     return refuse(args.path, one_line(result["error"]), log)
-                report_case(case, result, truth, tally, log, args.verbose, enforced=not args.report_rules)
+                report_case(case, result, truth, tally, log, args.verbose, enforced=not args.report_rules,
+                            questions=args.max_question or NUM_ACCURACY_QUESTIONS)
         finally:
             if zygote:
                 zygote.close()

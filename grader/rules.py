@@ -15,7 +15,7 @@ What is allowed, and why:
 - reading /proc, /sys and /dev: the runtime reads the CPUs, memory and devices there (torch's thread count,
   /dev/null, /dev/urandom), and a few files of /etc that the C library and Python read at start: the dynamic
   linker's cache, the time zone, the locale and name-service settings (READ_ETC);
-- the grader's own actions: writing the case's result, forking the case's process; reading its own files;
+- the grader's own actions: sending the case's result, forking the case's process; reading its own files;
 - what the libraries do for themselves while they are imported (LIBRARY_WORK, each found by the function on the
   stack): Python's tempfile tries the temp folder once (a file written and removed); ctypes.util.find_library runs
   `ldconfig -p` (trio, imported by the libraries, looks for libpthread); torch makes its compile cache folder

@@ -400,6 +400,15 @@ CORPUS = {
     "killed (as by the OOM killer)": (_package_with(ORACLE + "import os, signal\ndef load_cot(): os.kill(os.getpid(), signal.SIGKILL)\n"), "CoT", "died of SIGKILL (killed, out of memory?)"),
     "no data submodule": (lambda tmp: (write_package(tmp, NO_DATA), (tmp / "homework" / "data.py").unlink())[0], "CoT", "has no attribute 'data'"),
     "a benchmark that lies": (_package_with(LIAR, data=LYING_DATA), "CoT", "accuracy=1.00 answer_rate=0.10; but the reference check gives accuracy=0.10"),
+    "a Dataset('valid') cut to one question": (_package_with(GOOD, data=(ROOT / "homework" / "data.py").read_text() + """
+_Dataset = Dataset
+
+
+class Dataset(_Dataset):
+    def __init__(self, split):
+        super().__init__(split)
+        self.data = self.data[:1]
+"""), "CoT", "accuracy=1.00 answer_rate=1.00; but it asked 1 questions, 1 of the grader's first 100: the submission's Dataset('valid') is not the grader's"),
     "missing adapter folder": (_package_with(LOAD_ADAPTER, modules=True), "SFT", "CheckpointError: no adapter in"),
     "an accuracy of inf": (_package_with(LIAR, data=_data_returning("float('inf')")), "CoT", "gave accuracy=inf, not a number from 0 to 1"),
     "an accuracy of 5": (_package_with(LIAR, data=_data_returning("5.0")), "CoT", "gave accuracy=5.0, not a number from 0 to 1"),
