@@ -511,7 +511,7 @@ def refuse(path, reason, log) -> int:
 
 def grade(args, log, tally: dict) -> int:
     """Grade args.path and log the report, keeping `tally` (points, of how many) up to date; the exit status."""
-    from homework import loader, settings  # the repo's device policy: the course's limits assume a GPU
+    from homework import loader  # the repo's device policy: the course's limits assume a GPU
 
     enforce = args.enforce_timeouts or loader.policy().enforce_time_limits
     if enforce:
