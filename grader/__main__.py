@@ -475,9 +475,13 @@ def report_case(case: str, result: dict, truth: dict, tally: dict, log, verbose:
     """Score one case's result, add it to `tally` and log its line (and the RFT extra credit, from the same run)."""
     title, _, points, limit, _ = CASES[case]
     broken = [one_line(line) for line in result.get("rules") or []]
-    if broken and enforced:  # the course would have refused the action: the case fails, whatever it returned
+    tampering = [line for line in broken if line.startswith("no changing the grader")]
+    if enforced and (tampering or broken and "error" in result):
+        # the grader changed, or a refused action ended the case: the case fails with the rule it broke. A refused
+        # action that the code caught and went past scores what the case returns, as online, where it just fails.
+        first = (tampering or broken)[0]
         more = f" (and {len(broken) - 1} more)" if len(broken) > 1 else ""
-        result = {"error": f"against the course's rules: {broken[0]}{more}"}
+        result = {"error": f"against the course's rules: {first}{more}"}
     if "error" in result:
         fraction, detail = 0.0, one_line(result["error"])
         if verbose and "traceback" in result:
@@ -491,7 +495,7 @@ def report_case(case: str, result: dict, truth: dict, tally: dict, log, verbose:
     log(f"{title:<34} [ {earned:>3} / {points:>3} ]  {detail}", ok=earned >= points)
     if case == "batched_generate" and "real_loss" in result:
         log(f"  why two losses: {LOSS_NOTE}")
-    for line in broken if not enforced or len(broken) > 1 else []:
+    for line in broken if not enforced or len(broken) > 1 or "error" not in result else []:
         log(f"  against the rules: {line}", ok=False)
     if case == "rft":
         extra_points, (low, high) = RFT_EXTRA_CREDIT

@@ -296,3 +296,13 @@ def test_without_landlock_the_grade_says_so_at_the_top(tmp_path, capsys, monkeyp
     monkeypatch.setattr(landlock, "abi", lambda: 0)
     _, out = grade(write_package(tmp_path / "src", GOOD), capsys, "--max_question", "1")
     assert out.splitlines()[1].startswith("rules: checked by audit hooks alone (this kernel has no Landlock)")
+
+
+@linux_only
+def test_a_refused_write_the_code_catches_is_reported_and_the_case_scored_on_what_it_returns(tmp_path, capsys):
+    """As online, where the write just fails: the case goes on, is scored, and the report names the refused write."""
+    target = tmp_path / "cache.txt"
+    body = f"try:\n    open({str(target)!r}, 'w').write('x')\nexcept PermissionError:\n    pass"
+    _, out = grade(write_package(tmp_path / "src", with_cot(body)), capsys, "--max_question", "1")
+    assert "[  25 /  25 ]" in line(out, "CoT model") and f"  against the rules: no writing files: {target}" in out
+    assert not target.exists()
