@@ -3,7 +3,8 @@
 The homework states them: no exit, no writing files ("file writing is disabled"), no reading files outside the
 assignment's, no network, no forking. Each audited action of those kinds is checked against ALLOWED below; anything
 else is a breach, named in one line: the rule, what was touched, and the line of the submission's code that led to
-it. Enforced (the default), the action fails with a PermissionError, as it would online, and the case scores 0.
+it. Enforced (the default), the action fails with a PermissionError, as it would online: a case it ends scores 0, and
+one whose code catches it is scored on what it returns, the breach listed under it.
 `python -m grader ... --report_rules` lets every action through and only reports it.
 
 What is allowed, and why:
