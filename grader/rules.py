@@ -59,7 +59,7 @@ def model_caches() -> list[Path]:
 
 
 class Breach(PermissionError):
-    """What the course's grader would refuse: the action fails, and the case scores 0."""
+    """What the course's grader would refuse: the action fails (a case it ends scores 0)."""
 
 
 class Rules:
