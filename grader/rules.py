@@ -81,7 +81,7 @@ class Rules:
 
     @contextlib.contextmanager
     def own(self):
-        """A block in which the grader acts for itself (its result file, the fork of a case): not checked."""
+        """A block in which the grader acts for itself (its result, the fork of a case): not checked."""
         self.local.own = getattr(self.local, "own", 0) + 1
         try:
             yield
