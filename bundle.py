@@ -4,7 +4,8 @@
 
 Hidden and temporary files and folders (a name starting with "." or "~", ending in .tmp or .partial), caches,
 checkpoints, logs, zips, keys and links are left out. It warns where the course's grader would fail what ours passes:
-a folder not named homework, adapters trained on another base model than the course's SmolLM2-360M-Instruct. A zip over the course's 50 MB (10^6 bytes each, as the grader counts) is refused.
+a folder not named homework, adapters trained on another base model than the course's SmolLM2-360M-Instruct. A zip
+over the course's 50 MB (10^6 bytes each, as the grader counts) is refused.
 """
 import os
 import re

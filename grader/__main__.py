@@ -190,7 +190,7 @@ class Zygote:
         return Forked(self, message["pid"])
 
     def close(self):
-        for close in (self.requests.close, lambda: os.close(self.replies)):  # the zygote reads the end of requests
+        for close in (self.requests.close, lambda: os.close(self.replies)):
             try:
                 close()
             except OSError:

@@ -147,18 +147,14 @@ def watch(workdir: str, package: str) -> Rules:
     return RULES
 
 
-KERNEL_ABI = 0  # the Landlock ABI this process is restricted by (0: none; the audit hooks alone)
-
-
 def import_submission(workdir: str, package: str) -> dict:
     """{"module": the submission imported as the course does}, or {"error": why, "import_failed": True}. Enforced,
     the kernel restricts this process first (landlock.py); the audit hooks then only name what a breach touched."""
-    global KERNEL_ABI
     sys.path[0] = workdir  # the script's own folder gives way to the submission's parent
     rules = watch(workdir, package)
     if rules.enforce:
         tempfile.gettempdir()  # found now, while it may be tried: the libraries ask for it later
-        KERNEL_ABI = landlock.restrict(*rules.kernel_paths())
+        landlock.restrict(*rules.kernel_paths())
     rules.checking = True
     result = outcome(lambda: {"module": importlib.import_module(package)})
     if "error" in result:
@@ -179,7 +175,6 @@ def send(fd: int, message: dict):
 def write_result(fd: int, result: dict):
     if RULES is not None:
         result["rules"] = list(RULES.breaches)
-    result["kernel_abi"] = KERNEL_ABI
     send(fd, result)
 
 
