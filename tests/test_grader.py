@@ -18,7 +18,8 @@ import torch
 
 from grader import submission
 from grader.__main__ import Zygote, main, run_child
-from grader.cases import RULES_VAR, case_points, course_loss, linear
+from grader.cases import RULES_VAR, case_points, linear, loss_inputs
+from grader.loss import LossInputsError, course_loss
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -116,7 +117,8 @@ def test_course_loss_is_the_mean_over_every_position(tiny_model, tokenizer):
 
     llm = BaseLLM(model=tiny_model, tokenizer=tokenizer)
     questions, answers = ["Hi", "How many gram are there per 6 kg?"], [" there", " <answer>6000</answer>"]
-    course, real = course_loss(llm, questions, answers)
+    sent = loss_inputs(llm, questions, answers)  # in the case's process: data
+    course, real = course_loss(sent["loss_inputs"], sent["binary"])  # in the parent
     # the course's number: every position of the left-padded batch, padding included, one at a time
     batch = tokenizer([q + a for q, a in zip(questions, answers)], padding=True, return_tensors="pt").to(tiny_model.device)
     with torch.no_grad():
@@ -133,6 +135,26 @@ def test_course_loss_is_the_mean_over_every_position(tiny_model, tokenizer):
         counts.append(ids.shape[1] - 1)
     assert real == pytest.approx(sum(l * c for l, c in zip(per_sequence, counts)) / sum(counts), rel=1e-4)
     assert course != pytest.approx(real, rel=1e-3)  # the padding counts in the course's number
+
+
+SENT = {"input_ids": [[0, 1, 2, 3]] * 2, "attention_mask": [[0, 1, 1, 1], [1, 1, 1, 1]], "logits_shape": [2, 3, 50],
+        "logits_dtype": "float32"}
+
+
+@pytest.mark.parametrize("inputs, cut, message", [
+    ({**SENT, "logits_shape": [2, 4, 50]}, 0, "do not match"),
+    (SENT, 4, "bytes of logits"),
+    ({**SENT, "input_ids": [[0, 1, 2, 50]] * 2}, 0, "outside its logits' vocabulary"),
+    ({**SENT, "attention_mask": [[2, 1, 1, 1]] * 2}, 0, "its mask is not 0 and 1"),
+    ({**SENT, "logits_dtype": "int8"}, 0, "not one of bfloat16, float16, float32"),
+    ({**SENT, "input_ids": "x"}, 0, "could not be read"),
+], ids=["shapes", "bytes", "vocabulary", "mask", "dtype", "not ids"])
+def test_loss_inputs_that_do_not_fit_are_refused(inputs, cut, message):
+    """The parent computes the loss only from ids, a mask and logits that fit one another (loss.py)."""
+    payload = bytes(2 * 3 * 50 * 4)
+    assert course_loss(SENT, payload) == pytest.approx((math.log(50), math.log(50)))  # all logits alike
+    with pytest.raises(LossInputsError, match=message):
+        course_loss(inputs, payload[:len(payload) - cut])
 
 
 ECHO = ORACLE.split("class BaseLLM")[0] + """
@@ -178,9 +200,9 @@ def echo_package(root: Path, accuracy: float, miss: int, name: str = "homework")
 def test_known_scores_from_a_fake_submission(tmp_path, capsys):
     code, out = grade(write_package(tmp_path, GOOD), capsys)
     assert code == 0
-    from homework import loader
+    from grader.__main__ import has_gpu
 
-    enforced = loader.policy().enforce_time_limits
+    enforced = has_gpu()
     assert out.splitlines()[0].startswith("timeouts: enforced (" if enforced else "timeouts: reported, not enforced (")
     assert "[   0 /  10 ]  Not Implemented" in line(out, "generate, one question")
     assert "[   0 /  15 ]  Not Implemented" in line(out, "batched_generate")
@@ -399,7 +421,7 @@ CORPUS = {
     "a segfault": (_package_with(ORACLE + "import ctypes\ndef load_cot(): ctypes.string_at(0)\n"), "CoT", "died of SIGSEGV (a segmentation fault)"),
     "killed (as by the OOM killer)": (_package_with(ORACLE + "import os, signal\ndef load_cot(): os.kill(os.getpid(), signal.SIGKILL)\n"), "CoT", "died of SIGKILL (killed, out of memory?)"),
     "no data submodule": (lambda tmp: (write_package(tmp, NO_DATA), (tmp / "homework" / "data.py").unlink())[0], "CoT", "has no attribute 'data'"),
-    "a benchmark that lies": (_package_with(LIAR, data=LYING_DATA), "CoT", "accuracy=1.00 answer_rate=0.10; but the reference check gives accuracy=0.10"),
+    "a benchmark that lies": (_package_with(LIAR, data=LYING_DATA), "CoT", "accuracy=1.00 answer_rate=0.10; but the reference check gives accuracy=0.10: the submission's data module disagrees; scored at 0.10"),
     "a Dataset('valid') cut to one question": (_package_with(GOOD, data=(ROOT / "homework" / "data.py").read_text() + """
 _Dataset = Dataset
 
@@ -408,7 +430,7 @@ class Dataset(_Dataset):
     def __init__(self, split):
         super().__init__(split)
         self.data = self.data[:1]
-"""), "CoT", "accuracy=1.00 answer_rate=1.00; but it asked 1 questions, 1 of the grader's first 100: the submission's Dataset('valid') is not the grader's"),
+"""), "CoT", "accuracy=1.00 answer_rate=1.00; but it asked 1 questions, 1 of the grader's first 100: the submission's Dataset('valid') is not the grader's; the reference check gives accuracy=0.01; scored at 0.01"),
     "missing adapter folder": (_package_with(LOAD_ADAPTER, modules=True), "SFT", "CheckpointError: no adapter in"),
     "an accuracy of inf": (_package_with(LIAR, data=_data_returning("float('inf')")), "CoT", "gave accuracy=inf, not a number from 0 to 1"),
     "an accuracy of 5": (_package_with(LIAR, data=_data_returning("5.0")), "CoT", "gave accuracy=5.0, not a number from 0 to 1"),

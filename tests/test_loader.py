@@ -204,7 +204,7 @@ def test_the_policy_picks_the_dtype_the_hardware_runs(monkeypatch, tmp_path, fla
         loader.policy.cache_clear()
     assert chosen.dtype == dtype and chosen.trainer_flags == precision
     assert chosen.quantize == ("int8" if dtype == torch.float32 else "none")  # int8 weights on the fp32 CPU path only
-    assert chosen.enforce_time_limits == cuda and chosen.gradient_checkpointing == cuda
+    assert chosen.gradient_checkpointing == cuda
     bf16_base = not cuda and "avx512_bf16" in flags  # no AMX: the base in bf16 under fp32 LoRA, no autocast
     assert chosen.train_dtype == (dtype if cuda or bf16_base else torch.float32)
 

@@ -1,5 +1,6 @@
 """The course's rules, mirrored by the local grader (grader/rules.py): hostile and careless submissions, as reported."""
 import os
+import re
 import socket
 import sys
 import threading
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_grader import GOOD, grade, line, total, write_package
+from tests.test_grader import GOOD, echo_package, grade, line, main, total, write_package
 
 linux_only = pytest.mark.skipif(sys.platform != "linux", reason="audits what a case's process does on Linux")
 
@@ -76,10 +77,10 @@ def test_reported_rules_keep_the_score(tmp_path, capsys):
 
 
 def test_patching_the_graders_functions_scores_0_with_a_note(tmp_path, capsys):
-    patch = "import __main__\n__main__.course_loss = lambda *a: (0.0, 0.0)\n__main__.accuracy = lambda *a, **k: " \
+    patch = "import __main__\n__main__.loss_inputs = lambda *a: {}\n__main__.accuracy = lambda *a, **k: " \
             "{'accuracy': 1.0, 'answer_rate': 1.0, 'answers': []}\n"
     _, out = grade(write_package(tmp_path / "src", patch + GOOD), capsys)
-    assert "against the course's rules: no changing the grader: its course_loss was replaced" in line(out, "SFT model")
+    assert "against the course's rules: no changing the grader: its loss_inputs was replaced" in line(out, "SFT model")
     assert total(out) == 0
 
 
@@ -233,7 +234,7 @@ def test_bundle_leaves_out_links_logs_and_zips_and_says_what_the_course_would_fa
 
 
 KERNEL_PROBES = """
-import ctypes, os, signal, socket, sqlite3, struct, threading, torch
+import __main__, ctypes, multiprocessing, os, signal, socket, sqlite3, struct, sys, tempfile, torch
 libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -244,43 +245,152 @@ def c_connect():
         raise OSError(ctypes.get_errno(), "refused")
 
 
+def c_read():
+    fd, text = libc.open(SECRET.encode(), os.O_RDONLY), ctypes.create_string_buffer(100)
+    if fd < 0 or libc.read(fd, text, 100) <= 0:
+        raise OSError(ctypes.get_errno(), "refused")
+    return text.value
+
+
+def c_system():
+    if libc.system(f"echo x > {OUT}/system.txt".encode()) != 0:
+        raise OSError("refused")
+
+
+def spawned():
+    child = multiprocessing.get_context("spawn").Process(target=os.mkdir, args=(OUT + "/spawned",))
+    child.start()
+    child.join()
+    if child.exitcode != 0:
+        raise OSError("refused")
+
+
+def checking_off():
+    __main__.RULES.checking = False
+    try:
+        open(OUT + "/unchecked.txt", "w")
+    finally:
+        __main__.RULES.checking = True
+
+
+def as_the_grader():
+    with __main__.RULES.own():
+        open(OUT + "/own.txt", "w")
+
+
+def no_judge():
+    rules, judge = sys.modules["rules"], sys.modules["rules"].Rules.judge
+    rules.Rules.judge = lambda *a: None
+    try:
+        open(OUT + "/unjudged.txt", "w")
+    finally:
+        rules.Rules.judge = judge
+
+
+def as_tempfile():
+    code = compile("def _get_default_tempdir(path):\\n    open(path, 'w')\\n", tempfile.__file__, "exec")
+    scope = {}
+    exec(code, scope)
+    scope["_get_default_tempdir"](OUT + "/tempfile.txt")
+
+
+def breaches_cleared():
+    try:
+        open(OUT + "/cleared.txt", "w")
+    finally:
+        __main__.RULES.breaches.clear()
+
+
 PROBES = {
     "torch.save": lambda: torch.save({"x": 1}, OUT + "/a.pt"),
-    "sqlite3": lambda: sqlite3.connect(OUT + "/b.db").execute("create table t (x)"),
-    "mkfifo": lambda: os.mkfifo(OUT + "/c"),
+    "safetensors": lambda: __import__("safetensors.torch").torch.save_file({"x": torch.zeros(1)}, OUT + "/b.st"),
+    "tokenizers": lambda: __import__("tokenizers").Tokenizer(__import__("tokenizers").models.BPE()).save(OUT + "/c"),
+    "torch.from_file": lambda: torch.from_file(OUT + "/d.bin", shared=True, size=8),
+    "sqlite3": lambda: sqlite3.connect(OUT + "/e.db").execute("create table t (x)"),
+    "mkfifo": lambda: os.mkfifo(OUT + "/f"),
+    "mknod": lambda: os.mknod(OUT + "/g"),
+    "setxattr": lambda: libc.setxattr(KEPT.encode(), b"user.x", b"1", 1, 0) == 0 or os.setxattr(KEPT, "user.y", b"1"),
+    "checking off": checking_off,
+    "the grader's own block": as_the_grader,
+    "no judge": no_judge,
+    "a tempfile.py function": as_tempfile,
+    "breaches cleared": breaches_cleared,
     "ctypes connect": c_connect,
+    "listen": lambda: socket.socket().listen(),
+    "ctypes system": c_system,
+    "multiprocessing spawn": spawned,
+    "a read by dir_fd": lambda: os.read(os.open(os.path.relpath(SECRET, HERE), os.O_RDONLY, dir_fd=os.open(HERE, 0)), 99),
+    "ctypes read": c_read,
     "signal to the grader": lambda: os.kill(GRADER, signal.SIGCONT),
 }
 outcomes = []
 for name, probe in PROBES.items():
     try:
-        probe()
-        outcomes.append(f"{name} went through")
+        got = probe()
+        outcomes.append(f"{name} went through" + (f" ({got!r})" if isinstance(got, bytes) else ""))
     except Exception:
         outcomes.append(f"{name} refused")
+__main__.RULES.breaches.clear()  # so that the case's line is this error, every outcome, not the first breach named
 raise RuntimeError(", ".join(outcomes))
 """
 
 
 @pytest.mark.skipif(not __import__("grader.landlock").landlock.abi(), reason="the kernel has no Landlock")
 def test_the_kernel_refuses_what_no_audit_hook_sees(tmp_path, capsys):
-    """C writers (torch, sqlite), a FIFO, ctypes' own socket calls and a signal to the grader: none has an audit event
-    the hooks judge; the kernel's restriction (landlock.py) refuses each."""
-    out_dir = tmp_path / "out"
-    out_dir.mkdir()
+    """C and Rust writers (torch, safetensors, tokenizers, sqlite), special files, xattrs, ctypes' own socket, read and
+    system calls, a spawned interpreter, a signal to the grader, and writes after the hooks are switched off from
+    inside: the kernel's restriction (landlock.py, seccomp.py) refuses each."""
+    out_dir, secret_dir = tmp_path / "out", tmp_path / "private"
+    out_dir.mkdir(), secret_dir.mkdir()
+    (secret_dir / "secret.txt").write_text("the-secret-text")
+    kept = out_dir / "kept.txt"
+    kept.write_text("")
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen()
     received = []
     threading.Thread(target=lambda: received.append(server.accept()[0].recv(100)), daemon=True).start()
-    constants = f"OUT, PORT, GRADER = {str(out_dir)!r}, {server.getsockname()[1]}, {os.getpid()}\n"
-    _, out = grade(write_package(tmp_path / "src", with_cot(constants + KERNEL_PROBES)), capsys, "--max_question", "1")
+    constants = ("import os\n"
+                 f"OUT, PORT, GRADER, KEPT = {str(out_dir)!r}, {server.getsockname()[1]}, {os.getpid()}, {str(kept)!r}\n"
+                 f"SECRET = {str(secret_dir / 'secret.txt')!r}\nHERE = os.path.dirname(os.path.abspath(__file__))\n")
+    package = write_package(tmp_path / "src", with_cot(constants + KERNEL_PROBES))
+    main([str(package), "--disable_color", "--max_question", "1", "-v"])  # -v: the whole message, in the traceback
+    out, err = capsys.readouterr()
     server.close()
-    cot = line(out, "CoT model")
-    assert "[   0 /  25 ]" in cot and "went through" not in cot, cot
-    assert all(f"{name} refused" in cot for name in
-               ("torch.save", "sqlite3", "mkfifo", "ctypes connect", "signal to the grader")), cot
-    assert list(out_dir.iterdir()) == [] and not received
+    outcomes = err.split("RuntimeError: ")[-1].splitlines()[0]
+    assert "[   0 /  25 ]" in line(out, "CoT model") and "went through" not in outcomes, outcomes
+    names = re.findall(r'^    "(.+?)":', KERNEL_PROBES.split("PROBES = {")[1].split("}\noutcomes")[0], re.M)
+    assert [f"{name} refused" for name in names] == outcomes.split(", ") and "the-secret" not in out + err
+    assert list(out_dir.iterdir()) == [kept] and os.listxattr(kept) == [] and not received
+
+
+def test_a_forged_score_is_not_scored(tmp_path, capsys):
+    """Every number is computed in the grader's parent from data: a generation case's loss from the logits it sends,
+    an accuracy case's from the answers, checked against the grader's key. A submission that patches torch's
+    cross-entropy, rewrites the code of the grader's `accuracy` or replaces its case tables scores what its model
+    earns (here, nothing)."""
+    forgeries = """
+import __main__, torch
+torch.nn.functional.cross_entropy = lambda *a, **k: torch.tensor(0.0)
+
+
+def forged(module, loader_name, num_questions=None):
+    return {"accuracy": 1.0, "answer_rate": 1.0, "answers": []}
+
+
+__main__.accuracy.__code__ = forged.__code__
+case = ("generate, one question at a time", lambda m, n: {"loss": 0.0, "real_loss": 0.0}, 10, 40, (8.0, 6.2))
+__main__.CASES, __main__.CASE_TABLE = {**__main__.CASES, "generate": case}, {**__main__.CASE_TABLE, "generate": case}
+"""
+    package = echo_package(tmp_path, 0.0, miss=1)
+    (package / "__init__.py").write_text((package / "__init__.py").read_text() + forgeries)
+    _, out = grade(package, capsys)
+    assert "[   0 /  10 ]  the case sent no logits to compute its loss from" in line(out, "generate, one"), out
+    batched = line(out, "batched_generate")
+    assert "[   0 /  15 ]" in batched and float(batched.split("loss=")[1].split()[0]) > 8, batched
+    for title in ("CoT model", "SFT model", "RFT model"):
+        assert "[   0 /  25 ]  accuracy=1.00" in line(out, title) and "scored at 0.00" in line(out, title), out
+    assert total(out) == 0
 
 
 def test_a_result_sent_counts_though_a_thread_lingers(tmp_path, capsys):
