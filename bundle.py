@@ -1,11 +1,11 @@
 """Zip the homework package for submission.
 
-    python bundle.py homework <id>        # writes <id>.zip, holding the folder homework/
+    python bundle.py homework <id>        # writes <id>.zip, holding the folder homework/ (an id ending in .zip: <id>)
 
 Hidden and temporary files and folders (a name starting with "." or "~", ending in .tmp or .partial), caches,
-checkpoints, logs, zips, keys and links are left out. It warns where the course's grader would fail what ours passes:
-a folder not named homework, adapters trained on another base model than the course's SmolLM2-360M-Instruct. A zip
-over the course's 50 MB (10^6 bytes each, as the grader counts) is refused.
+checkpoints, logs, zips, keys, secrets and links are left out. It warns where the course's grader would fail what ours
+passes: a folder not named homework, adapters trained on another base model than the course's SmolLM2-360M-Instruct.
+A zip over the course's 50 MB (10^6 bytes each, as the grader counts) is refused.
 """
 import os
 import re
@@ -18,15 +18,17 @@ from grader.submission import LIMIT_BYTES, LIMIT_MB, course_problems
 WARN_BYTES = 40 * 10**6
 SKIP_DIRS = {"__pycache__", ".ipynb_checkpoints", "runs"}  # runs/: tensorboard logs
 SKIP_SUFFIXES = {".pyc", ".ipynb", ".log", ".zip", ".pem", ".key"}  # caches, notebooks, logs, zips, keys
+SECRET_NAMES = ("secret", "credential")  # secrets.json, credentials.txt, ...
 
 
 def skipped(path: Path) -> bool:
-    """Caches, checkpoints, logs, zips, keys, and anything hidden or temporary (an interrupted save, an editor's
-    backup, a .env)."""
+    """Caches, checkpoints, logs, zips, keys and secrets, and anything hidden or temporary (an interrupted save, an
+    editor's backup, a .env)."""
     return (
         any(part in SKIP_DIRS or part.startswith(("checkpoint-", ".", "~")) or part.endswith((".tmp", ".partial"))
             for part in path.parts)
         or path.suffix in SKIP_SUFFIXES
+        or path.name.lower().startswith(SECRET_NAMES)
         or path.name.startswith("events.out.tfevents")
     )
 
@@ -40,8 +42,10 @@ def bundle(package: str, utid: str) -> Path:
     root = Path(package).resolve()
     if not (root / "__init__.py").is_file():
         sys.exit(f"error: {package} is not a package folder (no __init__.py)")
-    if not re.fullmatch(r"[\w.-]+", utid) or utid.startswith("."):
-        sys.exit(f"error: {utid!r} is not an id for the zip's name (letters, digits, '_', '-' and '.', not first)")
+    utid = utid.removesuffix(".zip")
+    if not re.fullmatch(r"\w[\w.-]{0,99}", utid):
+        sys.exit(f"error: {utid[:120]!r} is not an id for the zip's name (up to 100 letters, digits, '_', '-' and '.', "
+                 "a letter or digit first)")
     output = Path(f"{utid}.zip").resolve()
     if not os.access(output.parent, os.W_OK):
         sys.exit(f"error: can't write {output}: the folder is not writable")
@@ -72,7 +76,12 @@ def bundle(package: str, utid: str) -> Path:
     return output
 
 
+USAGE = "usage: python bundle.py homework <id>   (writes <id>.zip)"
+
 if __name__ == "__main__":
+    if sys.argv[1:] in (["-h"], ["--help"]):
+        print(USAGE)
+        sys.exit(0)
     if len(sys.argv) != 3:
-        sys.exit("usage: python bundle.py homework <id>")
+        sys.exit(USAGE)
     bundle(sys.argv[1], sys.argv[2])

@@ -26,7 +26,8 @@ import time
 from pathlib import Path
 
 from . import landlock
-from .cases import CASES, NUM_ACCURACY_QUESTIONS, NUM_GENERATION_QUESTIONS, RFT_EXTRA_CREDIT, RULES_VAR, case_points, linear
+from .cases import (CASES, NUM_ACCURACY_QUESTIONS, NUM_GENERATION_QUESTIONS, RFT_EXTRA_CREDIT, RULES_VAR, case_points,
+                    linear)
 from .loss import LossInputsError, course_loss
 from .submission import LIMIT_BYTES, LIMIT_MB, REPO, SubmissionError, course_problems, prepare
 
@@ -42,7 +43,8 @@ LOSS_NOTE = ("the course's loss is the mean over every position of the left-padd
              "so short answers in a batch of long ones cost loss; the second figure counts real tokens only")
 
 
-MAX_BINARY_BYTES = 1 << 32  # a generation case's logits: 32 sequences of about 100 tokens of 49k are about 300 MB
+MAX_BINARY_BYTES = 1 << 31  # a generation case's logits: 32 sequences of 100 tokens of 49k, in fp32, are 630 MB
+KERNEL_REFUSALS = ("Permission denied", "Operation not permitted")  # EACCES and EPERM, as an error's text shows them
 LOG_HEADER = "# python -m grader: report"  # a log's first line: a file without it is not replaced
 
 
@@ -417,7 +419,8 @@ def score(case: str, result: dict, truth: dict, max_question: int = 0) -> tuple[
     if why := malformed(result):
         return 0.0, one_line(why)
     accuracy, notes = scored_accuracy(result, truth, max_question or NUM_ACCURACY_QUESTIONS)
-    return linear(accuracy, low, high), f"accuracy={result['accuracy']:.2f} answer_rate={result['answer_rate']:.2f}" + notes
+    reported = f"accuracy={result['accuracy']:.2f} answer_rate={result['answer_rate']:.2f}"
+    return linear(accuracy, low, high), reported + notes
 
 
 def main(argv=None) -> int:
@@ -529,6 +532,10 @@ def report_case(case: str, result: dict, truth: dict, tally: dict, log, verbose:
         first = (tampering or broken)[0]
         more = f" (and {len(broken) - 1} more)" if len(broken) > 1 else ""
         result = {"error": f"against the course's rules: {first}{more}"}
+    refused = "error" in result and any(e in result["error"] for e in KERNEL_REFUSALS)
+    if enforced and landlock.abi() and refused and not broken:
+        # no hook saw it (a C library's write, ctypes, a hook switched off): the kernel's restriction refused it
+        result = {**result, "error": f"against the course's rules, refused by the kernel: {result['error']}"}
     if "error" in result:
         fraction, detail = 0.0, one_line(result["error"])
         if verbose and "traceback" in result:

@@ -61,7 +61,8 @@ def loss_inputs(llm, questions: list[str], answers: list[str]) -> dict:
 
 def parameter_count(model) -> int:
     """The parameters of a torch module, counted from its own tables (each tensor once), not by its methods: a
-    submission's model may override `parameters`. Anything else is asked for its parameters()."""
+    submission's model may override `parameters`, and its parameters `numel`. Anything else is asked for its
+    parameters()."""
     import torch
 
     if not isinstance(model, torch.nn.Module):
@@ -73,7 +74,8 @@ def parameter_count(model) -> int:
         for tensor in tables.get("_parameters", {}).values():
             if tensor is not None and id(tensor) not in seen:
                 seen.add(id(tensor))
-                count += tensor.numel()
+                with torch._C.DisableTorchFunctionSubclass():  # torch's own count, not a subclass's numel()
+                    count += torch.Tensor.numel(tensor)
         stack.extend(m for m in tables.get("_modules", {}).values() if m is not None)
     return count
 
@@ -111,7 +113,8 @@ CASES = {
 RFT_EXTRA_CREDIT = (5, (0.7, 0.8))  # points above 100, from the RFT case's accuracy
 # What a case's score is computed with, as this file defines it, taken before any submission runs: a submission that
 # replaces one of them (`__main__.accuracy = ...`) is found, and the case runs with these all the same
-GRADER_OWN = {name: globals()[name] for name in ("loss_inputs", "parameter_count", "check_size", "generation", "accuracy")}
+GRADER_OWN = {name: globals()[name]
+              for name in ("loss_inputs", "parameter_count", "check_size", "generation", "accuracy")}
 CASE_TABLE = {case: entry for case, entry in CASES.items()}
 
 

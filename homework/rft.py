@@ -10,8 +10,9 @@
     python -m homework.rft show                    # a training example, the trained tokens in [brackets]
 
 The prompt is one worked training row of the question's unit pair, then the question as SFT asks it ("Convert 7.2 mile
-to kilometer."); the model learns to write the reasoning datagen verified: "1 mile = 1.609 kilometer. 7.2 * 1.609 =
-11.5848. <answer>11.5848</answer>". docs/RECIPE.md says why this prompt and this form.
+to kilometer."); the model learns to write the reasoning datagen verified, the factor and the product to 3 significant
+figures: "1 mile = 1.61 kilometer. 7.2 * 1.61 = 11.6. <answer>11.6</answer>". docs/RECIPE.md says why this prompt and
+this form.
 """
 from pathlib import Path
 
@@ -70,7 +71,7 @@ def read_data(data: str | None) -> list[list]:
 
 
 def train(output_dir: str = str(MODEL_DIR), data: str | None = None, max_question: int = 100,
-          checkpoint: str = loader.DEFAULT_CHECKPOINT, learning_rate: float = 1e-3, epochs: float = 1.25,
+          checkpoint: str = loader.DEFAULT_CHECKPOINT, learning_rate: float = 1e-3, epochs: float = 1.4,
           batch_size: int = 8, max_steps: int = -1, lora_r: int | None = None, lora_alpha: int | None = None,
           lora_dropout: float = 0.0, seed: int = 0, curve_every: int = 0):
     """Train on the rows of `data`, save the adapter to output_dir, then print the accuracy on the first valid

@@ -1,6 +1,6 @@
 """A pilot of a reasoning form and prompt: train the RFT model on rows written in that form, then score it.
 
-    python scripts/pilot.py --form plain --one_shot             # what the recipe ships: one worked row, then the question
+    python scripts/pilot.py --form rounded --one_shot           # what the recipe ships: one worked row, then the question
     python scripts/pilot.py --form steps                        # `steps` below, the question alone
     python scripts/pilot.py --form plain --init_adapter homework/sft_model   # on the SFT adapter, merged
 
@@ -19,7 +19,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from homework import adapters, loader, rft, sft, training  # noqa: E402
 from homework.cli import cli  # noqa: E402
 from homework.units import rationale  # noqa: E402
-from homework.units.numbers import fmt  # noqa: E402
 from homework.evaluation import evaluate  # noqa: E402
 from homework.units.generator import spread  # noqa: E402
 from homework.units.reader import read_question  # noqa: E402
@@ -68,15 +67,7 @@ def steps(n: float, src: str, dst: str, factor: float) -> str:
     )
 
 
-def rounded(n: float, src: str, dst: str, factor: float) -> str:
-    """The one-product form, the factor and the product to 3 significant digits ("1 mile = 1.61 kilometer. 7.2 * 1.61 =
-    11.6."): the leading digits, which a model gets right far more often than the last ones, and no more."""
-    f = float(f"{factor:.3g}")
-    product = fmt(float(f"{n * f:.3g}"))
-    return f"1 {src} = {fmt(f)} {dst}. {fmt(n)} * {fmt(f)} = {product}. <answer>{product}</answer>"
-
-
-rationale.FORMS.update(steps=steps, rounded=rounded)  # `--form steps`: rationale.write and holds know them
+rationale.FORMS.update(steps=steps)  # `--form steps`: rationale.write and holds know it
 
 
 class QuestionAlone(rft.RFTModel):

@@ -217,7 +217,11 @@ def test_known_scores_from_a_fake_submission(tmp_path, capsys):
 @pytest.mark.slow
 @pytest.mark.parametrize("accuracy,miss,points", [(1.0, 0, 105), (0.0, 1, 0)], ids=["all right", "all wrong"])
 def test_all_right_and_all_wrong(accuracy, miss, points, tmp_path, capsys):
-    _, out = grade(echo_package(tmp_path, accuracy, miss), capsys)
+    package = echo_package(tmp_path, accuracy, miss)
+    if miss:  # the loss is computed in the grader's parent: torch's cross-entropy patched in the case changes nothing
+        with open(package / "__init__.py", "a") as init:
+            init.write("torch.nn.functional.cross_entropy = lambda *a, **k: torch.tensor(0.0)\n")
+    _, out = grade(package, capsys)
     for title, earned in [("generate, one", 10), ("batched_generate", 15), ("CoT", 25), ("SFT", 25), ("RFT model", 25), ("RFT extra", 5)]:
         assert f"[ {earned if miss == 0 else 0:>3} /" in line(out, title), out
     assert total(out) == points

@@ -21,7 +21,7 @@ EXPECTED = {
         "Convert 4 kilogram to gram. 1 kilogram = 1000 gram. 4 * 1000 = 4000. <answer>4000</answer>\n"
         "Convert 6 kilogram to gram.",
     (RFTModel, "What is 3.7 mile in km?"):
-        "Convert 4 mile to kilometer. 1 mile = 1.609 kilometer. 4 * 1.609 = 6.436. <answer>6.436</answer>\n"
+        "Convert 4 mile to kilometer. 1 mile = 1.61 kilometer. 4 * 1.61 = 6.44. <answer>6.44</answer>\n"
         "Convert 3.7 mile to kilometer.",
     (CoTModel, "How many gram are there per 6 kg?"): SYSTEM + "".join(
         turn(f"How many gram are there per {n} kg?", f"1 kg = 1000 gram. {n} * 1000 = {n}000. <answer>{n}000</answer>")

@@ -23,6 +23,9 @@ def test_holds_accepts_each_form_at_a_true_factor(form):
     ("plain", ("= 11.5848.", "= 11.6848."), "the product wrong"),
     ("plain", ("11.5848</", "11.6</"), "the answer not the product"),
     ("plain", ("7.2 * 1.609", "7 * 1.609"), "another quantity"),
+    ("rounded", ("= 11.6.", "= 11.7."), "the product wrong"),
+    ("rounded", ("= 11.6.", "= 11.592."), "the product not to 3 significant figures"),
+    ("rounded", ("11.6</", "11.59</"), "the answer not the product"),
 ])
 def test_holds_rejects_any_step_that_does_not(form, change, why):
     text = rationale.FORMS[form](7.2, "mile", "kilometer", 1.609344).replace(*change)

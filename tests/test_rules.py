@@ -84,14 +84,19 @@ def test_patching_the_graders_functions_scores_0_with_a_note(tmp_path, capsys):
     assert total(out) == 0
 
 
-def test_a_model_that_hides_its_parameters_is_counted_all_the_same(tmp_path, capsys):
+def test_a_model_that_hides_its_parameters_or_lies_about_their_size_is_counted_all_the_same(tmp_path, capsys):
     big = GOOD.replace("def load_cot(): return Oracle(1.0)", '''def load_cot():
     import torch
+
+    class Lying(torch.nn.Parameter):
+        def numel(self):
+            return 1
 
     class Hiding(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.weight = torch.nn.Parameter(torch.empty(0).new_empty((400_000_000,), device="meta"))
+            self.weight = torch.nn.Parameter(torch.empty(0).new_empty((200_000_000,), device="meta"))
+            self.bias = Lying(torch.empty(0).new_empty((200_000_000,), device="meta"))
 
         def parameters(self, recurse=True):
             return iter([])
@@ -114,7 +119,7 @@ def test_a_zip_over_50_mb_but_under_50_mib_is_refused_by_bundle(tmp_path):
     assert not list(tmp_path.glob("*abc.zip*"))
 
 
-@pytest.mark.parametrize("utid", ["", ".hidden", "a/b"])
+@pytest.mark.parametrize("utid", ["", ".hidden", "a/b", "--help", "-x", "x" * 300])
 def test_bundle_refuses_an_id_that_names_no_zip(tmp_path, utid):
     import subprocess
 
@@ -123,6 +128,17 @@ def test_bundle_refuses_an_id_that_names_no_zip(tmp_path, utid):
                             cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode != 0 and result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1
     assert not list(tmp_path.glob("*.zip*"))
+
+
+@pytest.mark.parametrize("argv, written", [(["x.zip"], "x.zip"), (["--help"], None), (["-h"], None)])
+def test_bundle_names_the_zip_for_the_id_or_prints_its_usage(tmp_path, argv, written):
+    import subprocess
+
+    package = write_package(tmp_path / "src", GOOD)
+    command = [sys.executable, str(Path(__file__).parent.parent / "bundle.py")] + ([str(package)] if written else [])
+    result = subprocess.run(command + argv, cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0 and [p.name for p in tmp_path.glob("*.zip*")] == ([written] if written else [])
+    assert written or result.stdout.startswith("usage: python bundle.py homework <id>")
 
 
 def test_bundle_packs_no_hidden_or_temporary_folder(tmp_path):
@@ -217,6 +233,7 @@ def test_bundle_leaves_out_links_logs_and_zips_and_says_what_the_course_would_fa
     secret.write_text("outside the package")
     (package / "outside.txt").symlink_to(secret)
     (package / "train.log").write_text("log")
+    (package / "secrets.json").write_text('{"token": "x"}')
     (package / "old.zip").write_bytes(b"PK")
     (package / "sft_model").mkdir()
     (package / "sft_model" / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "embedded:x"}))
@@ -365,13 +382,12 @@ def test_the_kernel_refuses_what_no_audit_hook_sees(tmp_path, capsys):
 
 
 def test_a_forged_score_is_not_scored(tmp_path, capsys):
-    """Every number is computed in the grader's parent from data: a generation case's loss from the logits it sends,
-    an accuracy case's from the answers, checked against the grader's key. A submission that patches torch's
-    cross-entropy, rewrites the code of the grader's `accuracy` or replaces its case tables scores what its model
-    earns (here, nothing)."""
+    """Every number is computed in the grader's parent from data: a generation case's loss from the logits it sends
+    (test_all_right_and_all_wrong patches torch's cross-entropy), an accuracy case's from the answers, checked against
+    the grader's key. A submission that rewrites the code of the grader's `accuracy`, rebinds its `generation` where
+    the tamper check looks too, or replaces its case tables scores what its model earns (here, nothing)."""
     forgeries = """
-import __main__, torch
-torch.nn.functional.cross_entropy = lambda *a, **k: torch.tensor(0.0)
+import __main__
 
 
 def forged(module, loader_name, num_questions=None):
@@ -379,15 +395,15 @@ def forged(module, loader_name, num_questions=None):
 
 
 __main__.accuracy.__code__ = forged.__code__
+__main__.generation = __main__.GRADER_OWN["generation"] = lambda *a: {"loss": 0.0, "real_loss": 0.0}
 case = ("generate, one question at a time", lambda m, n: {"loss": 0.0, "real_loss": 0.0}, 10, 40, (8.0, 6.2))
 __main__.CASES, __main__.CASE_TABLE = {**__main__.CASES, "generate": case}, {**__main__.CASE_TABLE, "generate": case}
 """
     package = echo_package(tmp_path, 0.0, miss=1)
     (package / "__init__.py").write_text((package / "__init__.py").read_text() + forgeries)
     _, out = grade(package, capsys)
-    assert "[   0 /  10 ]  the case sent no logits to compute its loss from" in line(out, "generate, one"), out
-    batched = line(out, "batched_generate")
-    assert "[   0 /  15 ]" in batched and float(batched.split("loss=")[1].split()[0]) > 8, batched
+    for title, points in (("generate, one", 10), ("batched_generate", 15)):
+        assert f"[   0 / {points:>3} ]  the case sent no logits to compute its loss from" in line(out, title), out
     for title in ("CoT model", "SFT model", "RFT model"):
         assert "[   0 /  25 ]  accuracy=1.00" in line(out, title) and "scored at 0.00" in line(out, title), out
     assert total(out) == 0
@@ -410,9 +426,14 @@ def test_without_landlock_the_grade_says_so_at_the_top(tmp_path, capsys, monkeyp
 
 @linux_only
 def test_a_refused_write_the_code_catches_is_reported_and_the_case_scored_on_what_it_returns(tmp_path, capsys):
-    """As online, where the write just fails: the case goes on, is scored, and the report names the refused write."""
+    """As online, where the write just fails: the case goes on, is scored, and the report names the refused write.
+    A write no hook sees (torch's C++ writer) that ends a case is named as the kernel's refusal."""
     target = tmp_path / "cache.txt"
     body = f"try:\n    open({str(target)!r}, 'w').write('x')\nexcept PermissionError:\n    pass"
-    _, out = grade(write_package(tmp_path / "src", with_cot(body)), capsys, "--max_question", "1")
+    package = with_cot(body).replace("def load_sft(): return Oracle(0.5)",
+                                     f"def load_sft():\n    __import__('torch').save(1, {str(tmp_path / 'a.pt')!r})")
+    _, out = grade(write_package(tmp_path / "src", package), capsys, "--max_question", "1")
     assert "[  25 /  25 ]" in line(out, "CoT model") and f"  against the rules: no writing files: {target}" in out
-    assert not target.exists()
+    assert not target.exists() and not (tmp_path / "a.pt").exists()
+    if __import__("grader.landlock").landlock.abi():
+        assert "against the course's rules, refused by the kernel: RuntimeError: " in line(out, "SFT model")

@@ -4,8 +4,9 @@ datagen keeps a sampled completion only if its answer is right and its first sen
 (`states_the_factor`); what it keeps is that factor written out (`write`) in one of FORMS, and verified step by step
 (`holds`). GRPO rewards a completion that is `consistent`; the miss counts (`miss_kind`) use `STATEMENT`.
 
-    plain:  1 mile = 1.609 kilometer. 7.2 * 1.609 = 11.5848. <answer>11.5848</answer>     (FORM, what RFT learns)
-    split:  1 mile = 1.61 kilometer. 7.2 * 1.61 = 7 * 1.61 + 0.2 * 1.61 = 11.27 + 0.322 = 11.592. <answer>11.592</answer>
+    rounded: 1 mile = 1.61 kilometer. 7.2 * 1.61 = 11.6. <answer>11.6</answer>               (FORM, what RFT learns)
+    plain:   1 mile = 1.609 kilometer. 7.2 * 1.609 = 11.5848. <answer>11.5848</answer>
+    split:   1 mile = 1.61 kilometer. 7.2 * 1.61 = 7 * 1.61 + 0.2 * 1.61 = 11.27 + 0.322 = 11.592. <answer>11.592</answer>
 
 scripts/pilot.py adds the forms only its pilots use; docs/RECIPE.md gives each form's scores.
 """
@@ -46,8 +47,16 @@ def split(n: float, src: str, dst: str, factor: float) -> str:
     return text + f"{answer}. <answer>{answer}</answer>"
 
 
-FORMS = {"plain": plain, "split": split}
-FORM = "plain"  # what datagen writes and RFT learns; the pilots of each form: docs/RECIPE.md
+def rounded(n: float, src: str, dst: str, factor: float) -> str:
+    """The one-product form, the factor and the product to 3 significant digits ("1 mile = 1.61 kilometer. 7.2 * 1.61 =
+    11.6."): the leading digits, which decide the 5% tolerance (rounding both costs at most 1%), and no more."""
+    f = float(f"{factor:.3g}")
+    product = fmt(float(f"{n * f:.3g}"))
+    return f"1 {src} = {fmt(f)} {dst}. {fmt(n)} * {fmt(f)} = {product}. <answer>{product}</answer>"
+
+
+FORMS = {"plain": plain, "split": split, "rounded": rounded}
+FORM = "rounded"  # what rft_data rewrites every row into and RFT learns; each form's runs: docs/RECIPE.md
 
 
 def names(reading: Reading) -> tuple[str, str]:
