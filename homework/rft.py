@@ -9,44 +9,26 @@
     python -m homework.rft ask "How many inches in 3 feet?"
     python -m homework.rft show                    # a training example, the trained tokens in [brackets]
 
-The prompt is one worked training row of the question's unit pair, then the question as SFT asks it ("Convert 7.2 mile
-to kilometer."); the model learns to write the reasoning datagen verified, the factor and the product to 3 significant
-figures: "1 mile = 1.61 kilometer. 7.2 * 1.61 = 11.6. <answer>11.6</answer>". docs/RECIPE.md says why this prompt and
-this form.
+The prompt is the question as SFT asks it ("Convert 7.2 mile to kilometer."); the model learns to write the reasoning
+datagen verified, the factor and the product to 3 significant figures: "1 mile = 1.61 kilometer. 7.2 * 1.61 = 11.6.
+<answer>11.6</answer>". docs/RECIPE.md says why this prompt and this form.
 """
 from pathlib import Path
 
 from . import adapters, loader
 from .base_llm import BaseLLM
 from .cli import check_flags, check_training, checked_question, checked_test, cli, is_count
-from .data import DataError, Dataset, read_rows, rft_data
+from .data import DataError, read_rows, rft_data
 from .evaluation import ask as ask_model, evaluate
 from .sft import plain_question, show_tokens, train_lora
-from .units import rationale
-from .units.reader import read_question, readable
+from .units.reader import readable
 
 MODEL_DIR = Path(__file__).resolve().parent / "rft_model"
 
 
 class RFTModel(BaseLLM):
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.shots = {}  # unit pair -> its training rows: (quantity, question, answer)
-        for (question, answer), reading, _ in readable(Dataset("train").data, "RFT"):
-            if reading.n:
-                self.shots.setdefault(reading.units, []).append((reading.n, question, answer))
-
-    def shot(self, question: str) -> str:
-        """The first training row of the question's pair at another quantity, worked: "Convert 4 kilogram to gram. 1
-        kilogram = 1000 gram. 4 * 1000 = 4000. <answer>4000</answer>\\n"; "" where there is none."""
-        reading = read_question(question)
-        for n, row, answer in self.shots.get(reading.units, []) if reading else []:
-            if n != reading.n:
-                return f"{plain_question(row)} {rationale.write(read_question(row), answer / n)}\n"
-        return ""
-
     def format_prompt(self, question: str) -> str:
-        return self.shot(question) + plain_question(question)
+        return plain_question(question)
 
 
 def load(path: str | Path = MODEL_DIR, calculator: bool = False) -> RFTModel:
@@ -71,7 +53,7 @@ def read_data(data: str | None) -> list[list]:
 
 
 def train(output_dir: str = str(MODEL_DIR), data: str | None = None, max_question: int = 100,
-          checkpoint: str = loader.DEFAULT_CHECKPOINT, learning_rate: float = 1e-3, epochs: float = 1.4,
+          checkpoint: str = loader.DEFAULT_CHECKPOINT, learning_rate: float = 1e-3, epochs: float = 2.5,
           batch_size: int = 8, max_steps: int = -1, lora_r: int | None = None, lora_alpha: int | None = None,
           lora_dropout: float = 0.0, seed: int = 0, curve_every: int = 0):
     """Train on the rows of `data`, save the adapter to output_dir, then print the accuracy on the first valid

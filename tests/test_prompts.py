@@ -17,12 +17,8 @@ def turn(question: str, worked: str) -> str:
 EXPECTED = {
     (SFTModel, "How many gram are there per 6 kg?"): "Convert 6 kilogram to gram.",
     (SFTModel, "What is 3.7 mile in km?"): "Convert 3.7 mile to kilometer.",
-    (RFTModel, "How many gram are there per 6 kg?"):
-        "Convert 4 kilogram to gram. 1 kilogram = 1000 gram. 4 * 1000 = 4000. <answer>4000</answer>\n"
-        "Convert 6 kilogram to gram.",
-    (RFTModel, "What is 3.7 mile in km?"):
-        "Convert 4 mile to kilometer. 1 mile = 1.61 kilometer. 4 * 1.61 = 6.44. <answer>6.44</answer>\n"
-        "Convert 3.7 mile to kilometer.",
+    (RFTModel, "How many gram are there per 6 kg?"): "Convert 6 kilogram to gram.",
+    (RFTModel, "What is 3.7 mile in km?"): "Convert 3.7 mile to kilometer.",
     (CoTModel, "How many gram are there per 6 kg?"): SYSTEM + "".join(
         turn(f"How many gram are there per {n} kg?", f"1 kg = 1000 gram. {n} * 1000 = {n}000. <answer>{n}000</answer>")
         for n in (8, 10, 9, 4)) + "<|im_start|>user\nHow many gram are there per 6 kg?<|im_end|>\n<|im_start|>assistant\n",

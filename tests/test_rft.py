@@ -100,19 +100,12 @@ def test_examples_pair_the_prompt_with_the_reasoning(tiny_model, tokenizer):
     assert examples == [(model.format_prompt(q0), " r0"), (model.format_prompt(q1), " r1")]
 
 
-def test_the_prompt_is_one_worked_training_row_of_the_pair_then_the_question(tiny_model, tokenizer):
+def test_the_prompt_is_the_question_as_sft_asks_it(tiny_model, tokenizer):
     model = rft.RFTModel(model=tiny_model, tokenizer=tokenizer)
-    shot, asked = model.format_prompt("how many grammes in 6.5 kilos").split("\n")
-    assert asked == "Convert 6.5 kilogram to gram."
-    n = float(re.match(r"Convert (\S+) kilogram to gram\.", shot).group(1))
-    assert shot.endswith(" " + rationale.write(reader.read_question(f"{n} kg to g"), 1000))
-    train = {(r.units, r.n) for q, _ in Dataset("train").data if (r := reader.read_question(q))}
-    assert (("kilogram", "gram"), n) in train  # a training row, as the training set answers it
-    for q, _ in Dataset("valid").data[:50]:  # never the question's own conversion
-        reading = reader.read_question(q)
-        shown = reader.read_question(model.format_prompt(q).split("\n")[0]) if "\n" in model.format_prompt(q) else None
-        assert shown is None or (shown.units == reading.units and shown.n != reading.n)
-    assert model.format_prompt("tell me a joke") == "tell me a joke"  # nothing to show: the question alone
+    assert model.format_prompt("how many grammes in 6.5 kilos") == "Convert 6.5 kilogram to gram."
+    assert model.format_prompt("tell me a joke") == "tell me a joke"  # not a conversion: the question as written
+    examples = rft.examples(model, [["3 ft to in", 36.0, "1 foot = 12 inch. 3 * 12 = 36. <answer>36</answer>"]])
+    assert examples == [("Convert 3 foot to inch.", " 1 foot = 12 inch. 3 * 12 = 36. <answer>36</answer>")]
 
 
 def test_rft_trains_and_reloads_on_a_tiny_model(tmp_path, tiny_base, fp32_policy):
