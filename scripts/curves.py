@@ -27,9 +27,9 @@ def main(name: str, sampled: str, form: str = rationale.FORM, rewrite: bool = Tr
          seed: int = 0, max_steps: int = -1, max_sampled: int | None = None):
     out = Path(output_dir) / name
     out.mkdir(parents=True, exist_ok=True)
-    rationale.FORM = form  # the RFT prompt's worked row is written in the form trained on
     rft.RFTModel.max_new_tokens = 128  # a 3-figure quantity split is up to about 116 tokens
-    figures = rft_data.make(sampled, str(out / "rft_train.json"), form, grid, spread, seed, rewrite, max_sampled, True)
+    figures = rft_data.make(sampled, str(out / "rft_train.json"), form=form, grid_per_pair=grid, spread_count=spread,
+                            seed=seed, rewrite_rows=rewrite, max_sampled=max_sampled, overwrite=True)
     speed = rft.train(str(out / "model"), str(out / "rft_train.json"), max_question=0, epochs=epochs,
                       learning_rate=learning_rate, curve_every=every, seed=seed, max_steps=max_steps)
     (out / "run.json").write_text(json.dumps({"form": form, "rewrite": rewrite, "grid": grid, "spread": spread,

@@ -1,7 +1,8 @@
 """A pilot of a reasoning form and prompt: train the RFT model on rows written in that form, then score it.
 
-    python scripts/pilot.py --form rounded --one_shot           # what the recipe ships: one worked row, then the question
-    python scripts/pilot.py --form steps                        # `steps` below, the question alone
+    python scripts/pilot.py --form rounded                      # the recipe's form and prompt: the question alone
+    python scripts/pilot.py --form rounded --worked_row         # one worked training row of the pair, then the question
+    python scripts/pilot.py --form steps                        # `steps` below
     python scripts/pilot.py --form plain --init_adapter homework/sft_model   # on the SFT adapter, merged
 
 The rows are our generator's questions at quantities of every digit length (generator.spread), each written at the
@@ -18,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from homework import adapters, loader, rft, sft, training  # noqa: E402
 from homework.cli import cli  # noqa: E402
+from homework.data import Dataset  # noqa: E402
 from homework.units import rationale  # noqa: E402
 from homework.evaluation import evaluate  # noqa: E402
 from homework.units.generator import spread  # noqa: E402
@@ -70,17 +72,32 @@ def steps(n: float, src: str, dst: str, factor: float) -> str:
 rationale.FORMS.update(steps=steps)  # `--form steps`: rationale.write and holds know it
 
 
-class QuestionAlone(rft.RFTModel):
-    """The RFT model without the worked row: the question as SFT asks it, and nothing else."""
+class WorkedRow(rft.RFTModel):
+    """The prompt of the worked-row runs (docs/RECIPE.md): the first training row of the question's pair at another
+    quantity, worked in rationale.FORM ("Convert 4 mile to kilometer. 1 mile = 1.61 kilometer. 4 * 1.61 = 6.44.
+    <answer>6.44</answer>"), then the question as SFT asks it."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.rows = {}  # unit pair -> its training rows: (quantity, question, answer)
+        for question, answer in Dataset("train").data:
+            reading = read_question(question)
+            if reading is not None and reading.n:
+                self.rows.setdefault(reading.units, []).append((reading.n, question, answer))
 
     def format_prompt(self, question: str) -> str:
+        reading = read_question(question)
+        for n, row, answer in self.rows.get(reading.units, []) if reading else []:
+            if n != reading.n:
+                worked = rationale.write(read_question(row), answer / n)
+                return f"{plain_question(row)} {worked}\n{plain_question(question)}"
         return plain_question(question)
 
 
-def main(form: str = "plain", one_shot: bool = False, rows: int = 1500, epochs: float = 1, learning_rate: float = 1e-3,
+def main(form: str = "plain", worked_row: bool = False, rows: int = 1500, epochs: float = 1, learning_rate: float = 1e-3,
          seed: int = 1, checkpoint: str = loader.DEFAULT_CHECKPOINT, max_question: int = 100, output_dir: str | None = None,
          init_adapter: str | None = None):
-    model_class = rft.RFTModel if one_shot else QuestionAlone
+    model_class = WorkedRow if worked_row else rft.RFTModel
     data = [[q, a, rationale.write(read_question(q), a / read_question(q).n, form)] for q, a in spread(rows, seed)]
     out = Path(output_dir or tempfile.mkdtemp(prefix=f"pilot-{form}-"))
     start = time.time()
@@ -95,7 +112,7 @@ def main(form: str = "plain", one_shot: bool = False, rows: int = 1500, epochs: 
     model = adapters.load(out, model_class)
     for split in ("offgrid", "valid"):
         result = evaluate(model, max_question, split, show_misses=3)
-        print(f"pilot form={form} one_shot={one_shot} rows={rows} epochs={epochs} init={init_adapter} split={split} "
+        print(f"pilot form={form} worked_row={worked_row} rows={rows} epochs={epochs} init={init_adapter} split={split} "
               f"accuracy={result.accuracy:.2f} train_seconds={trained:.0f} adapter={out}", flush=True)
 
 

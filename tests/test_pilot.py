@@ -1,4 +1,5 @@
-"""The pilot's own reasoning forms (scripts/pilot.py): `steps` writes every partial product, and `holds` checks each."""
+"""The pilot's own reasoning forms (scripts/pilot.py): `steps` writes every partial product, and `holds` checks each;
+its worked-row prompt shows a training row of the pair, never the question's own conversion."""
 import importlib.util
 import random
 import re
@@ -7,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from homework.base_llm import parse_answer
+from homework.data import Dataset
 from homework.units import rationale
+from homework.units.reader import read_question
 
 spec = importlib.util.spec_from_file_location("pilot", Path(__file__).parent.parent / "scripts" / "pilot.py")
 pilot = importlib.util.module_from_spec(spec)
@@ -67,3 +70,18 @@ def test_holds_rejects_any_step_of_steps_that_does_not(change, why):
     text = pilot.steps(7.2, "mile", "kilometer", 1.609344).replace(*change)
     assert text != pilot.steps(7.2, "mile", "kilometer", 1.609344), "the change applies"
     assert not rationale.holds(QUESTION, text, TRUTH, "steps"), why
+
+
+def test_the_worked_row_prompt_is_a_training_row_of_the_pair_then_the_question(tiny_model, tokenizer):
+    model = pilot.WorkedRow(model=tiny_model, tokenizer=tokenizer)
+    shot, asked = model.format_prompt("how many grammes in 6.5 kilos").split("\n")
+    assert asked == "Convert 6.5 kilogram to gram."
+    n = float(re.match(r"Convert (\S+) kilogram to gram\.", shot).group(1))
+    assert shot.endswith(" " + rationale.write(read_question(f"{n} kg to g"), 1000))
+    train = {(r.units, r.n) for q, _ in Dataset("train").data if (r := read_question(q))}
+    assert (("kilogram", "gram"), n) in train  # a training row, as the training set answers it
+    for q, _ in Dataset("valid").data[:50]:  # never the question's own conversion
+        reading, prompt = read_question(q), model.format_prompt(q)
+        shown = read_question(prompt.split("\n")[0]) if "\n" in prompt else None
+        assert shown is None or (shown.units == reading.units and shown.n != reading.n)
+    assert model.format_prompt("tell me a joke") == "tell me a joke"  # nothing to show: the question alone
