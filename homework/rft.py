@@ -16,19 +16,17 @@ datagen verified, the factor and the product to 3 significant figures: "1 mile =
 from pathlib import Path
 
 from . import adapters, loader
-from .base_llm import BaseLLM
 from .cli import check_flags, check_training, checked_question, checked_test, cli, is_count
 from .data import DataError, read_rows, rft_data
 from .evaluation import ask as ask_model, evaluate
-from .sft import plain_question, show_tokens, train_lora
+from .sft import SFTModel, show_tokens, train_lora
 from .units.reader import readable
 
 MODEL_DIR = Path(__file__).resolve().parent / "rft_model"
 
 
-class RFTModel(BaseLLM):
-    def format_prompt(self, question: str) -> str:
-        return plain_question(question)
+class RFTModel(SFTModel):
+    """SFT's prompt ("Convert 7.2 mile to kilometer."); what differs is what the model learned to write after it."""
 
 
 def load(path: str | Path = MODEL_DIR, calculator: bool = False) -> RFTModel:

@@ -11,6 +11,7 @@ from homework import adapters, data, datagen, evaluation, rft, sampling, setting
 from homework.data import DataError
 from homework.units import rationale, reader
 from homework.base_llm import parse_answer
+from homework.sft import plain_question
 from homework.data import DATA_DIR, Dataset
 
 
@@ -157,7 +158,7 @@ def test_show_brackets_the_rationale_and_nothing_of_the_prompt(tmp_path, tiny_ba
     out = capsys.readouterr().out
     trained = "".join(re.findall(r"\[(.*?)\]", out, flags=re.S))
     assert trained == " " + worked(a) + "<|im_end|>"  # the reasoning and EOS
-    assert "[" not in out.split(rft.plain_question(q))[0]  # the prompt, untrained
+    assert "[" not in out.split(plain_question(q))[0]  # the prompt, untrained
 
 
 def test_datagen_samples_every_training_question_and_keeps_a_completion_as_written(tmp_path, monkeypatch):
