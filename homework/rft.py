@@ -51,7 +51,7 @@ def read_data(data: str | None) -> list[list]:
 
 
 def train(output_dir: str = str(MODEL_DIR), data: str | None = None, max_question: int = 100,
-          checkpoint: str = loader.DEFAULT_CHECKPOINT, learning_rate: float = 1e-3, epochs: float = 2.5,
+          checkpoint: str = loader.DEFAULT_CHECKPOINT, learning_rate: float = 5e-4, epochs: float = 2.5,
           batch_size: int = 8, max_steps: int = -1, lora_r: int | None = None, lora_alpha: int | None = None,
           lora_dropout: float = 0.0, seed: int = 0, curve_every: int = 0):
     """Train on the rows of `data`, save the adapter to output_dir, then print the accuracy on the first valid

@@ -115,6 +115,10 @@ def test_a_stage_whose_sizes_change_runs_again_with_the_stages_that_read_it(tmp_
     third = Stages(monkeypatch)
     recipe.main(quick=True, output_dir=str(tmp_path))
     assert third.ran == ["rft_data", "rft", "evaluate", "grade"]  # datagen's samples stand
+    monkeypatch.setitem(recipe.SIZES, "quick", {**recipe.SIZES["quick"], "rft_curve_every": 2})
+    fourth = Stages(monkeypatch)
+    recipe.main(quick=True, output_dir=str(tmp_path))
+    assert fourth.ran == ["rft", "evaluate", "grade"]  # each training has its own curve: SFT's stands
 
 
 def test_the_report_renders_each_command_from_the_arguments_that_ran_and_names_no_machine_path(tmp_path, monkeypatch):

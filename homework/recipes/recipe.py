@@ -63,7 +63,8 @@ SIZES = {
         sft_epochs=default(sft.train, "epochs"),
         rft_epochs=default(rft.train, "epochs"),
         max_steps=-1,
-        curve_every=250,
+        sft_curve_every=250,
+        rft_curve_every=500,
         test_questions=100,
         grade_questions=0,
     ),
@@ -78,7 +79,8 @@ SIZES = {
         sft_epochs=1,
         rft_epochs=1,
         max_steps=3,
-        curve_every=0,  # no curve: 200 questions scored a point would outlast the smoke run
+        sft_curve_every=0,  # no curve: 200 questions scored a point would outlast the smoke run
+        rft_curve_every=0,
         test_questions=2,
         grade_questions=1,
     ),
@@ -90,8 +92,8 @@ RUN_FILES = ("recipe.json", "recipe.json.tmp", "report.md", "curves.png", "data"
 STAGE_SIZES = {
     "datagen": ["max_question", "oversample"],
     "rft_data": ["rewrite", "grid", "halves", "spread", "form"],
-    "sft": ["sft_wordings", "sft_epochs", "max_steps", "curve_every"],
-    "rft": ["rft_epochs", "max_steps", "curve_every"],
+    "sft": ["sft_wordings", "sft_epochs", "max_steps", "sft_curve_every"],
+    "rft": ["rft_epochs", "max_steps", "rft_curve_every"],
     "evaluate": ["test_questions"],
     "grade": ["grade_questions"],
 }
@@ -223,8 +225,7 @@ def main(
         raise UsageError(f"can't write {out}: {e.strerror or e}") from None
     package = out / "package" / "homework"  # the adapters trained here, and a copy of the code to grade them with
     sampled, data = out / "data" / "rft.json", out / "data" / "rft_train.json"
-    training = {"max_question": 0, "max_steps": sizes["max_steps"], "curve_every": sizes["curve_every"],
-                "checkpoint": checkpoint, "seed": seed}
+    training = {"max_question": 0, "max_steps": sizes["max_steps"], "checkpoint": checkpoint, "seed": seed}
     stages = {  # stage: (module, positional, flags), each run as module.function(*positional, **flags)
         "datagen": (datagen.generate_dataset, "homework.datagen", [sampled],
                     dict(oversample=sizes["oversample"], max_question=sizes["max_question"], checkpoint=checkpoint,
@@ -235,9 +236,10 @@ def main(
                           rewrite_rows=sizes["rewrite"], overwrite=True)),
         "sft": (sft.train, "homework.sft train", [],
                 dict(output_dir=package / "sft_model", more_wordings=sizes["sft_wordings"], epochs=sizes["sft_epochs"],
-                     **training)),
+                     curve_every=sizes["sft_curve_every"], **training)),
         "rft": (rft.train, "homework.rft train", [],
-                dict(output_dir=package / "rft_model", data=data, epochs=sizes["rft_epochs"], **training)),
+                dict(output_dir=package / "rft_model", data=data, epochs=sizes["rft_epochs"],
+                     curve_every=sizes["rft_curve_every"], **training)),
     }
     commands = {stage: command(module, out, positional, **{k: v for k, v in flags.items() if k != "overwrite"}
                                | ({"overwrite": True} if "overwrite" in flags else {}))

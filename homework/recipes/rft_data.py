@@ -65,7 +65,7 @@ def spread(rows: list[list], count: int, seed: int = 0, form: str | None = None)
     return at_stated_factors(rows, spread_questions(count, seed) if count else [], form)
 
 
-def make(sampled: str, output: str, form: str = rationale.FORM, grid_per_pair: int = 10, halves_per_pair: int = 0,
+def make(sampled: str, output: str, form: str = rationale.FORM, grid_per_pair: int = 10, halves_per_pair: int = 3,
          spread_count: int = 2100, seed: int = 0, rewrite_rows: bool = True, max_sampled: int | None = None,
          overwrite: bool = False) -> dict:
     """Read datagen's rows from `sampled`, write RFT's rows to `output`; returns how many each step made.
