@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from homework import adapters, loader, settings, sft, training
+from homework import adapters, loader, rft, settings, sft, training
 from homework.cli import FLAG_HELP
 from homework.units import numbers, table as units
 from homework.base_llm import BaseLLM
@@ -214,8 +214,6 @@ def test_two_processes_train_one_adapter(tiny_base, tmp_path):
     ({"lora_dropout": 2}, "--lora_dropout 2 (from 0 to below 1)"),
 ])
 def test_bad_training_values_are_refused_before_a_model_loads(flags, message, monkeypatch, tmp_path):
-    from homework import rft
-
     monkeypatch.setattr(sft, "SFTModel", lambda *args, **kwargs: pytest.fail("a model was loaded"))
     monkeypatch.setattr(rft, "RFTModel", lambda *args, **kwargs: pytest.fail("a model was loaded"))
     for train in (sft.train, rft.train):
@@ -231,7 +229,7 @@ def test_train_help_shows_every_training_setting_with_its_help_line():
     shown = " ".join((result.stdout + result.stderr).split())  # Fire writes help to stderr, and wraps long lines
     for flag in ("learning_rate", "epochs", "batch_size", "max_steps", "lora_r", "lora_alpha", "lora_dropout", "seed"):
         assert f"--{flag}=" in shown and " ".join(FLAG_HELP[flag].split()) in shown, flag
-    assert "Default: 0.001" in shown  # RFT's own learning rate
+    assert f"Default: {training.defaults(rft.train)['learning_rate']}" in shown  # RFT's own learning rate
     assert all(name in shown for name in settings.ENVIRONMENT)
 
 
@@ -258,8 +256,6 @@ def test_a_training_that_goes_non_finite_keeps_the_adapter_there(tiny_base, tmp_
 
 @pytest.mark.parametrize("stage", ["sft", "rft"])
 def test_an_output_dir_that_is_a_file_is_refused_before_a_model_loads(stage, tmp_path, monkeypatch):
-    from homework import rft
-
     module = {"sft": sft, "rft": rft}[stage]
     monkeypatch.setattr(module, {"sft": "SFTModel", "rft": "RFTModel"}[stage], lambda *a, **k: pytest.fail("loaded"))
     (tmp_path / "a_file").write_text("keep me")
